@@ -1,0 +1,172 @@
+"""The model families Model Doctor knows, as data.
+
+A :class:`Family` composes component tables at mount prefixes (the layout of a single-file LDM /
+SGM checkpoint, or of a standalone component file). Identification scores every family against a
+file's keys; nothing here is an if-chain over architectures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Mount", "Slot", "Family", "FAMILIES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "family"]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """Where a component's keys sit in a file.
+
+    Attributes:
+        prefix: prepended to every table key.
+        layout: ``"standard"``, or a named legacy layout such as ``"nai"`` (CLIP keys without
+            ``text_model.``), which the WebUI renames on load and a repair renames for good.
+        ema: keys are the table keys with every ``.`` removed (how LitEma names its buffers).
+    """
+
+    prefix: str
+    layout: str = "standard"
+    ema: bool = False
+
+    def key(self, table_key: str) -> str:
+        return self.prefix + (table_key.replace(".", "") if self.ema else table_key)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One component of a family: which tables may fill it and where it is mounted."""
+
+    component: str  # unet, vae, clip_l, clip_h, clip_g, ema_unet, depth, controlnet
+    tables: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model layout the WebUI (or a component dropdown) can load."""
+
+    name: str  # the architecture id of the CLI contract
+    kind: str  # "checkpoint" or "component"
+    base: str  # SD1, SD2 or SDXL: which parts fit together
+    label: str
+    slots: tuple[Slot, ...]
+
+    def slot(self, component: str) -> Slot | None:
+        return next((s for s in self.slots if s.component == component), None)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A family recognised by key patterns only (adapters, and newer models we only inspect).
+
+    It applies when the share of keys matching ``patterns`` is at least ``min_share`` (and at
+    least one key matches).
+    """
+
+    name: str
+    label: str
+    patterns: tuple[str, ...]
+    min_share: float
+
+
+UNET = "model.diffusion_model."
+VAE = "first_stage_model."
+SD1_CLIP = "cond_stage_model.transformer."
+SD2_CLIP = "cond_stage_model.model."
+XL_CLIP_L = "conditioner.embedders.0.transformer.text_model."
+XL_CLIP_G = "conditioner.embedders.1.model."
+REFINER_CLIP_G = "conditioner.embedders.0.model."
+EMA = "model_ema.diffusion_model"
+
+
+def _unet(*tables: str, prefix: str = UNET) -> Slot:
+    return Slot("unet", tables, (Mount(prefix),))
+
+
+def _ema(*tables: str) -> Slot:
+    return Slot("ema_unet", tables, (Mount(EMA, ema=True),), required=False)
+
+
+_VAE = Slot("vae", ("vae",), (Mount(VAE),))
+_SD1_CLIP = Slot("clip_l", ("clip_l",), (Mount(SD1_CLIP + "text_model."), Mount(SD1_CLIP, layout="nai")))
+_SD2_CLIP = Slot("clip_h", ("clip_h", "clip_h_wd"), (Mount(SD2_CLIP),))
+_XL_CLIP_L = Slot("clip_l", ("clip_l",), (Mount(XL_CLIP_L),))
+_XL_CLIP_G = Slot("clip_g", ("clip_g",), (Mount(XL_CLIP_G),))
+
+
+def _sd1(name: str, unet: str, label: str) -> Family:
+    return Family(name, "checkpoint", "SD1", label, (_unet(unet), _VAE, _SD1_CLIP, _ema(unet)))
+
+
+def _sd2(name: str, unet: str, label: str, *extra: Slot) -> Family:
+    return Family(name, "checkpoint", "SD2", label, (_unet(unet), _VAE, _SD2_CLIP, *extra, _ema(unet)))
+
+
+def _sdxl(name: str, unet: str, label: str) -> Family:
+    return Family(name, "checkpoint", "SDXL", label, (_unet(unet), _VAE, _XL_CLIP_L, _XL_CLIP_G, _ema(unet)))
+
+
+# Order breaks ties: full checkpoints before standalone parts.
+FAMILIES: tuple[Family, ...] = (
+    _sd1("SD1", "unet_sd1", "Stable Diffusion 1.x"),
+    _sd1("SD1-inpaint", "unet_sd1_inpaint", "Stable Diffusion 1.x inpainting"),
+    _sd1("SD1-pix2pix", "unet_sd1_pix2pix", "Stable Diffusion 1.x InstructPix2Pix"),
+    _sd2("SD2", "unet_sd2", "Stable Diffusion 2.x"),
+    _sd2("SD2-inpaint", "unet_sd2_inpaint", "Stable Diffusion 2.x inpainting"),
+    _sd2("SD2-depth", "unet_sd2_depth", "Stable Diffusion 2.x depth",
+         Slot("depth", ("depth_midas",), (Mount("depth_model.model."),))),
+    _sdxl("SDXL", "unet_sdxl", "Stable Diffusion XL"),
+    _sdxl("SDXL-inpaint", "unet_sdxl_inpaint", "Stable Diffusion XL inpainting"),
+    Family("SDXL-refiner", "checkpoint", "SDXL", "Stable Diffusion XL refiner", (
+        _unet("unet_sdxl_refiner"), _VAE, Slot("clip_g", ("clip_g",), (Mount(REFINER_CLIP_G),)),
+        _ema("unet_sdxl_refiner"))),
+    Family("UNET-SD1", "component", "SD1", "SD1 UNet",
+           (_unet("unet_sd1", "unet_sd1_inpaint", "unet_sd1_pix2pix", prefix=""),)),
+    Family("UNET-SD2", "component", "SD2", "SD2 UNet",
+           (_unet("unet_sd2", "unet_sd2_inpaint", "unet_sd2_depth", prefix=""),)),
+    Family("UNET-SDXL", "component", "SDXL", "SDXL UNet",
+           (_unet("unet_sdxl", "unet_sdxl_inpaint", "unet_sdxl_refiner", prefix=""),)),
+    Family("VAE", "component", "SD", "VAE (SD1/SD2/SDXL share one structure)",
+           (Slot("vae", ("vae",), (Mount(""),)),)),
+    Family("CLIP-SD1", "component", "SD1", "CLIP ViT-L text encoder",
+           (Slot("clip_l", ("clip_l",), (Mount("text_model."), Mount(""))),)),
+    Family("CLIP-SD2", "component", "SD2", "OpenCLIP ViT-H text encoder",
+           (Slot("clip_h", ("clip_h", "clip_h_wd"), (Mount(""),)),)),
+    Family("CLIP-SDXL", "component", "SDXL", "SDXL text encoders", (
+        Slot("clip_l", ("clip_l",), (Mount("clip_l.text_model."),), required=False),
+        Slot("clip_g", ("clip_g",), (Mount("clip_g."), Mount(""))))),
+    Family("ControlNet", "component", "SD1", "ControlNet",
+           (Slot("controlnet", ("controlnet_sd1",), (Mount("control_model."), Mount(""))),)),
+)
+
+# Recognised from key patterns; inspected, never pruned or rebuilt.
+SIGNATURES: tuple[Signature, ...] = (
+    Signature("Flux", "FLUX.1", (r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.",), 0.0),
+    Signature("SD3", "Stable Diffusion 3", (r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",), 0.0),
+    Signature("LoRA", "LoRA / LyCORIS", (
+        r"^lora_(unet|te\d?|transformer)_",
+        r"\.(lora_(down|up|A|B)|hada_w[12]_[ab]|lokr_w[12](_[ab])?)(\.weight)?$",
+        r"\.alpha$",
+    ), 0.5),
+    Signature("Embedding", "textual-inversion embedding",
+              (r"^(emb_params|string_to_param\..+|clip_l|clip_g|string_to_token\..+)$",), 1.0),
+)
+
+# Small buffers of a full LDM checkpoint that belong to no component but must be kept: the
+# scheduler, EMA bookkeeping, and the markers WebUIs read to pick v-prediction / zero-SNR.
+SCHEDULER_BUFFERS = frozenset({
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+    "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+    "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+    "posterior_mean_coef1", "posterior_mean_coef2", "logvar",
+})
+EMA_BUFFERS = frozenset({"model_ema.decay", "model_ema.num_updates"})
+PREDICTION_MARKERS = frozenset({"v_pred", "ztsnr", "edm_mean", "edm_std", "edm_vpred.sigma_max", "edm_vpred.sigma_min"})
+KNOWN_BUFFERS = SCHEDULER_BUFFERS | EMA_BUFFERS | PREDICTION_MARKERS
+
+_BY_NAME = {f.name: f for f in FAMILIES}
+
+
+def family(name: str) -> Family:
+    """The :class:`Family` with this architecture id; ``KeyError`` if unknown."""
+    return _BY_NAME[name]

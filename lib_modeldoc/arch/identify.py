@@ -1,0 +1,219 @@
+"""Identify a model from its keys and shapes, keeping the evidence.
+
+Every family is scored against the file: per component slot, the best (table, mount) pair by
+keys found with the right shape. The best family wins even with a few keys missing or extra:
+a damaged SDXL file is "SDXL, with findings", never "unknown". Nothing here reads tensor data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, Family, Mount, Signature, Slot
+from .tables import shape_matches, table
+
+__all__ = ["SlotMatch", "Candidate", "Identification", "identify"]
+
+# A family is recognised when one of its required components is at least this complete.
+MIN_COMPONENT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class SlotMatch:
+    """How one component slot of a family matched the file."""
+
+    component: str
+    table: str
+    mount: Mount
+    required: bool
+    expected: int  # required keys of the table
+    matched: tuple[str, ...]  # file keys present with the right shape
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]  # (key, found, expected)
+    missing: tuple[str, ...]  # file keys the table requires but the file lacks
+
+    @property
+    def present(self) -> bool:
+        return bool(self.matched or self.mismatched)
+
+    @property
+    def complete(self) -> bool:
+        return self.present and not self.missing and not self.mismatched
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every file key this slot claims."""
+        return self.matched + tuple(k for k, _, _ in self.mismatched)
+
+    @property
+    def share(self) -> float:
+        return len(self.matched) / self.expected if self.expected else 0.0
+
+    def table_key(self, file_key: str) -> str | None:
+        """The table key a file key of this slot stands for (EMA keys have lost their dots)."""
+        if not file_key.startswith(self.mount.prefix):
+            return None
+        rest = file_key[len(self.mount.prefix):]
+        if not self.mount.ema:
+            return rest if rest in table(self.table).shapes else None
+        return _ema_index(self.table).get(rest)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A family considered, with its score (matched minus mismatched keys)."""
+
+    name: str
+    score: int
+    matched: int
+    missing: int
+    mismatched: int
+
+
+@dataclass(frozen=True)
+class Identification:
+    """What a file is, and why we think so.
+
+    Attributes:
+        architecture: a contract id (``SD1``, ``SDXL``, ``VAE`` ... or ``unknown``).
+        family: the matched :class:`Family`, ``None`` for signatures and unknown files.
+        slots: how each component slot of that family matched (present or not).
+        candidates: the best-scoring families, best first.
+        evidence: short human-readable reasons.
+        label: a human name for the architecture.
+    """
+
+    architecture: str
+    family: Family | None
+    slots: tuple[SlotMatch, ...]
+    candidates: tuple[Candidate, ...]
+    evidence: tuple[str, ...]
+    label: str
+
+    @property
+    def identified(self) -> bool:
+        return self.architecture != "unknown"
+
+    @property
+    def prunable(self) -> bool:
+        """Whether "not claimed by any table" may be read as junk (a table family was matched)."""
+        return self.family is not None
+
+    def slot(self, component: str) -> SlotMatch | None:
+        return next((s for s in self.slots if s.component == component), None)
+
+    def claimed(self) -> set[str]:
+        """File keys that belong to a component of the identified family."""
+        return {k for s in self.slots for k in s.keys}
+
+    def component_keys(self) -> dict[str, tuple[str, ...]]:
+        return {s.component: s.keys for s in self.slots if s.present}
+
+
+def _ema_index(table_id: str) -> dict[str, str]:
+    cached = _EMA_CACHE.get(table_id)
+    if cached is None:
+        cached = _EMA_CACHE[table_id] = {k.replace(".", ""): k for k in table(table_id).shapes}
+    return cached
+
+
+_EMA_CACHE: dict[str, dict[str, str]] = {}
+
+
+def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], cache: dict) -> SlotMatch:
+    best: SlotMatch | None = None
+    for table_id in slot.tables:
+        for mount in slot.mounts:
+            key = (table_id, mount, slot.component, slot.required)
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = _match(slot, table_id, mount, shapes)
+            if best is None or (len(found.matched), -len(found.mismatched)) > (
+                len(best.matched), -len(best.mismatched)
+            ):
+                best = found
+    assert best is not None
+    return best
+
+
+def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]]) -> SlotMatch:
+    tab = table(table_id)
+    matched, mismatched, missing = [], [], []
+    for table_key, expected in tab.shapes.items():
+        file_key = mount.key(table_key)
+        found = shapes.get(file_key)
+        if found is None:
+            if table_key not in tab.optional:
+                missing.append(file_key)
+        elif shape_matches(expected, found):
+            matched.append(file_key)
+        else:
+            mismatched.append((file_key, found, expected))
+    return SlotMatch(
+        slot.component, table_id, mount, slot.required, len(tab.required_keys),
+        tuple(matched), tuple(mismatched), tuple(missing),
+    )
+
+
+def _signature_share(signature: Signature, keys: Iterable[str]) -> float:
+    patterns = [re.compile(p) for p in signature.patterns]
+    keys = list(keys)
+    hits = sum(1 for k in keys if any(p.search(k) for p in patterns))
+    return hits / len(keys) if keys and hits else 0.0
+
+
+def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
+    """Identify a model from ``key -> shape``.
+
+    Args:
+        shapes: every tensor key of the file's state dict with its shape.
+
+    Returns:
+        An :class:`Identification`; ``architecture == "unknown"`` when no family fits, with the
+        candidates that came closest.
+    """
+    for signature in SIGNATURES:
+        share = _signature_share(signature, shapes)
+        if share and share >= signature.min_share:
+            return Identification(
+                signature.name, None, (), (), (f"{share:.0%} of keys match the {signature.label} key pattern",),
+                signature.label,
+            )
+
+    cache: dict = {}
+    scored: list[tuple[tuple[int, int, int], Family, tuple[SlotMatch, ...], Candidate]] = []
+    for order, fam in enumerate(FAMILIES):
+        slots = tuple(_match_slot(slot, shapes, cache) for slot in fam.slots)
+        matched = sum(len(s.matched) for s in slots)
+        mismatched = sum(len(s.mismatched) for s in slots)
+        missing = sum(len(s.missing) for s in slots if s.required)
+        candidate = Candidate(fam.name, matched - mismatched, matched, missing, mismatched)
+        scored.append(((matched - mismatched, -missing, -order), fam, slots, candidate))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    candidates = tuple(item[3] for item in scored[:5] if item[3].matched)
+    _, best, slots, top = scored[0]
+
+    recognised = [s for s in slots if s.required and s.share >= MIN_COMPONENT_SHARE]
+    if not recognised:
+        evidence = tuple(
+            f"{c.name}: {c.matched} keys match, {c.missing} missing, {c.mismatched} with other shapes"
+            for c in candidates[:3]
+        ) or ("no key matches any known architecture",)
+        return Identification("unknown", None, (), candidates, evidence, "unknown model")
+
+    evidence = [f"{best.label}: {top.matched} keys match"]
+    for s in slots:
+        if s.present:
+            where = s.mount.prefix or "no prefix"
+            evidence.append(f"{s.component} = {s.table} at '{where}' ({len(s.matched)}/{s.expected} keys)")
+    if len(scored) > 1 and scored[1][3].matched:
+        runner = scored[1][3]
+        evidence.append(f"next best: {runner.name} ({runner.score} vs {top.score})")
+    return Identification(best.name, best, slots, candidates, tuple(evidence), best.label)
+
+
+def unclaimed(shapes: Mapping[str, object], ident: Identification) -> list[str]:
+    """Keys no component of the identified family claims and that are no known buffer."""
+    claimed = ident.claimed()
+    return [k for k in shapes if k not in claimed and k not in KNOWN_BUFFERS]

@@ -1,0 +1,46 @@
+"""Missing and incomplete components, and what the WebUI does about them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..report import Finding, Severity
+from .context import CheckContext
+
+NAMES = {
+    "unet": "UNet", "vae": "VAE", "clip_l": "CLIP-L text encoder", "clip_h": "OpenCLIP-H text encoder",
+    "clip_g": "OpenCLIP-bigG text encoder", "depth": "MiDaS depth model", "controlnet": "ControlNet",
+    "ema_unet": "EMA UNet",
+}
+
+
+def check_components(ctx: CheckContext) -> Iterator[Finding]:
+    fam = ctx.ident.family
+    if fam is None:
+        return
+    for slot in ctx.ident.slots:
+        name = NAMES.get(slot.component, slot.component)
+        if not slot.present:
+            if slot.required and fam.kind == "checkpoint":
+                yield Finding(
+                    "component.missing", Severity.ERROR,
+                    f"no {name} ({slot.component}): the WebUI keeps the previous model's {name} "
+                    "when it loads this file (or fails when none is loaded)",
+                    repair="replace",
+                )
+            continue
+        problems = []
+        if slot.missing:
+            problems.append(f"{len(slot.missing)} of {slot.expected} keys missing (e.g. {slot.missing[0]})")
+        if slot.mismatched:
+            key, found, expected = slot.mismatched[0]
+            problems.append(
+                f"{len(slot.mismatched)} keys with unexpected shapes (e.g. {key} is {list(found)}, "
+                f"expected {list(expected)})"
+            )
+        if problems:
+            yield Finding(
+                "component.incomplete", Severity.ERROR, f"{name} is incomplete: " + "; ".join(problems),
+                keys=tuple(slot.missing[:10]) + tuple(k for k, _, _ in slot.mismatched[:10]),
+                repair="replace",
+            )

@@ -1,0 +1,93 @@
+"""What every check sees: the open model, its identification and the key layout."""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arch.identify import Identification
+from ..layout import EMA, JUNK, Layout
+from ..model import ModelFile
+from ..report import PositionIds
+
+__all__ = ["CheckContext", "POSITION_IDS", "CLIP_LENGTH"]
+
+POSITION_IDS = "embeddings.position_ids"  # in the clip_l table
+CLIP_LENGTH = 77
+
+
+@dataclass
+class CheckContext:
+    """The model under inspection and the analyses checks share (each computed once)."""
+
+    model: ModelFile
+    ident: Identification
+    layout: Layout
+
+    def nbytes(self, keys: list[str] | tuple[str, ...]) -> int:
+        return sum(self.model[k].nbytes for k in keys)
+
+    @functools.cached_property
+    def junk_keys(self) -> list[str]:
+        return self.layout.keys(JUNK)
+
+    @functools.cached_property
+    def stray_bytes(self) -> int:
+        return sum(t.nbytes for t in self.model.stray_tensors.values())
+
+    @functools.cached_property
+    def ema_keys(self) -> list[str]:
+        return self.layout.keys(EMA)
+
+    @functools.cached_property
+    def junk_groups(self) -> list[tuple[str, int, int]]:
+        """Junk grouped by its leading key segments: ``(pattern, keys, bytes)``, biggest first."""
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        for key in self.junk_keys:
+            group = _group_of(key)
+            counts[group] += 1
+            sizes[group] += self.model[key].nbytes
+        for key, info in self.model.stray_tensors.items():
+            group = key.split(".", 1)[0] + ".* (outside state_dict)"
+            counts[group] += 1
+            sizes[group] += info.nbytes
+        return sorted(((g, counts[g], sizes[g]) for g in counts), key=lambda t: -t[2])
+
+    @functools.cached_property
+    def position_ids(self) -> list[PositionIds]:
+        """Every CLIP-L position_ids tensor, read the way the WebUI reads it (as int64)."""
+        found = []
+        for slot in self.ident.slots:
+            if slot.component != "clip_l" or not slot.present:
+                continue
+            key = slot.mount.key(POSITION_IDS)
+            if key not in self.model:
+                continue
+            info = self.model[key]
+            values = self.model.read(info).reshape(-1)
+            as_int = _as_webui_int64(values)
+            wrong = tuple(int(i) for i in np.nonzero(as_int != np.arange(len(as_int)))[0])
+            if len(as_int) != CLIP_LENGTH:
+                wrong = wrong or tuple(range(len(as_int), CLIP_LENGTH))
+            found.append(PositionIds(key, info.dtype, wrong, tuple(float(values[i]) for i in wrong if i < len(values))))
+        return found
+
+
+def _as_webui_int64(values: np.ndarray) -> np.ndarray:
+    """What ``tensor.to(torch.int64)`` gives: floats truncated toward zero."""
+    if values.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            return np.trunc(np.nan_to_num(values.astype(np.float64), nan=-1.0)).astype(np.int64)
+    return values.astype(np.int64)
+
+
+def _group_of(key: str) -> str:
+    parts = key.split(".")
+    if parts[0].startswith(("lora_", "lyco_")):
+        return parts[0].split("_")[0] + "_" + parts[0].split("_")[1] + "_*"
+    depth = 2 if len(parts) > 2 and parts[0] in ("model", "cond_stage_model", "conditioner") else 1
+    return ".".join(parts[:depth]) + ".*" if len(parts) > depth else key

@@ -1,0 +1,27 @@
+"""Say when a file is not a model we can work on, or one we only inspect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..report import Finding, Severity
+from .context import CheckContext
+
+INSPECT_ONLY = {
+    "SD3": "Stable Diffusion 3 is recognised for inspection only; repairs and conversions do not apply",
+    "Flux": "FLUX.1 is recognised for inspection only; repairs and conversions do not apply",
+    "LoRA": "a LoRA / LyCORIS network: load it from the WebUI's Lora folder, not as a checkpoint",
+    "Embedding": "a textual-inversion embedding: put it in the WebUI's embeddings folder",
+}
+
+
+def check_identity(ctx: CheckContext) -> Iterator[Finding]:
+    ident = ctx.ident
+    if ident.architecture == "unknown":
+        closest = ", ".join(f"{c.name} ({c.matched} keys)" for c in ident.candidates[:3]) or "none"
+        yield Finding(
+            "arch.unknown", Severity.WARNING,
+            f"not a known Stable Diffusion layout (closest: {closest}); nothing will be called junk",
+        )
+    elif ident.architecture in INSPECT_ONLY:
+        yield Finding("arch.inspect_only", Severity.INFO, INSPECT_ONLY[ident.architecture])

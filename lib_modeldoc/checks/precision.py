@@ -1,0 +1,41 @@
+"""Precision the WebUI throws away: fp32/fp64 weights where it runs fp16, stray float64."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..layout import BUFFER, EMA, JUNK
+from ..report import Finding, Severity
+from ..units import human_bytes
+from .context import CheckContext
+
+# Parts whose bytes survive a prune; only those count as waste worth reporting.
+_DROPPED = {EMA, JUNK}
+_WASTE_THRESHOLD = 1_000_000  # ignore a few fp32 scalars
+
+
+def check_fp64(ctx: CheckContext) -> Iterator[Finding]:
+    keys = [k for k, info in ctx.model.items() if info.dtype == "F64"]
+    if keys:
+        size = ctx.nbytes(keys)
+        yield Finding(
+            "precision.fp64", Severity.WARNING,
+            f"{len(keys)} float64 tensors ({human_bytes(size)}), usually left by a merge tool; "
+            "the WebUI never computes in float64",
+            keys=tuple(keys[:20]), bytes_affected=size, repair="--precision fp16",
+        )
+
+
+def check_precision_waste(ctx: CheckContext) -> Iterator[Finding]:
+    wide = [
+        k for k, info in ctx.model.items()
+        if info.is_float and info.itemsize > 2 and ctx.layout.parts[k] not in _DROPPED and ctx.layout.parts[k] != BUFFER
+    ]
+    saving = sum(ctx.model[k].nbytes - ctx.model[k].numel * 2 for k in wide)
+    if saving >= _WASTE_THRESHOLD:
+        yield Finding(
+            "precision.waste", Severity.INFO,
+            f"{len(wide)} tensors are stored as fp32/fp64; the WebUI runs fp16, so fp16 storage "
+            f"saves {human_bytes(saving)} with no visible change",
+            bytes_affected=saving, repair="--precision fp16",
+        )

@@ -1,0 +1,34 @@
+"""v-prediction and zero-terminal-SNR markers (keys and metadata)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..report import Finding, Severity
+from .context import CheckContext
+
+V_METADATA = {"modelspec.prediction_type": "v", "modelspec.predict_key": "v"}
+
+
+def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
+    meta = ctx.model.metadata
+    sources = [f"'{k}' tensor" for k in ("v_pred", "edm_vpred.sigma_max") if k in ctx.model]
+    sources += [f"metadata {k}={v}" for k, v in V_METADATA.items() if meta.get(k, "").strip().lower() == v]
+    if meta.get("ss_base_model_version", "").endswith("_v"):
+        sources.append(f"metadata ss_base_model_version={meta['ss_base_model_version']}")
+    if sources:
+        yield Finding(
+            "prediction.v", Severity.INFO,
+            f"v-prediction model ({', '.join(sources)}); Model Doctor keeps the marker. "
+            "AUTOMATIC1111 1.10 does not read the 'v_pred' key: give it a .yaml config",
+            keys=tuple(k for k in ("v_pred",) if k in ctx.model),
+        )
+    ztsnr = [f"'ztsnr' tensor"] if "ztsnr" in ctx.model else []
+    if meta.get("ss_zero_terminal_snr", "").lower() == "true":
+        ztsnr.append("metadata ss_zero_terminal_snr=True")
+    if ztsnr:
+        yield Finding(
+            "prediction.ztsnr", Severity.INFO,
+            f"zero-terminal-SNR model ({', '.join(ztsnr)}); Model Doctor keeps the marker",
+            keys=tuple(k for k in ("ztsnr",) if k in ctx.model),
+        )

@@ -1,0 +1,49 @@
+"""Space the WebUI never uses: junk tensors, the EMA copy, pickled training state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ..report import Finding, Severity
+from ..units import human_bytes
+from .context import CheckContext
+
+
+def check_junk(ctx: CheckContext) -> Iterator[Finding]:
+    keys = ctx.junk_keys
+    total = ctx.nbytes(keys) + ctx.stray_bytes
+    count = len(keys) + len(ctx.model.stray_tensors)
+    if not count:
+        return
+    groups = ", ".join(f"{g} ({n} tensors, {human_bytes(b)})" for g, n, b in ctx.junk_groups[:4])
+    more = f" and {len(ctx.junk_groups) - 4} more groups" if len(ctx.junk_groups) > 4 else ""
+    yield Finding(
+        "junk", Severity.WARNING,
+        f"{human_bytes(total)} in {count} tensors the WebUI never loads: {groups}{more}",
+        keys=tuple(keys[:20]), bytes_affected=total, repair="convert",
+    )
+
+
+def check_ema(ctx: CheckContext) -> Iterator[Finding]:
+    keys = ctx.ema_keys
+    if keys:
+        size = ctx.nbytes(keys)
+        yield Finding(
+            "ema", Severity.INFO,
+            f"holds an EMA copy of the UNet ({len(keys)} tensors, {human_bytes(size)}); the WebUI "
+            "does not use it: --prune no-ema drops it, --prune ema-only makes it the UNet",
+            bytes_affected=size, repair="--prune no-ema",
+        )
+
+
+def check_pickle(ctx: CheckContext) -> Iterator[Finding]:
+    if ctx.model.format != "ckpt":
+        return
+    training = sorted(k.split(".", 1)[0] for k in ctx.model.extras)
+    extra = f"; it also carries training state ({', '.join(dict.fromkeys(training))})" if training else ""
+    yield Finding(
+        "format.pickle", Severity.INFO,
+        "a pickle checkpoint: safe to read here (nothing in it was run), but .safetensors loads "
+        f"faster and is safe for everyone{extra}",
+        repair="convert",
+    )

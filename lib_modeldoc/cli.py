@@ -1,0 +1,61 @@
+"""``python -m lib_modeldoc``: parse arguments, call the engine, print, exit 0 or 2.
+
+Each command lives in ``lib_modeldoc/commands/`` as a module with ``add_parser(subparsers)``
+and ``run(args) -> int``. Every :class:`~lib_modeldoc.errors.ModelDocError` is caught here and
+printed as one line; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .commands import COMMANDS
+from .errors import ModelDocError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, as the contract asks; no usage dump
+        self.exit(EXIT_BAD_INPUT, f"modeldoc: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="modeldoc", description="Inspect, repair, split and convert Stable Diffusion model files.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ModelDocError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"modeldoc: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("modeldoc: error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"modeldoc: error: internal error ({type(exc).__name__}: {exc}); rerun with --debug and report it",
+              file=sys.stderr)
+        return EXIT_INTERNAL

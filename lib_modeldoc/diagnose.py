@@ -1,0 +1,113 @@
+"""``inspect``: read a model's header, identify it, run the checks, return a :class:`Report`."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+from .arch.identify import Identification, identify
+from .checks import CheckContext, run_checks
+from .dtypes import DTYPES
+from .io.safetensors_write import OutTensor, build_header
+from .layout import BUFFER, EMA, JUNK, Layout, layout_of
+from .model import ModelFile, open_model
+from .report import ComponentSummary, Report, decode_metadata
+
+__all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
+
+
+def inspect_model(path: str | os.PathLike[str]) -> Report:
+    """Inspect one model file: what it is, what is wrong, what pruning would save.
+
+    Reads the header and the few tensors the checks need (CLIP position_ids); never the whole
+    file, never code from it.
+
+    Args:
+        path: any supported model file.
+
+    Returns:
+        A :class:`~lib_modeldoc.report.Report`.
+
+    Raises:
+        ModelReadError: the file cannot be read as a model (one-line message).
+
+    Example:
+        >>> report = inspect_model("merge.safetensors")
+        >>> [f.id for f in report.findings]
+        ['clip.position_ids.offset', 'junk']
+    """
+    with open_model(path) as model:
+        return inspect_open_model(model)
+
+
+def inspect_open_model(model: ModelFile) -> Report:
+    """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
+    ident = identify({k: info.shape for k, info in model.items()})
+    layout = layout_of(list(model), ident)
+    ctx = CheckContext(model, ident, layout)
+    findings = run_checks(ctx)
+    junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes
+    dtypes: Counter[str] = Counter()
+    for info in model.values():
+        dtypes[DTYPES[info.dtype].label] += info.nbytes
+    return Report(
+        path=model.path,
+        format=model.format,
+        size_bytes=model.size,
+        architecture=ident.architecture,
+        label=ident.label,
+        components=_components(model, ident),
+        junk={
+            "keys": len(ctx.junk_keys) + len(model.stray_tensors),
+            "bytes": junk_bytes,
+            "groups": [{"pattern": g, "keys": n, "bytes": b} for g, n, b in ctx.junk_groups],
+        },
+        ema={"keys": len(ctx.ema_keys), "bytes": ctx.nbytes(ctx.ema_keys)},
+        clip_position_ids=ctx.position_ids,
+        pruned_size_bytes=pruned_size(model, layout),
+        metadata=decode_metadata(model.metadata),
+        findings=findings,
+        evidence=list(ident.evidence),
+        candidates=[
+            {"architecture": c.name, "score": c.score, "matched": c.matched, "missing": c.missing,
+             "mismatched": c.mismatched}
+            for c in ident.candidates
+        ],
+        dtypes=dict(dtypes.most_common()),
+        tensors=len(model),
+        extras=model.extras,
+        container=model.container,
+    )
+
+
+def _components(model: ModelFile, ident: Identification) -> dict[str, ComponentSummary]:
+    out: dict[str, ComponentSummary] = {}
+    for slot in ident.slots:
+        if slot.component == EMA and not slot.present:
+            continue
+        keys = slot.keys
+        dtypes: Counter[str] = Counter()
+        for k in keys:
+            dtypes[DTYPES[model[k].dtype].label] += model[k].nbytes
+        out[slot.component] = ComponentSummary(
+            slot.component, slot.present, slot.complete, len(keys), sum(dtypes.values()),
+            slot.table if slot.present else "", slot.mount.prefix if slot.present else "",
+            dict(dtypes.most_common()),
+        )
+    return out
+
+
+def pruned_size(model: ModelFile, layout: Layout) -> int:
+    """Size of the ``.safetensors`` a default prune writes: no junk, no EMA, floats as fp16."""
+    kept = []
+    for key, info in model.items():
+        part = layout.parts[key]
+        if part in (JUNK, EMA):
+            continue
+        code = info.dtype
+        if key.endswith("position_ids"):
+            code = "I64"
+        elif DTYPES[code].is_float and DTYPES[code].itemsize > 2 and part != BUFFER:
+            code = "F16"
+        kept.append(OutTensor(key, code, info.shape, bytes))
+    return len(build_header(kept, {"format": "pt"})) + sum(t.nbytes for t in kept)

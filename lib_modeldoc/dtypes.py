@@ -1,0 +1,91 @@
+"""The one table of tensor element types.
+
+Names are the safetensors codes (``F16``, ``BF16`` ...), the lingua franca of every reader and
+writer here. numpy has no bfloat16 or float8, so those are read as raw integers and widened by
+:func:`to_float32`; torch names are kept as strings so this module never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DType", "DTYPES", "dtype", "to_float32", "FLOAT_CODES"]
+
+
+@dataclass(frozen=True)
+class DType:
+    """One element type: its safetensors code, size and the names other libraries use."""
+
+    code: str
+    bits: int
+    numpy: str | None  # numpy dtype string, None where numpy has no such type
+    raw: str  # numpy dtype of the same width used to carry the raw bits
+    torch: str  # attribute name in the torch module
+    is_float: bool
+    label: str  # what the UI shows
+
+    @property
+    def itemsize(self) -> int:
+        return max(1, self.bits // 8)
+
+
+_TABLE = (
+    DType("BOOL", 8, "|b1", "|u1", "bool", False, "bool"),
+    DType("U8", 8, "|u1", "|u1", "uint8", False, "uint8"),
+    DType("I8", 8, "|i1", "|i1", "int8", False, "int8"),
+    DType("I16", 16, "<i2", "<i2", "int16", False, "int16"),
+    DType("U16", 16, "<u2", "<u2", "uint16", False, "uint16"),
+    DType("I32", 32, "<i4", "<i4", "int32", False, "int32"),
+    DType("U32", 32, "<u4", "<u4", "uint32", False, "uint32"),
+    DType("I64", 64, "<i8", "<i8", "int64", False, "int64"),
+    DType("U64", 64, "<u8", "<u8", "uint64", False, "uint64"),
+    DType("F16", 16, "<f2", "<u2", "float16", True, "fp16"),
+    DType("BF16", 16, None, "<u2", "bfloat16", True, "bf16"),
+    DType("F32", 32, "<f4", "<u4", "float32", True, "fp32"),
+    DType("F64", 64, "<f8", "<u8", "float64", True, "fp64"),
+    DType("F8_E4M3", 8, None, "|u1", "float8_e4m3fn", True, "fp8_e4m3fn"),
+    DType("F8_E5M2", 8, None, "|u1", "float8_e5m2", True, "fp8_e5m2"),
+)
+
+DTYPES: dict[str, DType] = {d.code: d for d in _TABLE}
+TORCH_NAMES: dict[str, DType] = {d.torch: d for d in _TABLE}
+FLOAT_CODES = frozenset(d.code for d in _TABLE if d.is_float)
+
+
+def dtype(code: str) -> DType:
+    """The :class:`DType` for a safetensors code; ``KeyError`` if unknown."""
+    return DTYPES[code]
+
+
+def _fp8_table(exponent_bits: int, mantissa_bits: int, finite_only: bool) -> np.ndarray:
+    """All 256 values of an 8-bit float format, decoded once."""
+    bias = (1 << (exponent_bits - 1)) - 1
+    codes = np.arange(256, dtype=np.uint32)
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    exp = (codes >> mantissa_bits) & ((1 << exponent_bits) - 1)
+    man = codes & ((1 << mantissa_bits) - 1)
+    frac = man / float(1 << mantissa_bits)
+    normal = (1.0 + frac) * np.exp2(exp.astype(np.float64) - bias)
+    subnormal = frac * 2.0 ** (1 - bias)
+    values = sign * np.where(exp == 0, subnormal, normal)
+    max_exp = (1 << exponent_bits) - 1
+    if finite_only:  # e4m3fn: only S.1111.111 is NaN, no infinities
+        values = np.where((exp == max_exp) & (man == (1 << mantissa_bits) - 1), np.nan, values)
+    else:  # e5m2 follows IEEE: top exponent is inf / NaN
+        values = np.where((exp == max_exp) & (man == 0), sign * np.inf, values)
+        values = np.where((exp == max_exp) & (man != 0), np.nan, values)
+    return values.astype(np.float32)
+
+
+_FP8 = {"F8_E4M3": _fp8_table(4, 3, True), "F8_E5M2": _fp8_table(5, 2, False)}
+
+
+def to_float32(raw: np.ndarray, code: str) -> np.ndarray:
+    """Widen an array holding elements of ``code`` (raw bits for BF16/F8) to float32."""
+    if code == "BF16":
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    if code in _FP8:
+        return _FP8[code][raw]
+    return raw.astype(np.float32)

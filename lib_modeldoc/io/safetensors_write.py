@@ -1,0 +1,67 @@
+"""Stream tensors into a safetensors file: header first, then data, one tensor at a time."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..dtypes import DTYPES
+
+__all__ = ["OutTensor", "build_header", "write_safetensors"]
+
+
+@dataclass(frozen=True)
+class OutTensor:
+    """One tensor to write: name, dtype code, shape, and how to produce its bytes when needed."""
+
+    key: str
+    dtype: str
+    shape: tuple[int, ...]
+    produce: Callable[[], bytes]
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * DTYPES[self.dtype].itemsize
+
+
+def build_header(tensors: Iterable[OutTensor], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The 8-byte length and JSON header for tensors stored back to back in the given order.
+
+    The header is compact JSON, ``__metadata__`` first, padded with spaces to a multiple of 8
+    so that the data section starts aligned (as the reference writer does since v0.3.1).
+    """
+    header: dict[str, object] = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for t in tensors:
+        header[t.key] = {"dtype": t.dtype, "shape": list(t.shape), "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw
+
+
+def write_safetensors(
+    f: BinaryIO,
+    tensors: list[OutTensor],
+    metadata: Mapping[str, str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write ``tensors`` to ``f``; returns the bytes written. Memory stays near one tensor."""
+    header = build_header(tensors, metadata)
+    f.write(header)
+    total = sum(t.nbytes for t in tensors)
+    done = 0
+    for t in tensors:
+        data = t.produce()
+        if len(data) != t.nbytes:
+            raise ValueError(f"tensor '{t.key}': produced {len(data)} bytes, expected {t.nbytes}")
+        f.write(data)
+        done += len(data)
+        if progress is not None:
+            progress(done, total)
+    return len(header) + done

@@ -1,0 +1,97 @@
+"""Reports as text for people: the verdict first, then the details."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from typing import Any
+
+from .report import Report, Severity
+from .units import human_bytes
+
+__all__ = ["render_report", "verdict_lines", "suggested_command"]
+
+_MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
+_CHECKPOINTS = {"SD1", "SD1-inpaint", "SD1-pix2pix", "SD2", "SD2-inpaint", "SD2-depth", "SDXL", "SDXL-inpaint", "SDXL-refiner"}
+
+
+def suggested_command(report: Report) -> str | None:
+    """The one ``convert`` command that repairs and prunes this model, if it needs one."""
+    if report.architecture not in _CHECKPOINTS:
+        return None
+    saving = report.size_bytes - report.pruned_size_bytes
+    repairable = {f.id for f in report.findings} & {
+        "clip.position_ids.offset", "clip.position_ids.float", "clip.nai_layout", "junk", "precision.fp64",
+    }
+    if not repairable and saving < 0.05 * report.size_bytes and report.format == "safetensors":
+        return None
+    stem = os.path.splitext(report.path)[0]
+    out = f"{stem}-fixed.safetensors"
+    parts = ["python", "-m", "lib_modeldoc", "convert", report.path, "-o", out]
+    if report.has("clip.position_ids.offset") or report.has("clip.position_ids.float"):
+        parts.append("--fix-clip")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def verdict_lines(report: Report) -> list[str]:
+    """The short verdict: what it is, what is wrong, what pruning saves, what to do."""
+    kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
+    lines = [f"{kind}, {report.format}, {human_bytes(report.size_bytes)}, {report.tensors} tensors"]
+    problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
+    errors = sum(1 for f in problems if f.severity is Severity.ERROR)
+    if not problems:
+        lines.append("Verdict: healthy - nothing wrong found")
+    else:
+        word = "damaged" if errors else "works, with problems"
+        counts = f"{errors} error{'s' * (errors != 1)}, {len(problems) - errors} warning{'s' * (len(problems) - errors != 1)}"
+        lines.append(f"Verdict: {word} ({counts})")
+        lines += [f"  {_MARK[f.severity]} {f.message}" for f in problems]
+    saving = report.size_bytes - report.pruned_size_bytes
+    if report.architecture in _CHECKPOINTS and saving > 0.01 * report.size_bytes:
+        lines.append(
+            f"Pruning would save {human_bytes(saving)}: {human_bytes(report.size_bytes)} -> "
+            f"{human_bytes(report.pruned_size_bytes)} (no junk, no EMA, fp16)"
+        )
+    command = suggested_command(report)
+    if command:
+        lines.append(f"To fix: {command}")
+    if report.has("component.missing") or report.has("component.incomplete"):
+        lines.append("To complete it: replace the part from a full model of the same architecture "
+                     "(python -m lib_modeldoc replace TARGET --component NAME --from SOURCE -o OUT)")
+    return lines
+
+
+def render_report(report: Report, *, details: bool = True) -> str:
+    """The full text report of ``inspect``."""
+    lines = [report.path]
+    lines += ["  " + line for line in verdict_lines(report)]
+    if not details:
+        return "\n".join(lines)
+    if report.components:
+        lines.append("Components:")
+        for c in report.components.values():
+            state = "complete" if c.complete else ("incomplete" if c.present else "MISSING")
+            dtypes = ", ".join(c.dtypes) if c.dtypes else "-"
+            lines.append(f"  {c.name:<9} {state:<10} {c.keys:>5} tensors {human_bytes(c.bytes):>10}  {dtypes}")
+    if report.junk["keys"]:
+        lines.append(f"  {'junk':<9} {'':<10} {report.junk['keys']:>5} tensors {human_bytes(report.junk['bytes']):>10}")
+    infos = [f for f in report.findings if f.severity is Severity.INFO]
+    if infos:
+        lines.append("Notes:")
+        lines += [f"  i {f.message}" for f in infos]
+    if report.dtypes:
+        lines.append("Storage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items()))
+    if report.extras:
+        lines.append("Other entries: " + ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:8]))
+    if report.metadata:
+        lines.append("Metadata:")
+        for key, value in report.metadata.items():
+            lines.append(f"  {key}: {_short(value, 200)}")
+    lines.append("Identified by: " + "; ".join(report.evidence[:4]))
+    return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

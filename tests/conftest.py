@@ -1,0 +1,65 @@
+"""Shared factories: real tiny model files written in tmp_path by independent writers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lib_modeldoc.arch.families import family  # noqa: E402
+from lib_modeldoc.arch.tables import table  # noqa: E402
+from lib_modeldoc.samples import Spec, family_specs, write_safetensors_sample  # noqa: E402
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.fixture
+def write_safetensors(tmp_path):
+    """``write_safetensors(name, {key: torch tensor}, metadata=None) -> path`` via safetensors itself."""
+    from safetensors.torch import save_file
+
+    def write(name, tensors, metadata=None):
+        path = tmp_path / name
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def write_ckpt(tmp_path):
+    """``write_ckpt(name, obj, legacy=False) -> path`` via torch.save."""
+    import torch
+
+    def write(name, obj, legacy=False):
+        path = tmp_path / name
+        torch.save(obj, str(path), _use_new_zipfile_serialization=not legacy)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def sparse_model(tmp_path):
+    """``sparse_model(name, specs, values=None, metadata=None) -> path``: real shapes, zero data, sparse."""
+
+    def write(name, specs, values=None, metadata=None):
+        return write_safetensors_sample(str(tmp_path / name), specs, values, metadata=metadata)
+
+    return write
+
+
+__all__ = ["sha256_of", "Spec", "family_specs", "family", "table", "np"]
