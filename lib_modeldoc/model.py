@@ -100,7 +100,8 @@ class ModelFile(Mapping[str, TensorInfo]):
         info = key if isinstance(key, TensorInfo) else self._lookup(key)
         raw = self.read_raw(info)
         if DTYPES[info.dtype].numpy is None:
-            return to_float32(raw, info.dtype)
+            # Flattened first: on a 0-dim array numpy's scalar rules break the bit tricks.
+            return to_float32(raw.reshape(-1), info.dtype).reshape(info.shape)
         return raw
 
     def read_bytes(self, key: str | TensorInfo) -> bytes:
@@ -109,6 +110,20 @@ class ModelFile(Mapping[str, TensorInfo]):
         if info.strides is None and info.array is None and info.numel:
             return self._pread(info, info.data_offset, info.nbytes)
         return self.read_raw(info).tobytes()
+
+    def read_chunks(self, key: str | TensorInfo, chunk_bytes: int = 32 << 20):
+        """A tensor's bytes (as :meth:`read_bytes`) in pieces of at most ``chunk_bytes``.
+
+        Pieces end on element boundaries, so each can be cast on its own; memory stays bounded
+        whatever the tensor's size.
+        """
+        info = key if isinstance(key, TensorInfo) else self._lookup(key)
+        if info.strides is not None or info.array is not None or info.member is not None or not info.numel:
+            yield self.read_bytes(info)
+            return
+        step = max(info.itemsize, chunk_bytes - chunk_bytes % info.itemsize)
+        for start in range(0, info.nbytes, step):
+            yield self._pread(info, info.data_offset + start, min(step, info.nbytes - start))
 
     def _lookup(self, key: str) -> TensorInfo:
         try:
