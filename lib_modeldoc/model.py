@@ -111,19 +111,32 @@ class ModelFile(Mapping[str, TensorInfo]):
             return self._pread(info, info.data_offset, info.nbytes)
         return self.read_raw(info).tobytes()
 
-    def read_chunks(self, key: str | TensorInfo, chunk_bytes: int = 32 << 20):
+    def read_chunks(
+        self, key: str | TensorInfo, chunk_bytes: int = 32 << 20, buffer: bytearray | None = None
+    ) -> Iterator[bytes | memoryview]:
         """A tensor's bytes (as :meth:`read_bytes`) in pieces of at most ``chunk_bytes``.
 
         Pieces end on element boundaries, so each can be cast on its own; memory stays bounded
-        whatever the tensor's size.
+        whatever the tensor's size. With ``buffer``, pieces are read into it and yielded as
+        views of it: each is valid only until the next one is requested.
         """
         info = key if isinstance(key, TensorInfo) else self._lookup(key)
         if info.strides is not None or info.array is not None or info.member is not None or not info.numel:
             yield self.read_bytes(info)
             return
+        if buffer is not None:
+            chunk_bytes = len(buffer)
         step = max(info.itemsize, chunk_bytes - chunk_bytes % info.itemsize)
         for start in range(0, info.nbytes, step):
-            yield self._pread(info, info.data_offset + start, min(step, info.nbytes - start))
+            length = min(step, info.nbytes - start)
+            if buffer is None:
+                yield self._pread(info, info.data_offset + start, length)
+                continue
+            view = memoryview(buffer)[:length]
+            assert self._file is not None
+            if os.preadv(self._file.fileno(), [view], info.data_offset + start) != length:
+                raise ModelReadError(f"{self.path}: file is truncated: tensor '{info.key}' runs past its end")
+            yield view
 
     def _lookup(self, key: str) -> TensorInfo:
         try:
