@@ -8,6 +8,7 @@ become :class:`InertObject` records. Any other global stops the load with
 
 from __future__ import annotations
 
+import _compat_pickle
 import collections
 import io
 import pickle
@@ -165,8 +166,9 @@ def _allowed_global(module: str, name: str) -> Any:
     """The stand-in for an allowed global, or ``None``: the allowlist, closed."""
     if module == "collections" and name == "OrderedDict":
         return collections.OrderedDict
-    if module in ("builtins", "__builtin__") and name in ("set", "frozenset"):
-        return {"set": set, "frozenset": frozenset}[name]
+    if module in ("builtins", "__builtin__") and name in ("set", "frozenset", "object"):
+        # ``object`` is the base argument of copyreg._reconstructor (protocol 0/1 objects).
+        return {"set": set, "frozenset": frozenset, "object": object}[name]
     if module == "torch._utils":
         return {
             "_rebuild_tensor": _rebuild_tensor,
@@ -208,6 +210,11 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._persistent = persistent_load
 
     def find_class(self, module: str, name: str) -> Any:
+        # Protocol 0-2 pickles spell globals by their Python 2 names (copy_reg, __builtin__,
+        # commands); map them back as pickle does, so the allowlist and the message name what
+        # would really be called.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         target = _allowed_global(module, name)
         if target is None:
             raise UnsafeCheckpointError(
@@ -227,7 +234,12 @@ class _StorageTable:
         self.storages: dict[str, StorageRef] = {}
         self.views: list[tuple[StorageRef, str]] = []
 
-    def __call__(self, pid: Any) -> StorageRef:
+    def __call__(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 4 and pid[0] == "module":
+            # Legacy files name an nn.Module's class (e.g. ParameterDict) as ("module", cls,
+            # source_file, source); cls was resolved by find_class, so it is already inert.
+            if isinstance(pid[1], type) and issubclass(pid[1], InertObject):
+                return pid[1]
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unsupported persistent id {str(pid)[:60]}")
         storage_type, key, numel = pid[1], str(pid[2]), pid[4]
