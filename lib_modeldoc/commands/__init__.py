@@ -1,5 +1,5 @@
 """The CLI's commands, in the order ``--help`` lists them."""
 
-from . import demo, inspect_cmd
+from . import demo, hash_cmd, inspect_cmd
 
-COMMANDS = (inspect_cmd, demo)
+COMMANDS = (inspect_cmd, hash_cmd, demo)

@@ -1,0 +1,93 @@
+"""``hash PATH... [--json]``: SHA-256, AutoV1/V2/V3, CRC32 and BLAKE3 of files, in one read each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ModelDocError
+from ..hashing import FileHashes, hash_file
+
+_ROWS = (("SHA256", "sha256"), ("AutoV1", "autov1"), ("AutoV2", "autov2"), ("AutoV3", "autov3"),
+         ("CRC32", "crc32"), ("BLAKE3", "blake3"))
+_PROGRESS_MIN_BYTES = 256 << 20
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("hash", help="SHA-256, the WebUI's short hashes (AutoV1/V2/V3), CRC32 and BLAKE3 of files")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files to hash (any file; AutoV3 only for safetensors)")
+    p.add_argument("--json", action="store_true", help="print JSON (an array when several paths are given)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    results: list[dict[str, Any]] = []
+    failed = False
+    for index, path in enumerate(args.paths):
+        try:
+            hashes = hash_file(path, progress=_progress(path))
+        except ModelDocError as exc:
+            if len(args.paths) == 1:
+                raise
+            failed = True
+            print(f"modeldoc: error: {exc}", file=sys.stderr)
+            results.append({"path": path, "error": str(exc)})
+            continue
+        if args.json:
+            results.append(hashes.to_dict())
+        else:
+            if index:
+                print()
+            print(render_hashes(hashes))
+    if args.json:
+        print(json.dumps(results[0] if len(args.paths) == 1 else results, indent=2))
+    return 2 if failed else 0
+
+
+def render_hashes(hashes: FileHashes) -> str:
+    """The text form: each hash in lower case, then Civitai's form where it differs."""
+    civitai = hashes.civitai()
+    values = hashes.to_dict()
+    lines = [f"{hashes.path} ({hashes.size_bytes} bytes)"]
+    for label, field in _ROWS:
+        value = values[field]
+        if value is None:
+            why = "not a safetensors file" if field == "autov3" else "install the blake3 package to compute it"
+            lines.append(f"  {label:<7} -  ({why})")
+            continue
+        shown = civitai[field]
+        if shown is None:  # only AutoV1 of a small file
+            note = "Civitai: none for files under 2 MiB"
+        else:
+            note = f"Civitai: {shown}"
+        if field in ("sha256", "blake3"):  # 64 hex: Civitai's form on its own line
+            lines.append(f"  {label:<7} {value}")
+            lines.append(f"  {'':<7} {note}")
+        else:
+            lines.append(f"  {label:<7} {value:<12}  {note}")
+    return "\n".join(lines)
+
+
+def _progress(path: str) -> Callable[[int, int], None] | None:
+    """A progress line on stderr for big files, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    name = os.path.basename(path)
+    last = [0.0]
+
+    def show(done: int, total: int) -> None:
+        if total < _PROGRESS_MIN_BYTES:
+            return
+        now = time.monotonic()
+        if done < total and now - last[0] < 0.25:
+            return
+        last[0] = now
+        end = "\n" if done >= total else ""
+        print(f"\rhashing {name}: {100 * done // max(total, 1)}%", end=end, file=sys.stderr, flush=True)
+
+    return show
