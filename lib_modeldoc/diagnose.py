@@ -7,9 +7,9 @@ from collections import Counter
 
 from .arch.identify import Identification, identify
 from .checks import CheckContext, run_checks
+from .convert import ConvertOptions, plan_convert
 from .dtypes import DTYPES
-from .io.safetensors_write import OutTensor, build_header
-from .layout import BUFFER, EMA, JUNK, Layout, layout_of
+from .layout import EMA, layout_of
 from .model import ModelFile, open_model
 from .report import ComponentSummary, Report, decode_metadata
 
@@ -64,7 +64,7 @@ def inspect_open_model(model: ModelFile) -> Report:
         },
         ema={"keys": len(ctx.ema_keys), "bytes": ctx.nbytes(ctx.ema_keys)},
         clip_position_ids=ctx.position_ids,
-        pruned_size_bytes=pruned_size(model, layout),
+        pruned_size_bytes=pruned_size(model, ident),
         metadata=decode_metadata(model.metadata),
         findings=findings,
         evidence=list(ident.evidence),
@@ -97,17 +97,11 @@ def _components(model: ModelFile, ident: Identification) -> dict[str, ComponentS
     return out
 
 
-def pruned_size(model: ModelFile, layout: Layout) -> int:
-    """Size of the ``.safetensors`` a default prune writes: no junk, no EMA, floats as fp16."""
-    kept = []
-    for key, info in model.items():
-        part = layout.parts[key]
-        if part in (JUNK, EMA):
-            continue
-        code = info.dtype
-        if key.endswith("position_ids"):
-            code = "I64"
-        elif DTYPES[code].is_float and DTYPES[code].itemsize > 2 and part != BUFFER:
-            code = "F16"
-        kept.append(OutTensor(key, code, info.shape, bytes))
-    return len(build_header(kept, {"format": "pt"})) + sum(t.nbytes for t in kept)
+def pruned_size(model: ModelFile, ident: Identification) -> int:
+    """Size of the ``.safetensors`` a default ``convert`` writes: no junk, no EMA, weights in fp16.
+
+    Computed from the same plan ``convert`` carries out, so the two always agree. Nothing is
+    called junk in an unidentified model: there every tensor is counted, in fp16.
+    """
+    options = ConvertOptions(keep_junk=not ident.prunable)
+    return plan_convert(model, options, ident=ident).output_size

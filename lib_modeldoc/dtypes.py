@@ -84,8 +84,11 @@ _FP8 = {"F8_E4M3": _fp8_table(4, 3, True), "F8_E5M2": _fp8_table(5, 2, False)}
 
 def to_float32(raw: np.ndarray, code: str) -> np.ndarray:
     """Widen an array holding elements of ``code`` (raw bits for BF16/F8) to float32."""
+    flat = np.asarray(raw).reshape(-1)  # 0-dim arrays would turn into numpy scalars below
     if code == "BF16":
-        return (raw.astype(np.uint32) << 16).view(np.float32)
-    if code in _FP8:
-        return _FP8[code][raw]
-    return raw.astype(np.float32)
+        wide = (flat.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    elif code in _FP8:
+        wide = _FP8[code][flat]
+    else:
+        wide = flat.astype(np.float32)
+    return wide.reshape(np.shape(raw))

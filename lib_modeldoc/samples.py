@@ -75,7 +75,7 @@ def write_safetensors_sample(
     no ``fill``, left as a sparse hole of zeros.
     """
     values = values or {}
-    out = [OutTensor(s.key, s.dtype, s.shape, bytes) for s in specs]
+    out = [OutTensor(s.key, s.dtype, s.shape) for s in specs]
     header = build_header(out, metadata)
     total = len(header) + sum(s.nbytes for s in specs)
     with atomic_output(path) as f:

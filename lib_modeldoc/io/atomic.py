@@ -39,6 +39,8 @@ def check_output_path(path: str, *, overwrite: bool = False, sources: tuple[str,
 def atomic_output(path: str, *, expected_size: int | None = None) -> Iterator[BinaryIO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it to ``path``.
 
+    The yielded file's ``name`` is the temporary path, for checks before the rename.
+
     On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is
     left as it was. OS errors become :class:`OutputError` with one line.
     """
@@ -50,7 +52,8 @@ def atomic_output(path: str, *, expected_size: int | None = None) -> Iterator[Bi
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".partial", dir=folder)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
-    f = os.fdopen(fd, "wb")
+    os.close(fd)
+    f = open(tmp, "wb")  # noqa: SIM115 - closed below; f.name is the temporary path
     try:
         yield f
         f.flush()

@@ -15,12 +15,16 @@ __all__ = ["OutTensor", "build_header", "write_safetensors"]
 
 @dataclass(frozen=True)
 class OutTensor:
-    """One tensor to write: name, dtype code, shape, and how to produce its bytes when needed."""
+    """One tensor to write: name, dtype code, shape, and how to produce its bytes when needed.
+
+    ``chunks()`` yields the tensor's bytes in order, in pieces of any size, so that writing
+    never holds more than one piece in memory.
+    """
 
     key: str
     dtype: str
     shape: tuple[int, ...]
-    produce: Callable[[], bytes]
+    chunks: Callable[[], Iterable[bytes]] = lambda: ()  # header-only uses need no data
 
     @property
     def nbytes(self) -> int:
@@ -49,19 +53,23 @@ def write_safetensors(
     f: BinaryIO,
     tensors: list[OutTensor],
     metadata: Mapping[str, str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    on_chunk: Callable[[OutTensor, bytes], None] | None = None,
 ) -> int:
-    """Write ``tensors`` to ``f``; returns the bytes written. Memory stays near one tensor."""
+    """Write ``tensors`` to ``f``; returns the bytes written. Memory stays near one chunk.
+
+    ``on_chunk(tensor, data)`` is called after each piece is written (progress, hashing).
+    """
     header = build_header(tensors, metadata)
     f.write(header)
-    total = sum(t.nbytes for t in tensors)
     done = 0
     for t in tensors:
-        data = t.produce()
-        if len(data) != t.nbytes:
-            raise ValueError(f"tensor '{t.key}': produced {len(data)} bytes, expected {t.nbytes}")
-        f.write(data)
-        done += len(data)
-        if progress is not None:
-            progress(done, total)
+        written = 0
+        for data in t.chunks():
+            f.write(data)
+            written += len(data)
+            if on_chunk is not None:
+                on_chunk(t, data)
+        if written != t.nbytes:
+            raise ValueError(f"tensor '{t.key}': produced {written} bytes, expected {t.nbytes}")
+        done += written
     return len(header) + done

@@ -1,0 +1,261 @@
+"""Build the plan of ``convert``: prune, repair, re-type and bake, decided from headers.
+
+The builder never reads weights (only position_ids, 77 numbers). :func:`lib_modeldoc.writer.write_plan`
+carries the plan out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .arch.families import KNOWN_BUFFERS
+from .arch.identify import Identification
+from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
+from .dtypes import DTYPES
+from .errors import PlanError
+from .layout import BUFFER, EMA, JUNK, layout_of
+from .model import ModelFile
+from .parts import identify_model, require_part
+from .plan import CAST, COPY, FIX, Drop, Entry, Plan
+
+__all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group"]
+
+PRECISIONS = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "fp8_e4m3fn": "F8_E4M3", "fp8_e5m2": "F8_E5M2", "keep": None}
+PRUNE_MODES = ("none", "no-ema", "ema-only")
+PART_ACTIONS = ("convert", "copy", "delete")
+GROUPS = ("unet", "vae", "clip", "other")
+_GROUP_OF = {"unet": "unet", EMA: "unet", "vae": "vae", "clip_l": "clip", "clip_h": "clip", "clip_g": "clip"}
+NAI_PREFIX = "cond_stage_model.transformer."
+
+
+def part_group(part: str) -> str:
+    """The option group (``unet``, ``vae``, ``clip``, ``other``) a layout part belongs to."""
+    return _GROUP_OF.get(part, "other")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """What ``convert`` does. Defaults: fp16, no EMA, junk dropped, metadata kept."""
+
+    precision: str = "fp16"
+    prune: str = "no-ema"
+    keep_junk: bool = False
+    fix_clip: bool = False
+    parts: dict[str, str] = field(default_factory=lambda: {g: "convert" for g in GROUPS})
+    bake_vae: str | None = None
+    format: str = "safetensors"
+    strip_metadata: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise PlanError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.prune not in PRUNE_MODES:
+            raise PlanError(f"unknown prune mode {self.prune!r}; choose one of {', '.join(PRUNE_MODES)}")
+        if self.format not in ("safetensors", "ckpt"):
+            raise PlanError(f"unknown output format {self.format!r}; choose safetensors or ckpt")
+        for group, action in self.parts.items():
+            if group not in GROUPS or action not in PART_ACTIONS:
+                raise PlanError(f"invalid part action {group}={action}")
+
+    def action(self, group: str) -> str:
+        return self.parts.get(group, "convert")
+
+
+def plan_convert(
+    model: ModelFile,
+    options: ConvertOptions = ConvertOptions(),
+    *,
+    bake_vae: ModelFile | None = None,
+    ident: Identification | None = None,
+) -> Plan:
+    """Plan a conversion of an open model.
+
+    Args:
+        model: the source, opened with :func:`~lib_modeldoc.open_model`.
+        options: what to do.
+        bake_vae: the open VAE source when ``options.bake_vae`` is set (any file holding a VAE).
+        ident: the model's identification, when the caller already has it.
+
+    Raises:
+        PlanError: the options contradict the model (e.g. ``ema-only`` without EMA, junk
+            pruning of an unidentified model).
+        IncompatibleComponentError: the VAE to bake is not a complete VAE.
+    """
+    ident = ident or identify_model(model)
+    layout = layout_of(list(model), ident)
+    _refuse_blind_pruning(model, ident, options)
+    builder = _Builder(model, ident, options)
+    ema_map = builder.ema_renames() if options.prune == "ema-only" else {}
+    for key, info in sorted(model.items(), key=lambda kv: kv[1].data_offset):
+        part = layout.parts[key]
+        builder.add(key, info, part, ema_map)
+    for key, info in model.stray_tensors.items():
+        builder.dropped.append(Drop(key, "training state", info.nbytes))
+    if bake_vae is not None:
+        builder.bake(bake_vae)
+    return builder.finish()
+
+
+def _refuse_blind_pruning(model: ModelFile, ident: Identification, options: ConvertOptions) -> None:
+    if ident.prunable or options.keep_junk or options.force:
+        return
+    what = "not a known architecture" if ident.architecture == "unknown" else f"a {ident.label}"
+    raise PlanError(
+        f"{model.path}: {what}, so no tensor can be called junk; pass --keep-junk to convert every tensor as it is"
+    )
+
+
+class _Builder:
+    def __init__(self, model: ModelFile, ident: Identification, options: ConvertOptions) -> None:
+        self.model = model
+        self.ident = ident
+        self.options = options
+        self.target = PRECISIONS[options.precision]
+        self.sources: list[ModelFile] = [model]
+        self.entries: list[Entry] = []
+        self.dropped: list[Drop] = []
+        self.changes: list[str] = []
+        self.warnings: list[str] = []
+        clip = ident.slot("clip_l")
+        self.nai = clip is not None and clip.present and clip.mount.layout == "nai"
+        self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == "clip_l" and s.present}
+        self.vae_keys = set(ident.slot("vae").keys) if ident.slot("vae") is not None else set()
+
+    # -- per key ---------------------------------------------------------------------------------
+    def ema_renames(self) -> dict[str, str]:
+        """EMA key -> UNet key, for ``ema-only``."""
+        ema, unet = self.ident.slot(EMA), self.ident.slot("unet")
+        if ema is None or not ema.present or unet is None:
+            raise PlanError(f"{self.model.path}: --prune ema-only needs EMA weights, and this file has none")
+        renames = {}
+        for key in ema.keys:
+            table_key = ema.table_key(key)
+            if table_key is not None:
+                renames[key] = unet.mount.key(table_key)
+        return renames
+
+    def add(self, key: str, info, part: str, ema_map: dict[str, str]) -> None:
+        prune = self.options.prune
+        if part == EMA and prune == "no-ema":
+            return self._drop(key, "ema")
+        if part == "unet" and prune == "ema-only":
+            return self._drop(key, "UNet replaced by its EMA")
+        if part == JUNK and not self.options.keep_junk:
+            return self._drop(key, "junk")
+        if self.options.bake_vae and key in self.vae_keys:
+            return self._drop(key, "VAE replaced by the baked one")
+        group = part_group(part)
+        action = self.options.action(group)
+        if action == "delete" and part != BUFFER and key not in KNOWN_BUFFERS:
+            return self._drop(key, f"{group} deleted")
+        dst = ema_map.get(key, key)
+        if self.nai and key.startswith(NAI_PREFIX) and not key.startswith(NAI_PREFIX + "text_model."):
+            dst = NAI_PREFIX + "text_model." + key[len(NAI_PREFIX):]
+        if key in self.position_keys:
+            return self._position_ids(key, info, dst)
+        dtype = self._dtype(info.dtype, part, action)
+        self.entries.append(Entry(
+            dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info,
+            renamed_from=key if dst != key else None,
+        ))
+
+    def _drop(self, key: str, reason: str) -> None:
+        self.dropped.append(Drop(key, reason, self.model[key].nbytes))
+
+    def _dtype(self, dtype: str, part: str, action: str) -> str:
+        if not DTYPES[dtype].is_float:
+            return dtype  # integers are never cast
+        if part == BUFFER or action == "copy" or self.target is None:
+            return "F32" if dtype == "F64" else dtype  # float64 is always narrowed
+        return self.target
+
+    def _position_ids(self, key: str, info, dst: str) -> None:
+        values = self.model.read(info).reshape(-1)
+        as_read = _as_webui_int64(values)
+        expected = np.arange(CLIP_LENGTH, dtype=np.int64)
+        correct = len(as_read) == CLIP_LENGTH and np.array_equal(as_read, expected)
+        if self.options.fix_clip:
+            value, note = expected.reshape(1, CLIP_LENGTH), "reset to 0..76"
+        else:
+            value, note = as_read.reshape(info.shape), "stored as int64 the way the WebUI reads it"
+        if info.dtype == "I64" and (correct or not self.options.fix_clip):
+            entry = Entry(dst, "I64", info.shape, COPY, info, renamed_from=key if dst != key else None)
+        else:
+            entry = Entry(dst, "I64", tuple(value.shape), FIX, value=value, renamed_from=key if dst != key else None, note=note)
+            if self.options.fix_clip and not correct:
+                wrong = np.nonzero(as_read != expected[: len(as_read)])[0].tolist() if len(as_read) <= CLIP_LENGTH else []
+                self.changes.append(f"fixed CLIP position_ids ({key}): reset to int64 0..76 (were wrong at {wrong})")
+            elif self.options.fix_clip:
+                self.changes.append(f"CLIP position_ids ({key}) stored as int64 0..76 (were {info.dtype})")
+            elif not correct:
+                self.changes.append(
+                    f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong; use --fix-clip to repair"
+                )
+            else:
+                self.changes.append(f"CLIP position_ids ({key}) stored as int64 (were {info.dtype})")
+        self.entries.append(entry)
+
+    # -- bake ------------------------------------------------------------------------------------
+    def bake(self, vae_model: ModelFile) -> None:
+        target = self.ident.slot("vae")
+        if target is None:
+            raise PlanError(f"{self.model.path}: a {self.ident.architecture} has no VAE to bake into")
+        part = require_part(vae_model, "vae", role="VAE to bake")
+        action = self.options.action("vae")
+        if action == "delete":
+            raise PlanError("--bake-vae and --vae delete contradict each other")
+        origin = len(self.sources)
+        self.sources.append(vae_model)
+        for table_key, info in part.tensors.items():
+            dtype = self._dtype(info.dtype, "vae", action)
+            self.entries.append(Entry(
+                target.mount.key(table_key), dtype, info.shape, CAST if dtype != info.dtype else COPY,
+                info, origin=origin, renamed_from=info.key, note="baked VAE",
+            ))
+        self.changes.append(f"baked VAE from {os.path.basename(vae_model.path)}")
+
+    # -- result ----------------------------------------------------------------------------------
+    def finish(self) -> Plan:
+        options = self.options
+        self._summarise()
+        metadata = None
+        if options.format == "safetensors":
+            metadata = {} if options.strip_metadata else dict(self.model.metadata)
+            metadata["format"] = "pt"
+            if not options.strip_metadata:
+                metadata["modeldoc"] = json.dumps(
+                    {"version": __version__, "source": os.path.basename(self.model.path), "changes": self.changes},
+                    ensure_ascii=False,
+                )
+        elif self.model.metadata:
+            self.warnings.append("a .ckpt has no place for the source's metadata; it is not carried over")
+        return Plan(self.sources, self.entries, self.dropped, metadata, options.format, self.warnings, self.changes)
+
+    def _summarise(self) -> None:
+        options = self.options
+        reasons: dict[str, int] = {}
+        for d in self.dropped:
+            reasons[d.reason] = reasons.get(d.reason, 0) + d.nbytes
+        for reason, size in reasons.items():
+            self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
+        if self.nai:
+            self.changes.append("renamed NAI-layout CLIP keys to the standard layout")
+        casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
+        for src, dst in sorted(casts):
+            self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")
+        vae_dtypes = {e.dtype for e in self.entries if e.key in self.vae_keys or e.note == "baked VAE"}
+        if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
+            self.warnings.append("the VAE in fp8 visibly degrades images; keep it in fp16/fp32 with --vae copy")
+        if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == "SDXL":
+            self.warnings.append(
+                "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
+                "the WebUI then retries in fp32 — or keep it fp32 with --vae copy"
+            )
+        if options.format == "ckpt" and any(e.dtype.startswith("F8") for e in self.entries):
+            self.warnings.append("fp8 tensors in a .ckpt are refused by AUTOMATIC1111's safe loader; prefer .safetensors")

@@ -1,0 +1,134 @@
+"""Carry out a :class:`~lib_modeldoc.plan.Plan`: stream tensors into a new file, then verify it.
+
+The output is written to a temporary file beside the target and renamed into place only when
+complete and checked; a failure or an interrupt leaves no partial file, and sources are only
+ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .cast import Caster
+from .dtypes import DTYPES
+from .errors import ModelReadError, OutputError
+from .io.atomic import atomic_output, check_output_path
+from .io.ckpt_write import write_torch_zip
+from .io.safetensors_write import OutTensor, write_safetensors
+from .model import open_model
+from .plan import Entry, Plan
+from .progress import Cancel, Progress, Tracker
+
+__all__ = ["WriteResult", "write_plan"]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What was written."""
+
+    output: str
+    size_bytes: int
+    keys: int
+    format: str
+    verified: bool  # tensor bytes re-read and compared by hash
+    plan: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "size_bytes": self.size_bytes, "keys": self.keys,
+                "format": self.format, "verified": self.verified, **{k: v for k, v in self.plan.items() if k not in ("size_bytes", "keys", "format")}}
+
+
+CHUNK_BYTES = 32 << 20  # one read buffer and one cast buffer of this size: memory stays flat
+
+
+class _Pipeline:
+    """Produces each entry's output bytes through one reusable read buffer and one cast buffer."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.buffer = bytearray(CHUNK_BYTES)
+        self.caster = Caster()
+
+    def chunks(self, entry: Entry) -> Iterator[bytes | memoryview | np.ndarray]:
+        if entry.value is not None:
+            yield np.ascontiguousarray(entry.value, dtype=np.dtype(DTYPES[entry.dtype].numpy)).tobytes()
+            return
+        assert entry.source is not None
+        model = self.plan.sources[entry.origin]
+        for piece in model.read_chunks(entry.source, buffer=self.buffer):
+            yield self.caster(piece, entry.source.dtype, entry.dtype)
+
+
+def write_plan(
+    plan: Plan,
+    output: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    verify: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> WriteResult:
+    """Write the plan's output file.
+
+    Args:
+        plan: from a plan builder (``plan_convert``, ``plan_export`` ...).
+        output: the file to create.
+        overwrite: replace an existing file (never a source).
+        verify: after writing, re-read every tensor and compare it by SHA-256 with what was written.
+        progress: ``progress(done_bytes, total_bytes, message)``.
+        cancel: polled between chunks; returning ``True`` stops the job and writes nothing.
+
+    Returns:
+        A :class:`WriteResult`.
+
+    Raises:
+        OutputError: the output exists, is a source, the disk is full, or the result does not
+            read back as planned. Nothing is left behind.
+        Cancelled: ``cancel()`` returned True.
+    """
+    path = os.fspath(output)
+    check_output_path(path, overwrite=overwrite, sources=tuple(s.path for s in plan.sources))
+    pipeline = _Pipeline(plan)
+    tensors = [OutTensor(e.key, e.dtype, e.shape, lambda e=e: pipeline.chunks(e)) for e in plan.entries]
+    tracker = Tracker(plan.data_bytes, progress, cancel, path)
+    digests: dict[str, Any] = {}
+
+    def on_chunk(t: OutTensor, data: bytes) -> None:
+        if verify:
+            digests.setdefault(t.key, hashlib.sha256()).update(data)
+        tracker.advance(len(data), t.key)
+
+    with atomic_output(path, expected_size=plan.output_size) as f:
+        if plan.format == "safetensors":
+            write_safetensors(f, tensors, plan.metadata, on_chunk)
+        else:
+            write_torch_zip(f, tensors, on_chunk=on_chunk)
+        f.flush()
+        _check_written(path, f.name, plan, {k: h.hexdigest() for k, h in digests.items()} if verify else None)
+    return WriteResult(path, os.path.getsize(path), len(plan.entries), plan.format, verify, plan.to_dict())
+
+
+def _check_written(path: str, temp: str, plan: Plan, digests: dict[str, str] | None) -> None:
+    """Re-open the finished temporary file: same keys, dtypes, shapes, size; hashes if asked."""
+    try:
+        with open_model(temp) as written:
+            expected = {e.key: (e.dtype, e.shape) for e in plan.entries}
+            found = {k: (t.dtype, t.shape) for k, t in written.items()}
+            if found != expected:
+                raise OutputError(f"{path}: the written file does not read back as planned; nothing was kept")
+            if plan.format == "safetensors" and written.size != plan.output_size:
+                raise OutputError(f"{path}: wrote {written.size} bytes, planned {plan.output_size}; nothing was kept")
+            for key, digest in (digests or {}).items():
+                h = hashlib.sha256()
+                for piece in written.read_chunks(key):
+                    h.update(piece)
+                if h.hexdigest() != digest:
+                    raise OutputError(f"{path}: tensor '{key}' differs after writing; nothing was kept")
+    except ModelReadError as exc:
+        raise OutputError(f"{path}: the written file cannot be read back ({exc}); nothing was kept") from None
