@@ -1,5 +1,5 @@
 """The CLI's commands, in the order ``--help`` lists them."""
 
-from . import demo, hash_cmd, inspect_cmd
+from . import audit_cmd, compare_cmd, convert_cmd, demo, hash_cmd, inspect_cmd
 
-COMMANDS = (inspect_cmd, hash_cmd, demo)
+COMMANDS = (inspect_cmd, convert_cmd, hash_cmd, compare_cmd, audit_cmd, demo)

@@ -1,0 +1,135 @@
+"""``convert SRC -o OUT [options]`` and ``convert --batch DIR -o OUTDIR``: prune, repair, re-type."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from ..convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOptions, plan_convert
+from ..errors import ModelDocError, PlanError
+from ..model import open_model
+from ..units import human_bytes
+from ..writer import write_plan
+from .progress_line import StderrProgress
+
+MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+_FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".ckpt": "ckpt", ".pt": "ckpt", ".pth": "ckpt", ".bin": "ckpt"}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("convert", help="prune, repair and re-type a model into a new file (the source is never changed)")
+    p.add_argument("source", nargs="?", metavar="SRC", help="the model to convert")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (with --batch: output folder)")
+    p.add_argument("--batch", metavar="DIR", help="convert every model file in DIR into the -o folder")
+    add_convert_options(p)
+    p.add_argument("--format", choices=("safetensors", "ckpt"), help="output format (default: from OUT's suffix)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and sizes; write nothing")
+    p.add_argument("--verify", action="store_true", help="after writing, re-read every tensor and compare hashes")
+    p.add_argument("--json", action="store_true", help="print a JSON result")
+    p.set_defaults(run=run)
+
+
+def add_convert_options(p: argparse.ArgumentParser) -> None:
+    """The options shared by ``convert`` and the component commands."""
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp16", help="float precision (default: fp16)")
+    p.add_argument("--prune", choices=PRUNE_MODES, default="no-ema",
+                   help="none; no-ema drops the EMA copy (default); ema-only makes the EMA weights the UNet")
+    p.add_argument("--keep-junk", action="store_true", help="keep tensors no architecture table claims")
+    p.add_argument("--force", action="store_true", help="convert a model whose architecture is unknown (keeps every tensor)")
+    p.add_argument("--fix-clip", action="store_true", help="reset CLIP position_ids to int64 0..76")
+    for group in GROUPS:
+        p.add_argument(f"--{group}", choices=PART_ACTIONS, default="convert",
+                       help=f"{group} tensors: convert to --precision (default), copy as they are, or delete")
+    p.add_argument("--bake-vae", metavar="FILE", help="put this VAE (any .pt/.ckpt/.safetensors holding one) into the model")
+    p.add_argument("--strip-metadata", action="store_true", help="drop the safetensors metadata (keeps only format=pt)")
+
+
+def options_from(args: argparse.Namespace, output: str) -> ConvertOptions:
+    fmt = args.format or _FORMAT_OF_SUFFIX.get(os.path.splitext(output)[1].lower())
+    if fmt is None:
+        raise PlanError(f"{output}: cannot tell the output format from its suffix; add --format safetensors or --format ckpt")
+    return ConvertOptions(
+        precision=args.precision, prune=args.prune, keep_junk=args.keep_junk, fix_clip=args.fix_clip,
+        parts={g: getattr(args, g) for g in GROUPS}, bake_vae=args.bake_vae, format=fmt,
+        strip_metadata=args.strip_metadata, force=args.force,
+    )
+
+
+def convert_one(source: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Plan (and unless ``--dry-run`` write) one conversion; returns its JSON result."""
+    options = options_from(args, output)
+    with open_model(source) as model:
+        vae = open_model(options.bake_vae) if options.bake_vae else None
+        try:
+            plan = plan_convert(model, options, bake_vae=vae)
+            if args.dry_run:
+                return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe()}
+            progress = StderrProgress(f"writing {os.path.basename(output)}")
+            try:
+                result = write_plan(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress)
+            finally:
+                progress.finish()
+            return {**result.to_dict(), "source": source}
+        finally:
+            if vae is not None:
+                vae.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch:
+        return _run_batch(args)
+    if not args.source:
+        raise PlanError("give a SRC model, or --batch DIR")
+    result = convert_one(args.source, args.output, args)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "plan"}, indent=2))
+    elif result.get("dry_run"):
+        print(result["plan"])
+        print(f"(dry run: nothing written; {args.output} would be {human_bytes(result['size_bytes'])})")
+    else:
+        _print_result(result)
+    return 0
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    print(f"Wrote {result['output']}: {human_bytes(result['size_bytes'])}, {result['keys']} tensors"
+          + (", verified" if result.get("verified") else ""))
+    for change in result.get("changes", []):
+        print(f"  - {change}")
+    for warning in result.get("warnings", []):
+        print(f"  warning: {warning}")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    folder, out_dir = args.batch, args.output
+    if not os.path.isdir(folder):
+        raise PlanError(f"{folder}: not a folder")
+    if not os.path.isdir(out_dir):
+        raise PlanError(f"{out_dir}: output folder does not exist")
+    sources = sorted(
+        os.path.join(folder, name) for name in os.listdir(folder)
+        if name.lower().endswith(MODEL_SUFFIXES) and os.path.isfile(os.path.join(folder, name))
+    )
+    suffix = "." + (args.format or "safetensors")
+    results, failures = [], []
+    for source in sources:
+        output = os.path.join(out_dir, os.path.splitext(os.path.basename(source))[0] + suffix)
+        try:
+            result = convert_one(source, output, args)
+        except ModelDocError as exc:
+            failures.append({"source": source, "error": str(exc)})
+            print(f"modeldoc: error: {exc}", file=sys.stderr)
+            continue
+        results.append(result)
+        if not args.json:
+            verb = "would write" if result.get("dry_run") else "wrote"
+            print(f"{source}: {verb} {output} ({human_bytes(result['size_bytes'])})")
+    if args.json:
+        print(json.dumps({"converted": [{k: v for k, v in r.items() if k != "plan"} for r in results], "failed": failures}, indent=2))
+    else:
+        print(f"Batch: {len(results)} converted, {len(failures)} failed, of {len(sources)} model files in {folder}")
+    return 2 if failures else 0
