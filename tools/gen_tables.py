@@ -1,6 +1,9 @@
 """Generate lib_modeldoc/arch/tables/*.txt from the reference key tables.
 
-Usage: python tools/gen_tables.py [REFERENCE_KEYS_DIR]
+Usage: python tools/gen_tables.py [REFERENCE_KEYS_DIR [OUTPUT_DIR]]
+
+OUTPUT_DIR defaults to the package's ``lib_modeldoc/arch/tables`` (a test regenerates into a
+temporary folder and compares).
 
 The reference tables (one ``key [shape]`` line per tensor, keys relative to the component's
 mount point) are facts recorded from the public SD architectures; this script renames them to
@@ -57,7 +60,7 @@ def convert(source: pathlib.Path) -> str:
 def main(argv: list[str]) -> int:
     root = pathlib.Path(__file__).resolve().parent.parent
     source_dir = pathlib.Path(argv[0]) if argv else root.parent / "shared" / "reference" / "keys"
-    target = root / "lib_modeldoc" / "arch" / "tables"
+    target = pathlib.Path(argv[1]) if len(argv) > 1 else root / "lib_modeldoc" / "arch" / "tables"
     target.mkdir(parents=True, exist_ok=True)
     for stem, table_id in TABLES.items():
         (target / f"{table_id}.txt").write_text(convert(source_dir / f"{stem}.txt"))

@@ -139,15 +139,16 @@ FAMILIES: tuple[Family, ...] = (
            (Slot("controlnet", ("controlnet_sd1",), (Mount("control_model."), Mount(""))),)),
 )
 
-# Recognised from key patterns; inspected, never pruned or rebuilt.
+# Recognised from key patterns; inspected, never pruned or rebuilt. Tried in order: a LoRA is
+# told by its tensor suffixes first, whatever model's block names it patches (Flux, SD3).
 SIGNATURES: tuple[Signature, ...] = (
-    Signature("Flux", "FLUX.1", (r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.",), 0.0),
-    Signature("SD3", "Stable Diffusion 3", (r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",), 0.0),
     Signature("LoRA", "LoRA / LyCORIS", (
         r"^lora_(unet|te\d?|transformer)_",
         r"\.(lora_(down|up|A|B)|hada_w[12]_[ab]|lokr_w[12](_[ab])?)(\.weight)?$",
         r"\.alpha$",
     ), 0.5),
+    Signature("Flux", "FLUX.1", (r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.",), 0.0),
+    Signature("SD3", "Stable Diffusion 3", (r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",), 0.0),
     Signature("Embedding", "textual-inversion embedding",
               (r"^(emb_params|string_to_param\..+|clip_l|clip_g|string_to_token\..+)$",), 1.0),
 )

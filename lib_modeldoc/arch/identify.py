@@ -129,8 +129,9 @@ def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], cache: dict) 
             found = cache.get(key)
             if found is None:
                 found = cache[key] = _match(slot, table_id, mount, shapes)
-            if best is None or (len(found.matched), -len(found.mismatched)) > (
-                len(best.matched), -len(best.mismatched)
+            # Ties go to the table the file completes (WD 1.4's CLIP-H is a subset of CLIP-H).
+            if best is None or (len(found.matched), -len(found.mismatched), -len(found.missing)) > (
+                len(best.matched), -len(best.mismatched), -len(best.missing)
             ):
                 best = found
     assert best is not None
@@ -206,7 +207,9 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
     for s in slots:
         if s.present:
             where = s.mount.prefix or "no prefix"
-            evidence.append(f"{s.component} = {s.table} at '{where}' ({len(s.matched)}/{s.expected} keys)")
+            optional = {s.mount.key(k) for k in table(s.table).optional}
+            required = sum(1 for k in s.matched if k not in optional)  # never "197/196 keys"
+            evidence.append(f"{s.component} = {s.table} at '{where}' ({required}/{s.expected} keys)")
     if len(scored) > 1 and scored[1][3].matched:
         runner = scored[1][3]
         evidence.append(f"next best: {runner.name} ({runner.score} vs {top.score})")

@@ -1,0 +1,200 @@
+"""Invariants of the architecture data: tables parse, families reference them, fingerprints are unique.
+
+The tables are generated from the shared reference key lists (tools/gen_tables.py); the tests
+that compare against those lists skip when the shared reference folder is not checked out.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import pathlib
+import sys
+
+import pytest
+
+from lib_modeldoc.arch.families import EMA, FAMILIES, KNOWN_BUFFERS, Family, Mount
+from lib_modeldoc.arch.identify import identify
+from lib_modeldoc.arch.tables import DERIVED, TABLE_IDS, table
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+REFERENCE_KEYS = ROOT.parent / "shared" / "reference" / "keys"
+PACKAGE_TABLES = ROOT / "lib_modeldoc" / "arch" / "tables"
+needs_reference = pytest.mark.skipif(
+    not REFERENCE_KEYS.is_dir(),
+    reason=f"shared reference key tables not found at {REFERENCE_KEYS} (../shared is not checked out)",
+)
+
+LORA_TABLES = {t for t in TABLE_IDS if t.startswith("lora_")}
+
+
+def _reference_lines(name: str) -> set[str]:
+    return {line.strip() for line in (REFERENCE_KEYS / name).read_text().splitlines() if line.strip()}
+
+
+def _fmt(key: str, shape: tuple[int, ...]) -> str:
+    return f"{key} [{','.join(str(d) for d in shape)}]"
+
+
+# Tables ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("table_id", TABLE_IDS)
+def test_every_table_parses(table_id):
+    tab = table(table_id)
+    assert tab.id == table_id
+    assert len(tab.shapes) > 10
+    for key, shape in tab.shapes.items():
+        assert key and " " not in key
+        assert all(isinstance(d, int) for d in shape)
+        # -1 ("any size") only stands for LoRA ranks.
+        assert all(d > 0 for d in shape) or (table_id in LORA_TABLES and all(d > 0 or d == -1 for d in shape))
+    assert tab.optional <= set(tab.shapes)
+    assert tab.required_keys == set(tab.shapes) - tab.optional
+
+
+def test_clip_l_position_ids_are_the_only_optional_key():
+    assert table("clip_l").optional == {"embeddings.position_ids"}
+    assert table("clip_l").shapes["embeddings.position_ids"] == (1, 77)
+    assert all(not table(t).optional for t in TABLE_IDS if t != "clip_l")
+
+
+def test_derived_tables_differ_from_their_base_only_in_input_channels():
+    for derived_id, (base_id, overrides) in DERIVED.items():
+        derived, base = table(derived_id), table(base_id)
+        assert set(derived.shapes) == set(base.shapes)
+        changed = {k for k in base.shapes if derived.shapes[k] != base.shapes[k]}
+        assert changed == set(overrides) == {"input_blocks.0.0.weight"}
+
+
+def test_every_family_slot_references_existing_tables():
+    assert len({f.name for f in FAMILIES}) == len(FAMILIES)
+    for fam in FAMILIES:
+        assert fam.kind in ("checkpoint", "component")
+        assert fam.slots and len({s.component for s in fam.slots}) == len(fam.slots)
+        assert any(s.required for s in fam.slots), fam.name
+        for slot in fam.slots:
+            assert slot.tables and slot.mounts, (fam.name, slot.component)
+            for table_id in slot.tables:
+                assert table_id in TABLE_IDS, (fam.name, slot.component, table_id)
+
+
+def test_checkpoint_families_have_an_optional_ema_slot_mirroring_the_unet():
+    for fam in FAMILIES:
+        if fam.kind != "checkpoint":
+            continue
+        ema = fam.slot("ema_unet")
+        assert ema is not None and not ema.required, fam.name
+        assert ema.tables == fam.slot("unet").tables
+        assert ema.mounts == (Mount(EMA, ema=True),)
+
+
+def test_no_table_key_is_a_known_buffer():
+    for fam in FAMILIES:
+        for slot in fam.slots:
+            for table_id, mount in itertools.product(slot.tables, slot.mounts):
+                clash = {mount.key(k) for k in table(table_id).shapes} & KNOWN_BUFFERS
+                assert not clash, (fam.name, table_id, clash)
+
+
+# Fingerprints ---------------------------------------------------------------------------------
+
+def _combinations(fam: Family):
+    """Every way to fill the family's required-or-not component slots (EMA left out)."""
+    slots = [s for s in fam.slots if s.component != "ema_unet"]
+    choices = [[(s.component, t, m) for t in s.tables for m in s.mounts] for s in slots]
+    return list(itertools.product(*choices))
+
+
+def _header(combo) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for _, table_id, mount in combo:
+        for key, shape in table(table_id).shapes.items():
+            shapes[mount.key(key)] = tuple(abs(d) for d in shape)
+    return shapes
+
+
+_CASES = [
+    pytest.param(fam, combo, id=f"{fam.name}:" + "+".join(f"{t}@{m.prefix or '-'}" for _, t, m in combo))
+    for fam in FAMILIES
+    for combo in _combinations(fam)
+]
+
+
+@pytest.mark.parametrize(("fam", "combo"), _CASES)
+def test_each_full_header_identifies_as_its_own_family(fam, combo):
+    """(table, mount) fingerprints are unique: a family's complete key set names that family."""
+    header = _header(combo)
+    ident = identify(header)
+    assert ident.architecture == fam.name, ident.evidence
+    for component, table_id, mount in combo:
+        slot = ident.slot(component)
+        assert (slot.table, slot.mount) == (table_id, mount)
+        assert slot.complete, (component, slot.missing[:3], slot.mismatched[:3])
+    # Within one file no key belongs to two components.
+    owners = [k for s in ident.slots for k in s.keys]
+    assert len(owners) == len(set(owners)) == len(header)
+
+
+def test_no_two_families_share_a_full_key_set():
+    seen: dict[frozenset, str] = {}
+    for fam in FAMILIES:
+        for combo in _combinations(fam):
+            fingerprint = frozenset(_header(combo).items())
+            assert fingerprint not in seen, f"{fam.name} and {seen.get(fingerprint)} accept the same header"
+            seen[fingerprint] = fam.name
+
+
+@pytest.mark.parametrize("name", [f.name for f in FAMILIES if f.kind == "checkpoint"])
+def test_full_header_with_ema_keeps_its_family_and_claims_every_ema_key(name):
+    from lib_modeldoc.samples import family_specs
+
+    specs = family_specs(name, ema=True)
+    ident = identify({s.key: s.shape for s in specs})
+    assert ident.architecture == name
+    ema = ident.slot("ema_unet")
+    assert ema.complete and len(ema.keys) == len(table(ident.slot("unet").table).shapes)
+
+
+# The EMA naming rule and the generator, against the reference ---------------------------------
+
+@pytest.fixture
+def gen_tables(monkeypatch):
+    """tools/gen_tables.py as a module (tools/ is no package), leaving no bytecode behind."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    spec = importlib.util.spec_from_file_location("gen_tables", ROOT / "tools" / "gen_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_reference
+@pytest.mark.parametrize(("unet", "reference"), [
+    ("unet_sd1", "UNET-v1-EMA.txt"),
+    ("unet_sd1_pix2pix", "UNET-v1-Pix2Pix-EMA.txt"),
+])
+def test_ema_rule_reproduces_the_reference_ema_table(unet, reference):
+    mount = Mount(EMA, ema=True)
+    produced = {_fmt(mount.key(k)[len(EMA):], shape) for k, shape in table(unet).shapes.items()}
+    assert produced == _reference_lines(reference)
+    # And the mount puts them where LitEma does: no dot after the prefix.
+    assert mount.key("input_blocks.0.0.weight") == "model_ema.diffusion_modelinput_blocks00weight"
+
+
+@needs_reference
+def test_package_tables_match_their_reference_lists(gen_tables):
+    gen = gen_tables
+    for stem, table_id in gen.TABLES.items():
+        produced = {_fmt(k, s) for k, s in table(table_id).shapes.items()}
+        assert produced == _reference_lines(f"{stem}.txt"), table_id
+
+
+@needs_reference
+def test_gen_tables_regenerates_byte_identical_tables(gen_tables, tmp_path, capsys):
+    gen = gen_tables
+    assert gen.main([str(REFERENCE_KEYS), str(tmp_path)]) == 0
+    assert str(tmp_path) in capsys.readouterr().out
+    produced = sorted(p.name for p in tmp_path.iterdir())
+    shipped = sorted(p.name for p in PACKAGE_TABLES.iterdir() if p.is_file())
+    assert produced == shipped
+    for name in produced:
+        assert (tmp_path / name).read_bytes() == (PACKAGE_TABLES / name).read_bytes(), name
