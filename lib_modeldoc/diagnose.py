@@ -12,11 +12,12 @@ from .dtypes import DTYPES
 from .layout import EMA, layout_of
 from .model import ModelFile, open_model
 from .report import ComponentSummary, Report, decode_metadata
+from .scan import scan_model
 
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
 
 
-def inspect_model(path: str | os.PathLike[str]) -> Report:
+def inspect_model(path: str | os.PathLike[str], *, scan: bool = False) -> Report:
     """Inspect one model file: what it is, what is wrong, what pruning would save.
 
     Reads the header and the few tensors the checks need (CLIP position_ids); never the whole
@@ -24,6 +25,8 @@ def inspect_model(path: str | os.PathLike[str]) -> Report:
 
     Args:
         path: any supported model file.
+        scan: also read every float tensor once (:func:`~lib_modeldoc.scan.scan_model`) and add
+            ``values.*`` findings and the report's ``scan`` section.
 
     Returns:
         A :class:`~lib_modeldoc.report.Report`.
@@ -37,15 +40,18 @@ def inspect_model(path: str | os.PathLike[str]) -> Report:
         ['clip.position_ids.offset', 'junk']
     """
     with open_model(path) as model:
-        return inspect_open_model(model)
+        return inspect_open_model(model, scan=scan)
 
 
-def inspect_open_model(model: ModelFile) -> Report:
+def inspect_open_model(model: ModelFile, *, scan: bool = False) -> Report:
     """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
     ident = identify({k: info.shape for k, info in model.items()})
     layout = layout_of(list(model), ident)
     ctx = CheckContext(model, ident, layout)
     findings = run_checks(ctx)
+    scanned = scan_model(model, layout) if scan else None
+    if scanned is not None:
+        findings += scanned.findings()
     junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes
     dtypes: Counter[str] = Counter()
     for info in model.values():
@@ -77,6 +83,7 @@ def inspect_open_model(model: ModelFile) -> Report:
         tensors=len(model),
         extras=model.extras,
         container=model.container,
+        scan=scanned.to_dict() if scanned is not None else None,
     )
 
 

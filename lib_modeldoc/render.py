@@ -82,6 +82,9 @@ def render_report(report: Report, *, details: bool = True) -> str:
         lines += [f"  i {f.message}" for f in infos]
     if report.dtypes:
         lines.append("Storage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items()))
+    if report.scan is not None:
+        lines.append(f"Values scanned: {report.scan['tensors']} float tensors, {human_bytes(report.scan['bytes'])} "
+                     f"in {report.scan['seconds']:.1f} s")
     if report.extras:
         lines.append("Other entries: " + ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:8]))
     if report.metadata:

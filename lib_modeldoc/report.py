@@ -96,6 +96,7 @@ class Report:
     tensors: int = 0
     extras: dict[str, Any] = field(default_factory=dict)
     container: str = ""
+    scan: dict[str, Any] | None = None  # inspect --scan: per component value counts and keys
 
     @property
     def worst(self) -> Severity | None:
@@ -127,6 +128,7 @@ class Report:
             "tensors": self.tensors,
             "extras": self.extras,
             "container": self.container,
+            **({"scan": self.scan} if self.scan is not None else {}),
         }
 
 

@@ -16,6 +16,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("inspect", help="identify a model file and report what is wrong with it")
     p.add_argument("paths", nargs="+", metavar="PATH", help="model files (.safetensors, .ckpt, .pt, .pth, .bin)")
     p.add_argument("--json", action="store_true", help="print JSON (an array when several paths are given)")
+    p.add_argument("--scan", action="store_true", help="also read every tensor once: NaN/Inf, all-zero and huge values")
     p.add_argument("--brief", action="store_true", help="print only the verdict")
     p.set_defaults(run=run)
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     for index, path in enumerate(args.paths):
         try:
-            report = inspect_model(path)
+            report = inspect_model(path, scan=args.scan)
         except ModelDocError as exc:
             if len(args.paths) == 1:
                 raise
