@@ -14,6 +14,7 @@ __all__ = [
     "IncompatibleComponentError",
     "OutputError",
     "PlanError",
+    "MissingDependencyError",
 ]
 
 
@@ -39,3 +40,7 @@ class OutputError(ModelDocError):
 
 class PlanError(ModelDocError):
     """The requested edit is contradictory or cannot be carried out on this model."""
+
+
+class MissingDependencyError(ModelDocError):
+    """An optional feature needs a package that is not installed (the message names it)."""
