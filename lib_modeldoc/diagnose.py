@@ -9,6 +9,7 @@ from .arch.identify import Identification, identify
 from .checks import CheckContext, run_checks
 from .convert import ConvertOptions, plan_convert
 from .dtypes import DTYPES
+from .fingerprint import fingerprint_model
 from .layout import EMA, layout_of
 from .model import ModelFile, open_model
 from .report import ComponentSummary, Report, decode_metadata
@@ -17,7 +18,7 @@ from .scan import scan_model
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
 
 
-def inspect_model(path: str | os.PathLike[str], *, scan: bool = False) -> Report:
+def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_components: bool = False) -> Report:
     """Inspect one model file: what it is, what is wrong, what pruning would save.
 
     Reads the header and the few tensors the checks need (CLIP position_ids); never the whole
@@ -27,6 +28,9 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False) -> Report
         path: any supported model file.
         scan: also read every float tensor once (:func:`~lib_modeldoc.scan.scan_model`) and add
             ``values.*`` findings and the report's ``scan`` section.
+        identify_components: also read every component once to compute its fingerprint and
+            the model-toolkit metric (:mod:`~lib_modeldoc.fingerprint`): the report's
+            ``known_components`` section and ``component.known`` findings.
 
     Returns:
         A :class:`~lib_modeldoc.report.Report`.
@@ -40,10 +44,10 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False) -> Report
         ['clip.position_ids.offset', 'junk']
     """
     with open_model(path) as model:
-        return inspect_open_model(model, scan=scan)
+        return inspect_open_model(model, scan=scan, identify_components=identify_components)
 
 
-def inspect_open_model(model: ModelFile, *, scan: bool = False) -> Report:
+def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_components: bool = False) -> Report:
     """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
     ident = identify({k: info.shape for k, info in model.items()})
     layout = layout_of(list(model), ident)
@@ -52,6 +56,9 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False) -> Report:
     scanned = scan_model(model, layout) if scan else None
     if scanned is not None:
         findings += scanned.findings()
+    known = fingerprint_model(model, ident) if identify_components else None  # reads whole components
+    if known is not None:
+        findings += known.findings()
     junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes
     dtypes: Counter[str] = Counter()
     for info in model.values():
@@ -84,6 +91,7 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False) -> Report:
         extras=model.extras,
         container=model.container,
         scan=scanned.to_dict() if scanned is not None else None,
+        known_components=known.to_dict() if known is not None else None,
     )
 
 

@@ -85,6 +85,8 @@ def render_report(report: Report, *, details: bool = True) -> str:
     if report.scan is not None:
         lines.append(f"Values scanned: {report.scan['tensors']} float tensors, {human_bytes(report.scan['bytes'])} "
                      f"in {report.scan['seconds']:.1f} s")
+    if report.known_components is not None:
+        lines += _known_lines(report.known_components)
     if report.extras:
         lines.append("Other entries: " + ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:8]))
     if report.metadata:
@@ -98,3 +100,13 @@ def render_report(report: Report, *, details: bool = True) -> str:
 def _short(value: Any, limit: int = 60) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _known_lines(known: dict[str, Any]) -> list[str]:
+    """``inspect --components``: the toolkit metric, then each component's fingerprint and match."""
+    lines = [f"Known components (model-toolkit metric UNET/VAE/CLIP {known['metric']}):"]
+    for name, part in known["components"].items():
+        match = ", ".join(f"{k['name']} ({k['description']})" for k in part["known"]) or "no known match"
+        metric = f"metric {part['metric']:04d}, " if part.get("metric") is not None else ""
+        lines.append(f"  {name:<9} fingerprint {part['fingerprint'][:16]}  {metric}{match}")
+    return lines

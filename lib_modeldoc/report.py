@@ -97,6 +97,7 @@ class Report:
     extras: dict[str, Any] = field(default_factory=dict)
     container: str = ""
     scan: dict[str, Any] | None = None  # inspect --scan: per component value counts and keys
+    known_components: dict[str, Any] | None = None  # inspect --components: fingerprints, toolkit metric
 
     @property
     def worst(self) -> Severity | None:
@@ -129,6 +130,7 @@ class Report:
             "extras": self.extras,
             "container": self.container,
             **({"scan": self.scan} if self.scan is not None else {}),
+            **({"known_components": self.known_components} if self.known_components is not None else {}),
         }
 
 

@@ -17,6 +17,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="model files (.safetensors, .ckpt, .pt, .pth, .bin)")
     p.add_argument("--json", action="store_true", help="print JSON (an array when several paths are given)")
     p.add_argument("--scan", action="store_true", help="also read every tensor once: NaN/Inf, all-zero and huge values")
+    p.add_argument("--components", action="store_true",
+                   help="also fingerprint each component (reads it whole): known VAE/CLIP, model-toolkit metric")
     p.add_argument("--brief", action="store_true", help="print only the verdict")
     p.set_defaults(run=run)
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     for index, path in enumerate(args.paths):
         try:
-            report = inspect_model(path, scan=args.scan)
+            report = inspect_model(path, scan=args.scan, identify_components=args.components)
         except ModelDocError as exc:
             if len(args.paths) == 1:
                 raise
