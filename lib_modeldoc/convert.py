@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,11 +20,12 @@ from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
 from .dtypes import DTYPES
 from .errors import PlanError
 from .layout import BUFFER, EMA, JUNK, layout_of
+from .io.tensor import TensorInfo
 from .model import ModelFile
-from .parts import identify_model, require_part
+from .parts import Part, identify_model, require_part
 from .plan import CAST, COPY, FIX, Drop, Entry, Plan
 
-__all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group"]
+__all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group", "position_ids_entry"]
 
 PRECISIONS = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "fp8_e4m3fn": "F8_E4M3", "fp8_e5m2": "F8_E5M2", "keep": None}
 PRUNE_MODES = ("none", "no-ema", "ema-only")
@@ -51,6 +53,7 @@ class ConvertOptions:
     format: str = "safetensors"
     strip_metadata: bool = False
     force: bool = False
+    preserve: bool = False  # copy every tensor that is not replaced exactly as it is (``replace``)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -73,6 +76,7 @@ def plan_convert(
     *,
     bake_vae: ModelFile | None = None,
     ident: Identification | None = None,
+    replace: Mapping[str, Part] | None = None,
 ) -> Plan:
     """Plan a conversion of an open model.
 
@@ -81,6 +85,8 @@ def plan_convert(
         options: what to do.
         bake_vae: the open VAE source when ``options.bake_vae`` is set (any file holding a VAE).
         ident: the model's identification, when the caller already has it.
+        replace: component slot name -> the :class:`~lib_modeldoc.parts.Part` to put there
+            instead of the model's own (the model's tensors of that slot are dropped).
 
     Raises:
         PlanError: the options contradict the model (e.g. ``ema-only`` without EMA, junk
@@ -89,17 +95,50 @@ def plan_convert(
     """
     ident = ident or identify_model(model)
     layout = layout_of(list(model), ident)
-    _refuse_blind_pruning(model, ident, options)
-    builder = _Builder(model, ident, options)
+    if not options.preserve:
+        _refuse_blind_pruning(model, ident, options)
+    replacements = dict(replace or {})
+    if bake_vae is not None:
+        replacements["vae"] = require_part(bake_vae, "vae", role="VAE to bake")
+    builder = _Builder(model, ident, options, replacements)
     ema_map = builder.ema_renames() if options.prune == "ema-only" else {}
     for key, info in sorted(model.items(), key=lambda kv: kv[1].data_offset):
         part = layout.parts[key]
         builder.add(key, info, part, ema_map)
     for key, info in model.stray_tensors.items():
         builder.dropped.append(Drop(key, "training state", info.nbytes))
-    if bake_vae is not None:
-        builder.bake(bake_vae)
+    for component, part in replacements.items():
+        builder.put(component, part)
     return builder.finish()
+
+
+def position_ids_entry(model: ModelFile, info: TensorInfo, dst: str, *, fix: bool) -> tuple[Entry, str | None]:
+    """The output entry for a CLIP position_ids tensor, and the change it makes (if any).
+
+    Always int64: with ``fix`` reset to ``0..76``; without, stored exactly as the WebUI reads the
+    input (floats truncated), so the output behaves as the input did.
+    """
+    key = info.key
+    values = model.read(info).reshape(-1)
+    as_read = _as_webui_int64(values)
+    expected = np.arange(CLIP_LENGTH, dtype=np.int64)
+    correct = len(as_read) == CLIP_LENGTH and np.array_equal(as_read, expected)
+    renamed = key if dst != key else None
+    if info.dtype == "I64" and (correct or not fix):
+        return Entry(dst, "I64", info.shape, COPY, info, renamed_from=renamed), None
+    if fix:
+        value, note = expected.reshape(1, CLIP_LENGTH), "reset to 0..76"
+    else:
+        value, note = as_read.reshape(info.shape), "stored as int64 the way the WebUI reads it"
+    entry = Entry(dst, "I64", tuple(value.shape), FIX, value=value, renamed_from=renamed, note=note)
+    if fix and not correct:
+        wrong = np.nonzero(as_read != expected[: len(as_read)])[0].tolist() if len(as_read) <= CLIP_LENGTH else []
+        return entry, f"fixed CLIP position_ids ({key}): reset to int64 0..76 (were wrong at {wrong})"
+    if fix:
+        return entry, f"CLIP position_ids ({key}) stored as int64 0..76 (were {info.dtype})"
+    if not correct:
+        return entry, f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong; use --fix-clip to repair"
+    return entry, f"CLIP position_ids ({key}) stored as int64 (were {info.dtype})"
 
 
 def _refuse_blind_pruning(model: ModelFile, ident: Identification, options: ConvertOptions) -> None:
@@ -112,7 +151,7 @@ def _refuse_blind_pruning(model: ModelFile, ident: Identification, options: Conv
 
 
 class _Builder:
-    def __init__(self, model: ModelFile, ident: Identification, options: ConvertOptions) -> None:
+    def __init__(self, model: ModelFile, ident: Identification, options: ConvertOptions, replacements: Mapping[str, Part]) -> None:
         self.model = model
         self.ident = ident
         self.options = options
@@ -126,6 +165,12 @@ class _Builder:
         self.nai = clip is not None and clip.present and clip.mount.layout == "nai"
         self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == "clip_l" and s.present}
         self.vae_keys = set(ident.slot("vae").keys) if ident.slot("vae") is not None else set()
+        self.replaced: dict[str, str] = {}  # file key -> component being replaced
+        for component in replacements:
+            slot = ident.slot(component)
+            if slot is None:
+                raise PlanError(f"{model.path}: a {ident.architecture} has no {component} to replace")
+            self.replaced.update(dict.fromkeys(slot.keys, component))
 
     # -- per key ---------------------------------------------------------------------------------
     def ema_renames(self) -> dict[str, str]:
@@ -141,6 +186,11 @@ class _Builder:
         return renames
 
     def add(self, key: str, info, part: str, ema_map: dict[str, str]) -> None:
+        if key in self.replaced:
+            return self._drop(key, f"{self.replaced[key]} replaced")
+        if self.options.preserve:
+            self.entries.append(Entry(key, info.dtype, info.shape, COPY, info))
+            return
         prune = self.options.prune
         if part == EMA and prune == "no-ema":
             return self._drop(key, "ema")
@@ -148,8 +198,6 @@ class _Builder:
             return self._drop(key, "UNet replaced by its EMA")
         if part == JUNK and not self.options.keep_junk:
             return self._drop(key, "junk")
-        if self.options.bake_vae and key in self.vae_keys:
-            return self._drop(key, "VAE replaced by the baked one")
         group = part_group(part)
         action = self.options.action(group)
         if action == "delete" and part != BUFFER and key not in KNOWN_BUFFERS:
@@ -175,50 +223,33 @@ class _Builder:
             return "F32" if dtype == "F64" else dtype  # float64 is always narrowed
         return self.target
 
-    def _position_ids(self, key: str, info, dst: str) -> None:
-        values = self.model.read(info).reshape(-1)
-        as_read = _as_webui_int64(values)
-        expected = np.arange(CLIP_LENGTH, dtype=np.int64)
-        correct = len(as_read) == CLIP_LENGTH and np.array_equal(as_read, expected)
-        if self.options.fix_clip:
-            value, note = expected.reshape(1, CLIP_LENGTH), "reset to 0..76"
-        else:
-            value, note = as_read.reshape(info.shape), "stored as int64 the way the WebUI reads it"
-        if info.dtype == "I64" and (correct or not self.options.fix_clip):
-            entry = Entry(dst, "I64", info.shape, COPY, info, renamed_from=key if dst != key else None)
-        else:
-            entry = Entry(dst, "I64", tuple(value.shape), FIX, value=value, renamed_from=key if dst != key else None, note=note)
-            if self.options.fix_clip and not correct:
-                wrong = np.nonzero(as_read != expected[: len(as_read)])[0].tolist() if len(as_read) <= CLIP_LENGTH else []
-                self.changes.append(f"fixed CLIP position_ids ({key}): reset to int64 0..76 (were wrong at {wrong})")
-            elif self.options.fix_clip:
-                self.changes.append(f"CLIP position_ids ({key}) stored as int64 0..76 (were {info.dtype})")
-            elif not correct:
-                self.changes.append(
-                    f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong; use --fix-clip to repair"
-                )
-            else:
-                self.changes.append(f"CLIP position_ids ({key}) stored as int64 (were {info.dtype})")
+    def _position_ids(self, key: str, info: TensorInfo, dst: str) -> None:
+        entry, change = position_ids_entry(self.model, info, dst, fix=self.options.fix_clip)
         self.entries.append(entry)
+        if change:
+            self.changes.append(change)
 
-    # -- bake ------------------------------------------------------------------------------------
-    def bake(self, vae_model: ModelFile) -> None:
-        target = self.ident.slot("vae")
-        if target is None:
-            raise PlanError(f"{self.model.path}: a {self.ident.architecture} has no VAE to bake into")
-        part = require_part(vae_model, "vae", role="VAE to bake")
-        action = self.options.action("vae")
+    # -- replacements ---------------------------------------------------------------------------
+    def put(self, component: str, part: Part) -> None:
+        """Mount ``part``'s tensors where this model keeps ``component``."""
+        assert self.ident.family is not None
+        slot = self.ident.family.slot(component)
+        assert slot is not None  # checked in __init__
+        group = part_group(component)
+        action = "copy" if self.options.preserve and self.target is None else self.options.action(group)
         if action == "delete":
-            raise PlanError("--bake-vae and --vae delete contradict each other")
+            raise PlanError(f"replacing the {component} and --{group} delete contradict each other")
         origin = len(self.sources)
-        self.sources.append(vae_model)
+        self.sources.append(part.model)
+        mount = slot.mounts[0]  # the standard layout
         for table_key, info in part.tensors.items():
-            dtype = self._dtype(info.dtype, "vae", action)
+            dtype = self._dtype(info.dtype, component, action)
             self.entries.append(Entry(
-                target.mount.key(table_key), dtype, info.shape, CAST if dtype != info.dtype else COPY,
-                info, origin=origin, renamed_from=info.key, note="baked VAE",
+                mount.key(table_key), dtype, info.shape, CAST if dtype != info.dtype else COPY,
+                info, origin=origin, renamed_from=info.key, note=f"{component} from {os.path.basename(part.model.path)}",
             ))
-        self.changes.append(f"baked VAE from {os.path.basename(vae_model.path)}")
+        verb = "baked VAE" if component == "vae" and self.options.bake_vae else f"replaced {component}"
+        self.changes.append(f"{verb} from {os.path.basename(part.model.path)} ({part.architecture})")
 
     # -- result ----------------------------------------------------------------------------------
     def finish(self) -> Plan:
@@ -243,13 +274,16 @@ class _Builder:
         for d in self.dropped:
             reasons[d.reason] = reasons.get(d.reason, 0) + d.nbytes
         for reason, size in reasons.items():
+            if reason.endswith(" replaced"):
+                continue  # said by the replacement's own line
             self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
         if self.nai:
             self.changes.append("renamed NAI-layout CLIP keys to the standard layout")
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")
-        vae_dtypes = {e.dtype for e in self.entries if e.key in self.vae_keys or e.note == "baked VAE"}
+        vae_keys = self.vae_keys | {e.key for e in self.entries if e.note.startswith("vae from ")}
+        vae_dtypes = {e.dtype for e in self.entries if e.key in vae_keys}
         if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
             self.warnings.append("the VAE in fp8 visibly degrades images; keep it in fp16/fp32 with --vae copy")
         if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == "SDXL":

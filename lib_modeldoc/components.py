@@ -1,0 +1,232 @@
+"""Plans for component work: export one part, replace one part, build a model from parts.
+
+Every plan is checked for fit before anything is written: a part must match a table the target
+slot accepts (an SD2 UNet does not go into SD1; an SDXL VAE, same structure, goes anywhere).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+
+from . import __version__
+from .arch.families import FAMILIES, Family, family
+from .convert import PRECISIONS, ConvertOptions, plan_convert, position_ids_entry
+from .checks.context import POSITION_IDS
+from .dtypes import DTYPES
+from .errors import IncompatibleComponentError, PlanError
+from .model import ModelFile
+from .parts import Part, find_part, identify_model
+from .plan import CAST, COPY, Entry, Plan
+
+__all__ = ["COMPONENT_CHOICES", "plan_export", "plan_replace", "plan_build", "expand_component"]
+
+COMPONENT_CHOICES = ("unet", "vae", "clip", "clip_l", "clip_g", "ema-unet")
+CLIP_SLOTS = ("clip_l", "clip_h", "clip_g")
+
+# Where an exported part goes: the standalone family whose first mount lays it out, by
+# (family base, component). Text encoders are written the way their own tools name them.
+EXPORT_FAMILY = {
+    ("SD1", "unet"): "UNET-SD1", ("SD2", "unet"): "UNET-SD2", ("SDXL", "unet"): "UNET-SDXL",
+    ("SD1", "clip_l"): "CLIP-SD1", ("SDXL", "clip_l"): "CLIP-SD1",
+    ("SD2", "clip_h"): "CLIP-SD2", ("SDXL", "clip_g"): "CLIP-SDXL",
+}
+
+
+def expand_component(component: str, fam: Family) -> tuple[str, ...]:
+    """Slot names a CLI component means for a family: ``clip`` is every text encoder it has."""
+    if component == "clip":
+        found = tuple(s.component for s in fam.slots if s.component in CLIP_SLOTS)
+        if not found:
+            raise PlanError(f"a {fam.name} has no text encoder")
+        return found
+    slot = "ema_unet" if component == "ema-unet" else component
+    if fam.slot(slot) is None:
+        raise PlanError(f"a {fam.name} has no {component}")
+    return (slot,)
+
+
+def _provenance(changes: list[str], source: str) -> dict[str, str]:
+    return {"format": "pt", "modeldoc": json.dumps({"version": __version__, "source": source, "changes": changes})}
+
+
+def _dtype(code: str, precision: str | None) -> str:
+    target = PRECISIONS[precision] if precision else None
+    if not DTYPES[code].is_float:
+        return code
+    if target is None:
+        return "F32" if code == "F64" else code
+    return target
+
+
+def _entries(part: Part, mount_key, precision: str | None, origin: int, fix_clip: bool, changes: list[str]) -> list[Entry]:
+    entries = []
+    for table_key, info in part.tensors.items():
+        dst = mount_key(table_key)
+        if table_key == POSITION_IDS and part.component == "clip_l":
+            entry, change = position_ids_entry(part.model, info, dst, fix=fix_clip)
+            entries.append(dataclasses.replace(entry, origin=origin, renamed_from=info.key))
+            if change:
+                changes.append(change)
+            continue
+        dtype = _dtype(info.dtype, precision)
+        entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, origin, renamed_from=info.key))
+    return entries
+
+
+def plan_export(
+    model: ModelFile, component: str, *, precision: str | None = None, fix_clip: bool = False, format: str = "safetensors"
+) -> Plan:
+    """Plan writing one component of ``model`` as its own file, without the checkpoint prefix.
+
+    Args:
+        model: a checkpoint (or component file) holding the part.
+        component: ``unet``, ``vae``, ``clip`` (every text encoder), ``clip_l``, ``clip_g`` or
+            ``ema-unet`` (the EMA weights, keyed as a normal UNet).
+        precision: a ``convert`` precision; default ``keep`` for the VAE, ``fp16`` otherwise.
+        fix_clip: reset CLIP-L position_ids to 0..76.
+        format: ``safetensors`` or ``ckpt``.
+
+    Raises:
+        PlanError: the model has no such component.
+    """
+    ident = identify_model(model)
+    if ident.family is None:
+        raise PlanError(f"{model.path}: a {ident.architecture} file has no components to export")
+    slots = expand_component(component, ident.family)
+    precision = precision or ("keep" if component == "vae" else "fp16")
+    changes: list[str] = []
+    warnings: list[str] = []
+    entries: list[Entry] = []
+    if component == "clip" and len(slots) > 1:
+        target_family = family("CLIP-SDXL")
+    else:
+        target_family = None
+    for slot_name in slots:
+        part = find_part(model, slot_name, ident)
+        if part is None:
+            raise PlanError(f"{model.path}: this {ident.architecture} has no {slot_name} to export")
+        if not part.complete:
+            warnings.append(f"the {slot_name} is incomplete ({len(part.tensors)} tensors); the export is too")
+        standalone = target_family or family(_export_family(part))
+        out_slot = standalone.slot("unet" if slot_name == "ema_unet" else slot_name)
+        assert out_slot is not None
+        entries += _entries(part, out_slot.mounts[0].key, precision, 0, fix_clip, changes)
+        changes.append(f"exported {slot_name} ({part.table}) as {standalone.name}")
+    return _plan([model], entries, format, changes, warnings, model.path)
+
+
+def _export_family(part: Part) -> str:
+    if part.component == "vae":
+        return "VAE"
+    component = "unet" if part.component == "ema_unet" else part.component
+    return EXPORT_FAMILY[(part.base, component)]
+
+
+def _plan(
+    sources: list[ModelFile], entries: list[Entry], format: str, changes: list[str], warnings: list[str], source: str
+) -> Plan:
+    metadata = _provenance(changes, os.path.basename(source)) if format == "safetensors" else None
+    return Plan(sources, entries, [], metadata, format, warnings, changes)
+
+
+def _check_fit(part: Part, slot_tables: tuple[str, ...], target: str, target_arch: str) -> None:
+    if part.table not in slot_tables:
+        raise IncompatibleComponentError(
+            f"{part.model.path} ({part.architecture}) has a {part.component} of type {part.table}, but "
+            f"{target} ({target_arch}) needs {' or '.join(slot_tables)}"
+        )
+    if not part.complete:
+        raise IncompatibleComponentError(
+            f"{part.model.path} ({part.architecture}): its {part.component} is incomplete; refusing to use it"
+        )
+
+
+def _source_part(source: ModelFile, slot: str, target: str, target_arch: str) -> Part:
+    ident = identify_model(source)
+    part = find_part(source, slot, ident)
+    if part is None:
+        raise IncompatibleComponentError(
+            f"{source.path} is {ident.architecture} and has no {slot} for {target} ({target_arch})"
+        )
+    return part
+
+
+def plan_replace(
+    target: ModelFile, component: str, source: ModelFile, *, precision: str | None = None, format: str = "safetensors"
+) -> Plan:
+    """Plan a copy of ``target`` with one component taken from ``source``.
+
+    Everything else in ``target`` is copied byte for byte, metadata included. ``source`` may be a
+    full model or a component file, prefixed or not.
+
+    Raises:
+        IncompatibleComponentError: the source part does not fit, naming both sides.
+    """
+    ident = identify_model(target)
+    if ident.family is None or ident.family.kind != "checkpoint":
+        raise PlanError(f"{target.path}: replace works on a checkpoint, and this is a {ident.architecture}")
+    replacements: dict[str, Part] = {}
+    for slot_name in expand_component(component, ident.family):
+        slot = ident.family.slot(slot_name)
+        assert slot is not None
+        part = _source_part(source, slot_name, target.path, ident.architecture)
+        _check_fit(part, slot.tables, target.path, ident.architecture)
+        replacements[slot_name] = part
+    options = ConvertOptions(precision=precision or "keep", keep_junk=True, prune="none", format=format, preserve=True)
+    return plan_convert(target, options, ident=ident, replace=replacements)
+
+
+def plan_build(
+    arch: str,
+    parts: Mapping[str, ModelFile],
+    *,
+    precision: str | None = None,
+    allow_missing: bool = False,
+    fix_clip: bool = False,
+    format: str = "safetensors",
+) -> Plan:
+    """Plan a new checkpoint of ``arch`` (``SD1``, ``SD2``, ``SDXL``) from component files.
+
+    Args:
+        parts: ``unet``, ``vae``, ``clip`` and, for SDXL, optionally ``clip_g`` -> an open file
+            holding that part (a checkpoint or a component file). For SDXL, ``clip`` provides
+            CLIP-L, and CLIP-G too unless ``clip_g`` is given.
+        allow_missing: build even when a part is missing (the WebUI then keeps the previous
+            model's part); otherwise a missing part is an error.
+
+    Raises:
+        PlanError: unknown architecture or a missing part.
+        IncompatibleComponentError: a part does not fit ``arch``.
+    """
+    names = {f.name for f in FAMILIES if f.kind == "checkpoint"}
+    if arch not in names:
+        raise PlanError(f"cannot build {arch!r}; choose one of {', '.join(sorted(names))}")
+    fam = family(arch)
+    sources: list[ModelFile] = []
+    entries: list[Entry] = []
+    changes: list[str] = []
+    warnings: list[str] = []
+    for slot in fam.slots:
+        if not slot.required:
+            continue
+        option = "clip_g" if slot.component == "clip_g" and "clip_g" in parts else (
+            "clip" if slot.component in CLIP_SLOTS else slot.component)
+        source = parts.get(option)
+        if source is None:
+            message = f"no {slot.component} given for {arch}"
+            if not allow_missing:
+                raise PlanError(f"{message}; pass --{option.replace('_', '-')} FILE, or --allow-missing")
+            warnings.append(f"{message}: the WebUI keeps the previous model's {slot.component} when it loads this file")
+            continue
+        part = _source_part(source, slot.component, "the new model", arch)
+        _check_fit(part, slot.tables, "the new model", arch)
+        if source not in sources:
+            sources.append(source)
+        entries += _entries(part, slot.mounts[0].key, precision or "keep", sources.index(source), fix_clip, changes)
+        changes.append(f"{slot.component} from {os.path.basename(source.path)} ({part.architecture})")
+    if not entries:
+        raise PlanError(f"nothing to build: give at least one part for {arch}")
+    return _plan(sources, entries, format, changes, warnings, "+".join(os.path.basename(s.path) for s in sources))
