@@ -369,7 +369,8 @@ class Job:
 
     ``argv_template`` is what follows ``python -m lib_modeldoc`` (or ``python`` for a
     ``runner="python"`` job). Placeholders: ``{file}`` (the first file of the entry),
-    ``{file0}``, ``{file1}``, ... (each file of a multi-file entry), ``{out}`` (a path
+    ``{file0}``, ``{file1}``, ... (each file of a multi-file entry), ``{dir}`` (the first
+    file's folder), ``{out}`` (a path
     ``out{out_suffix}`` in a fresh temporary folder, deleted after each run) and ``{outdir}``
     (that folder).
     """
@@ -400,13 +401,26 @@ SD15_FP16 = "sd15-fp16.safetensors"
 SD15_CKPT = "sd15-fp32-ema-junk.ckpt"
 SDXL_FP16 = "sdxl-fp16.safetensors"
 INSPECT_GOAL = Goal(wall_s=0.5, rss_mb=120)
+CONVERT_GOAL = Goal(wall_s=12, rss_mb=1000)
 
 JOBS: list[Job] = [
     Job("inspect", ("inspect", "{file}"), (SD15_FP16, SD15_CKPT, SDXL_FP16), INSPECT_GOAL),
     Job("inspect-json", ("inspect", "{file}", "--json"), (SD15_CKPT,), INSPECT_GOAL),
-    # Later commands are one row each, e.g.:
-    # Job("convert", ("convert", "{file}", "{out}", "--precision", "fp16"), (SD15_CKPT,),
-    #     out_suffix=".safetensors"),
+    # Prune + fp16 of the 8 GB fp32 .ckpt (EMA, junk, broken CLIP) to a 2.1 GB .safetensors.
+    Job("convert", ("convert", "{file}", "-o", "{out}", "--fix-clip"), (SD15_CKPT,), CONVERT_GOAL,
+        out_suffix=".safetensors"),
+    # A plain prune of an fp16 model (nothing to drop or cast: a streamed copy).
+    Job("convert-prune", ("convert", "{file}", "-o", "{out}"), (SD15_FP16,), Goal(wall_s=12, rss_mb=1000),
+        out_suffix=".safetensors"),
+    Job("convert-ckpt", ("convert", "{file}", "-o", "{out}"), (SD15_CKPT,), CONVERT_GOAL, out_suffix=".ckpt"),
+    Job("export-vae", ("export", "{file}", "--component", "vae", "-o", "{out}"), (SDXL_FP16,),
+        out_suffix=".safetensors"),
+    Job("replace-vae", ("replace", "{file0}", "--component", "vae", "--from", "{file1}", "-o", "{out}"),
+        ((SD15_FP16, SDXL_FP16),), out_suffix=".safetensors"),
+    Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16)),
+    Job("inspect-scan", ("inspect", "{file}", "--scan"), (SDXL_FP16,)),
+    Job("compare", ("compare", "{file0}", "{file1}", "--json"), ((SD15_FP16, SD15_CKPT),)),
+    Job("audit", ("audit", "{dir}", "--json"), (SD15_FP16,)),  # the whole sample folder
 ]
 
 # The whole file loaded the way older extensions do; Model Doctor never does this. argv[2] == "read"
@@ -427,11 +441,21 @@ _FULL_LOAD = (
     "        tensor.clone()\n"
 )
 
+_SHA256 = (
+    "import hashlib, sys\n"
+    "h = hashlib.sha256()\n"
+    "with open(sys.argv[1], 'rb') as f:\n"
+    "    while block := f.read(16 << 20):\n"
+    "        h.update(block)\n"
+)
+
 BASELINE_JOBS: list[Job] = [
     Job("baseline-load", ("-c", _FULL_LOAD, "{file}", "load"), (SD15_FP16, SD15_CKPT, SDXL_FP16),
         runner="python", baseline=True),
     Job("baseline-load-read", ("-c", _FULL_LOAD, "{file}", "read"), (SD15_FP16, SD15_CKPT, SDXL_FP16),
         runner="python", baseline=True),
+    # The yardstick of the hash and scan goals: one plain sha256 pass over the file.
+    Job("baseline-sha256", ("-c", _SHA256, "{file}"), (SD15_FP16, SDXL_FP16), runner="python", baseline=True),
 ]
 
 
@@ -518,7 +542,7 @@ _PLACEHOLDER = re.compile(r"\{(file\d*|out|outdir)\}")
 
 def expand(template: Sequence[str], files: FileSet, outdir: str | None, out_suffix: str) -> list[str]:
     """Fill a job's placeholders."""
-    values = {"file": files[0], **{f"file{i}": f for i, f in enumerate(files)}}
+    values = {"file": files[0], "dir": os.path.dirname(files[0]), **{f"file{i}": f for i, f in enumerate(files)}}
     if outdir is not None:
         values.update(out=os.path.join(outdir, "out" + out_suffix), outdir=outdir)
 
