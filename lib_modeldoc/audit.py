@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import struct
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -29,7 +30,7 @@ from .arch.identify import identify
 from .diagnose import inspect_open_model
 from .errors import ModelDocError, ModelReadError
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
-from .io.sniff import Format, sniff_bytes
+from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
 from .model import open_model
 
 __all__ = ["MODEL_SUFFIXES", "AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "audit_folder"]
@@ -142,10 +143,10 @@ def _looks_like_model(path: str) -> bool:
     except OSError:
         return False
     kind = sniff_bytes(head)
-    if kind is Format.SAFETENSORS:
-        return True
-    if kind is Format.TORCH_LEGACY:
-        return True
+    if kind is Format.SAFETENSORS:  # and a header length that fits the file
+        return len(head) >= 8 and 2 <= struct.unpack("<Q", head[:8])[0] <= os.path.getsize(path) - 8
+    if kind is Format.TORCH_LEGACY:  # torch's magic number, not any pickle
+        return head.startswith(LEGACY_TORCH_START)
     if kind is Format.TORCH_ZIP:  # any zip: only a torch archive has a data.pkl
         try:
             with zipfile.ZipFile(path) as archive:
@@ -170,7 +171,13 @@ def find_model_files(folder: str | os.PathLike[str]) -> list[str]:
         raise ModelReadError(f"{root}: not a directory" if os.path.exists(root) else f"{root}: no such folder")
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
+    folders: set[tuple[int, int]] = set()
     for current, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(current)
+        if (st.st_dev, st.st_ino) in folders:  # reached again through a link: no loops
+            dirs[:] = []
+            continue
+        folders.add((st.st_dev, st.st_ino))
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):

@@ -113,3 +113,11 @@ def test_not_a_folder_is_exit_2(tmp_path, capsys):
     assert main(["audit", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("modeldoc: error: ") and err.count("\n") == 1
+
+
+def test_links_are_followed_once_and_loops_end(tmp_path):
+    save_safetensors(tmp_path / "a.safetensors", {"emb_params": np.zeros((1, 768), np.float32)})
+    os.symlink(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    os.symlink(tmp_path, tmp_path / "loop")
+    (tmp_path / "cache.pkl").write_bytes(b"\x80\x04N.")  # a pickle, but not a torch file
+    assert find_model_files(tmp_path) == [str(tmp_path / "a.safetensors")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..compare import Comparison, ComponentDiff, DiffStats, compare_models
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress():
+def _progress() -> Callable[[int, int, str], None]:
     last = [-1]
 
     def show(done: int, total: int, message: str) -> None:
