@@ -1,0 +1,166 @@
+"""What the tab needs from the program it runs in: the :class:`Host` protocol.
+
+The WebUI adapter (``scripts/modeldoc.py``) implements it with ``modules.*``; the standalone
+server (:mod:`lib_modeldoc.ui.standalone`) implements it with plain folders. The UI builder only
+talks to a ``Host``, so the same tab runs in both. Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Choice", "Defaults", "Folders", "Host", "JobContext", "LiveClip", "Session", "resolve_choice"]
+
+# Folder kinds the tab writes into and lists from.
+CHECKPOINTS, VAE, LORA, COMPONENTS = "checkpoints", "vae", "lora", "components"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a model list: what the dropdown shows and the file behind it."""
+
+    label: str
+    path: str
+    kind: str = CHECKPOINTS  # checkpoints, vae, lora
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where new files go (and, for the standalone server, where models are listed from)."""
+
+    checkpoints: str
+    vae: str
+    lora: str = ""
+    components: str = ""  # exported UNet / text encoders; defaults to ``checkpoints``
+
+    def for_kind(self, kind: str) -> str:
+        value = getattr(self, kind, "") or ""
+        return value or self.checkpoints
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Initial values of the action panels (the WebUI's settings section sets them)."""
+
+    precision: str = "fp16"
+    prune: str = "no-ema"
+    fix_clip: bool = True
+    format: str = "safetensors"
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class LiveClip:
+    """The loaded model's CLIP position_ids, as checked (or fixed) in memory.
+
+    ``supported`` is False where the program does not allow the check (the message says why);
+    ``wrong`` maps each position_ids buffer to the indices whose value is not the index.
+    """
+
+    supported: bool
+    message: str
+    wrong: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    fixed: int = 0  # buffers reset by a fix
+
+    @property
+    def damaged(self) -> bool:
+        return any(self.wrong.values())
+
+
+class JobContext(Protocol):
+    """Handed to a long job: report progress, ask whether to stop."""
+
+    def progress(self, done: int, total: int, message: str) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class Host(Protocol):
+    """The program the tab runs in (a WebUI, or the standalone server).
+
+    Attributes:
+        name: shown in the tab ("AUTOMATIC1111", "Forge", "standalone" ...).
+        job_js: name of the JavaScript function to run when a long job starts (the WebUI's
+            progress bar), or ``None``.
+        can_load_models: whether :meth:`load_checkpoint` does anything.
+        in_memory: whether the program holds a loaded model (the "Loaded model" button and tab).
+    """
+
+    name: str
+    job_js: str | None
+    can_load_models: bool
+    in_memory: bool
+
+    def checkpoints(self) -> list[Choice]:
+        """The checkpoint list, as the program's own dropdown shows it."""
+
+    def vaes(self) -> list[Choice]:
+        """VAE files."""
+
+    def loras(self) -> list[Choice]:
+        """LoRA files (inspect only)."""
+
+    def folders(self) -> Folders:
+        """Output folders."""
+
+    def defaults(self) -> Defaults:
+        """Action defaults (the settings section)."""
+
+    def refresh(self) -> None:
+        """Rescan the model folders (after a file was written, or on the refresh button)."""
+
+    def loaded_checkpoint(self) -> str | None:
+        """The file of the loaded model, without loading one; ``None`` when none is loaded."""
+
+    def resolve(self, value: str) -> str | None:
+        """A file path for what the user picked or typed (a list label, a title, a path)."""
+
+    def load_checkpoint(self, path: str) -> str:
+        """Load (or select) a checkpoint; returns a one-line message for the tab."""
+
+    def live_clip(self, *, fix: bool) -> LiveClip:
+        """Check (and with ``fix`` reset) the loaded model's CLIP position_ids in memory."""
+
+    def wrap_job(self, fn: Callable[..., Sequence[Any]], n_outputs: int, progress_index: int) -> Callable[..., Any]:
+        """Turn ``fn(job, session, *inputs) -> outputs`` into a gradio event handler.
+
+        The handler's first input is a task id (filled by :attr:`job_js`); the second is the
+        :class:`Session`. ``outputs[progress_index]`` is the HTML element that shows progress
+        and, in the WebUI, errors.
+        """
+
+    def interrupt(self, session: Session) -> None:
+        """Stop ``session``'s running job (and only that one)."""
+
+
+class Session:
+    """Per-browser-session state, held in a ``gr.State`` (never in module globals).
+
+    gradio deep-copies a State's initial value for each new session; ``__deepcopy__`` makes
+    that a fresh, independent object (a lock and an event cannot be copied).
+    """
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.busy = threading.Lock()
+        self.task_id: str | None = None
+        self.inspected: str | None = None  # path of the last inspected file
+        self.written: str | None = None  # path of the last file written
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Session:
+        return Session()
+
+
+def resolve_choice(value: str | None, choices: Sequence[Choice]) -> str | None:
+    """Map a dropdown label to its file; anything else is taken as a path (``~`` expanded)."""
+    text = (value or "").strip().strip('"').strip("'")
+    if not text:
+        return None
+    for choice in choices:
+        if choice.label == text:
+            return choice.path
+    return os.path.abspath(os.path.expanduser(text))

@@ -1,0 +1,231 @@
+"""The tab without a WebUI: a folder-based :class:`~lib_modeldoc.ui.host.Host` and ``serve``.
+
+``python -m lib_modeldoc serve --models DIR`` lists the model files under ``DIR`` (using the
+WebUI's ``Stable-diffusion`` / ``VAE`` / ``Lora`` sub-folders when they exist) and serves the
+same tab the WebUI shows. Without ``--models`` it writes a small sample library first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..samples import family_specs, write_demo_sample, write_safetensors_sample
+from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
+
+__all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library"]
+
+SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
+SUBFOLDERS = {CHECKPOINTS: "Stable-diffusion", VAE: "VAE", LORA: "Lora"}
+
+
+class _Job:
+    """Progress and cancellation of one job, read by the polling generator."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.done, self.total, self.message = 0, 0, "starting"
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        self.done, self.total, self.message = done, total, message
+
+    def cancelled(self) -> bool:
+        return self.session.cancel.is_set()
+
+
+class FolderHost:
+    """A :class:`Host` over a folder of model files. No model is ever loaded."""
+
+    job_js = None
+    can_load_models = False
+    in_memory = False
+
+    def __init__(self, models_dir: str, *, defaults: Defaults | None = None, name: str = "standalone") -> None:
+        self.name = name
+        self.root = os.path.abspath(os.path.expanduser(models_dir))
+        self._defaults = defaults or Defaults()
+        self._lists: dict[str, list[Choice]] = {}
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def _folder(self, kind: str) -> str:
+        sub = os.path.join(self.root, SUBFOLDERS[kind])
+        return sub if os.path.isdir(sub) else ("" if kind == LORA else self.root)
+
+    def folders(self) -> Folders:
+        return Folders(checkpoints=self._folder(CHECKPOINTS), vae=self._folder(VAE), lora=self._folder(LORA))
+
+    def defaults(self) -> Defaults:
+        return self._defaults
+
+    def refresh(self) -> None:
+        folders = self.folders()
+        special = {os.path.realpath(p) for p in (folders.vae, folders.lora) if p and p != folders.checkpoints}
+        lists = {
+            CHECKPOINTS: [Choice(rel, path, CHECKPOINTS) for rel, path in _scan(folders.checkpoints, skip=special)
+                          if ".vae." not in os.path.basename(rel)],
+            VAE: [],
+            LORA: [],
+        }
+        if folders.vae != folders.checkpoints:
+            lists[VAE] = [Choice(f"VAE: {rel}", path, VAE) for rel, path in _scan(folders.vae)]
+        else:  # one flat folder: VAEs are told by name, as the WebUI does next to checkpoints
+            lists[VAE] = [Choice(f"VAE: {c.label}", c.path, VAE) for c in _scan_choices(folders.checkpoints)
+                          if ".vae." in os.path.basename(c.path) or "vae" in os.path.basename(c.path).lower()]
+            lists[CHECKPOINTS] = [c for c in lists[CHECKPOINTS] if c.path not in {v.path for v in lists[VAE]}]
+        if folders.lora:
+            lists[LORA] = [Choice(f"LoRA: {rel}", path, LORA) for rel, path in _scan(folders.lora)]
+        with self._lock:
+            self._lists = lists
+
+    def checkpoints(self) -> list[Choice]:
+        return list(self._lists.get(CHECKPOINTS, []))
+
+    def vaes(self) -> list[Choice]:
+        return list(self._lists.get(VAE, []))
+
+    def loras(self) -> list[Choice]:
+        return list(self._lists.get(LORA, []))
+
+    def loaded_checkpoint(self) -> str | None:
+        return None
+
+    def resolve(self, value: str) -> str | None:
+        text = (value or "").strip()
+        if not text:
+            return None
+        path = resolve_choice(text, self.checkpoints() + self.vaes() + self.loras())
+        if path and not os.path.isabs(os.path.expanduser(text)) and not os.path.exists(path):
+            candidate = os.path.join(self.root, text)  # a name relative to the library
+            if os.path.exists(candidate):
+                return candidate
+        return path
+
+    def load_checkpoint(self, path: str) -> str:
+        return "The standalone server loads no models; open the file in your WebUI or ComfyUI."
+
+    def live_clip(self, *, fix: bool) -> LiveClip:
+        return LiveClip(False, "The standalone server has no model in memory; inspect and fix the file instead.")
+
+    def interrupt(self, session: Session) -> None:
+        session.cancel.set()
+
+    def wrap_job(self, fn: Callable[..., Sequence[Any]], n_outputs: int, progress_index: int) -> Callable[..., Any]:
+        """A generator handler: the job runs in a thread while the page shows its progress."""
+        import gradio as gr
+
+        from .views import message_html, progress_html
+
+        def handler(task_id: str, session: Session, *inputs: Any) -> Any:
+            session.cancel.clear()
+            job = _Job(session)
+            box: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    box["result"] = list(fn(job, session, *inputs))
+                except Exception as exc:  # a bug: show one line rather than a silent failure
+                    box["error"] = f"internal error ({type(exc).__name__}: {exc})"
+
+            thread = threading.Thread(target=work, name="modeldoc-job", daemon=True)
+            thread.start()
+            while thread.is_alive():
+                thread.join(0.3)
+                if thread.is_alive():
+                    out: list[Any] = [gr.update() for _ in range(n_outputs)]
+                    out[progress_index] = progress_html(job.done, job.total, job.message)
+                    yield out
+            if "error" in box:
+                out = [gr.update() for _ in range(n_outputs)]
+                out[progress_index] = message_html(box["error"], "error")
+                yield out
+            else:
+                yield box["result"]
+
+        return handler
+
+
+def _scan(folder: str, skip: set[str] | None = None) -> list[tuple[str, str]]:
+    found = []
+    if not folder or not os.path.isdir(folder):
+        return found
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
+                             and os.path.realpath(os.path.join(dirpath, d)) not in (skip or set()))
+        for name in sorted(filenames):
+            if name.lower().endswith(SUFFIXES):
+                path = os.path.join(dirpath, name)
+                found.append((os.path.relpath(path, folder), path))
+    return found
+
+
+def _scan_choices(folder: str) -> list[Choice]:
+    return [Choice(rel, path) for rel, path in _scan(folder)]
+
+
+def default_library() -> str:
+    """Where ``serve`` writes its sample library when no ``--models`` is given."""
+    return os.path.join(tempfile.gettempdir(), "modeldoc-samples", "library")
+
+
+def write_sample_library(folder: str) -> str:
+    """A small model library in the WebUI's layout, every file real-size but sparse.
+
+    ``Stable-diffusion/damaged-merge-sd15.safetensors`` (the demo's damaged merge),
+    ``Stable-diffusion/sdxl-base-fp16.safetensors`` (a healthy SDXL checkpoint) and
+    ``VAE/sd-vae-fp32.safetensors`` (a standalone VAE). Existing files are kept.
+    """
+    checkpoints = os.path.join(folder, SUBFOLDERS[CHECKPOINTS])
+    vae = os.path.join(folder, SUBFOLDERS[VAE])
+    os.makedirs(checkpoints, exist_ok=True)
+    os.makedirs(vae, exist_ok=True)
+    if not os.path.exists(os.path.join(checkpoints, "damaged-merge-sd15.safetensors")):
+        write_demo_sample(checkpoints)
+    sdxl = os.path.join(checkpoints, "sdxl-base-fp16.safetensors")
+    if not os.path.exists(sdxl):
+        specs = family_specs("SDXL", dtype="F16")
+        ids = {s.key: np.arange(77, dtype=np.int64).reshape(s.shape) for s in specs if s.key.endswith("position_ids")}
+        write_safetensors_sample(sdxl, specs, ids, metadata={"format": "pt", "modelspec.title": "sample SDXL base"})
+    vae_file = os.path.join(vae, "sd-vae-fp32.safetensors")
+    if not os.path.exists(vae_file):
+        write_safetensors_sample(vae_file, family_specs("VAE", dtype="F32"))
+    return folder
+
+
+def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
+    """The standalone page and its host (writes the sample library when ``models_dir`` is None)."""
+    from .builder import build_ui, offline_theme, read_css
+
+    folder = models_dir or write_sample_library(default_library())
+    host = FolderHost(folder)
+    return build_ui(host, css=read_css(), theme=offline_theme()), host
+
+
+def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int = 7870, block: bool = True,
+          log: Callable[[str], None] = print) -> Any:
+    """Serve the tab on ``http://host:port/``; prints the URL and runs until interrupted."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .compat import enable_queue
+
+    demo, folder_host = build_standalone(models_dir)
+    enable_queue(demo, 4)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=True, quiet=True,
+                inbrowser=False)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    log(f"Model Doctor is running on http://{shown}:{port}/ (models: {folder_host.root}); press Ctrl+C to stop")
+    if not block:
+        return demo
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+    return demo

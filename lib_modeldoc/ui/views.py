@@ -1,0 +1,243 @@
+"""Reports, plans and results as HTML for the tab. Plain strings: no gradio, no scripts.
+
+Every value that comes from a file (keys, metadata, paths) is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..render import suggested_command
+from ..report import Report, Severity
+from ..units import human_bytes
+
+__all__ = [
+    "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
+    "live_clip_html", "progress_html", "COMPONENT_NAMES",
+]
+
+COMPONENT_NAMES = {
+    "unet": "UNet", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G (OpenCLIP bigG)", "clip_h": "CLIP-H (OpenCLIP)",
+    "ema_unet": "EMA copy of the UNet", "depth": "depth model", "controlnet": "ControlNet",
+}
+_CHECKPOINTS = {"SD1", "SD1-inpaint", "SD1-pix2pix", "SD2", "SD2-inpaint", "SD2-depth", "SDXL", "SDXL-inpaint", "SDXL-refiner"}
+_ICON = {Severity.ERROR: "✖", Severity.WARNING: "!", Severity.INFO: "i"}
+# What the tab offers for each finding (the CLI's option names stay in the command line shown).
+_REASONS = {
+    "clip.position_ids.offset": "“Fix CLIP position_ids” resets the shifted ids",
+    "clip.position_ids.float": "“Fix CLIP position_ids” stores the ids as int64",
+    "junk": "the junk is dropped",
+    "precision.fp64": "float64 is narrowed",
+    "precision.waste": "fp16 halves the weights",
+}
+_COMPONENT_ACTIONS = {
+    "component.missing": "Replace the missing part from a full model of the same family.",
+    "component.incomplete": "Replace the incomplete part from a full model of the same family.",
+}
+
+
+def e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def message_html(text: str, kind: str = "info") -> str:
+    """A one-line notice (``info``, ``ok``, ``warning``, ``error``)."""
+    return f'<div class="modeldoc-msg modeldoc-{e(kind)}">{e(text)}</div>'
+
+
+def progress_html(done: int, total: int, message: str) -> str:
+    """A progress bar for hosts without one of their own (the standalone server)."""
+    share = 0.0 if total <= 0 else max(0.0, min(1.0, done / total))
+    return (
+        f'<div class="modeldoc-progress"><div class="modeldoc-progress-bar" style="width:{share * 100:.1f}%"></div>'
+        f'<span>{share * 100:.0f}% {e(message)}</span></div>'
+    )
+
+
+def verdict_html(report: Report) -> str:
+    """What it is, what is wrong, what to do, space to gain: the first thing the tab shows."""
+    problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
+    errors = sum(1 for f in problems if f.severity is Severity.ERROR)
+    if not problems:
+        state, word = "ok", "Healthy — nothing wrong found"
+    elif errors:
+        state, word = "error", f"Damaged — {_count(errors, 'error')}, {_count(len(problems) - errors, 'warning')}"
+    else:
+        state, word = "warning", f"Works, with problems — {_count(len(problems), 'warning')}"
+    kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
+    out = [
+        f'<div class="modeldoc-verdict modeldoc-{state}" data-verdict="{state}">',
+        f'<div class="modeldoc-file" title="{e(report.path)}">{e(os.path.basename(report.path))}</div>',
+        f'<div class="modeldoc-kind">{e(kind)} · {e(report.format)} · {e(human_bytes(report.size_bytes))} · '
+        f'{report.tensors} tensors</div>',
+        f'<div class="modeldoc-state">{e(word)}</div>',
+    ]
+    if problems:
+        out.append('<ul class="modeldoc-problems">')
+        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(f.message)}</li>' for f in problems]
+        out.append("</ul>")
+    saving = report.size_bytes - report.pruned_size_bytes
+    if report.architecture in _CHECKPOINTS and saving > 0.01 * report.size_bytes:
+        out.append(
+            f'<div class="modeldoc-gain">Space to gain: <b>{e(human_bytes(saving))}</b> '
+            f'({e(human_bytes(report.size_bytes))} → {e(human_bytes(report.pruned_size_bytes))}: no junk, no EMA, fp16)</div>'
+        )
+    todo = _todo(report)
+    if todo:
+        out.append('<div class="modeldoc-todo">What to do:<ul>' + "".join(f"<li>{e(t)}</li>" for t in todo) + "</ul></div>")
+    command = suggested_command(report)
+    if command:
+        out.append(f'<div class="modeldoc-cli">Command line: <code>{e(command)}</code></div>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def _todo(report: Report) -> list[str]:
+    ids = {f.id for f in report.findings if f.severity is not Severity.INFO} | (
+        {"precision.waste"} if report.has("precision.waste") else set())
+    todo: list[str] = []
+    convert = [_REASONS[i] for i in _REASONS if i in ids]
+    if report.format == "ckpt" and report.architecture in _CHECKPOINTS:
+        convert.append("save it as .safetensors (a pickle can run code when loaded)")
+    if convert:
+        todo.append("Fix / prune / convert below: " + "; ".join(dict.fromkeys(convert)) + ".")
+    for finding_id, text in _COMPONENT_ACTIONS.items():
+        if finding_id in ids:
+            todo.append(text)
+    return todo
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def chart_html(report: Report) -> str:
+    """A bar per file: what each component weighs, and the size after pruning."""
+    total = max(report.size_bytes, 1)
+    parts: list[tuple[str, str, int]] = []
+    for name, comp in report.components.items():
+        if comp.present and comp.bytes:
+            parts.append((name, COMPONENT_NAMES.get(name, name), comp.bytes))
+    if report.junk.get("bytes"):
+        parts.append(("junk", "junk", int(report.junk["bytes"])))
+    counted = sum(size for _, _, size in parts)
+    rest = report.size_bytes - counted
+    if rest > 0.005 * total:
+        parts.append(("other", "other (buffers, headers, unsorted)", rest))
+    out = ['<div class="modeldoc-chart">', _bar("file", "now", parts, total)]
+    if report.architecture in _CHECKPOINTS and report.pruned_size_bytes < report.size_bytes:
+        pruned = [("pruned", "after pruning (fp16, no EMA, no junk)", report.pruned_size_bytes)]
+        out.append(_bar("pruned", "pruned", pruned, total))
+    out.append('<div class="modeldoc-legend">')
+    for name, label, size in parts:
+        out.append(
+            f'<span class="modeldoc-key"><i class="modeldoc-seg-{e(name)}"></i>{e(label)} {e(human_bytes(size))} '
+            f'({size / total:.0%})</span>'
+        )
+    out.append("</div></div>")
+    return "".join(out)
+
+
+def _bar(kind: str, label: str, parts: Iterable[tuple[str, str, int]], total: int) -> str:
+    segs = []
+    for name, title, size in parts:
+        width = max(size / total * 100, 0.4)
+        segs.append(
+            f'<div class="modeldoc-seg modeldoc-seg-{e(name)}" style="width:{width:.2f}%" '
+            f'title="{e(title)}: {e(human_bytes(size))}"></div>'
+        )
+    size = sum(s for _, _, s in parts)
+    return (
+        f'<div class="modeldoc-bar-row" data-bar="{e(kind)}"><span class="modeldoc-bar-label">{e(label)}</span>'
+        f'<div class="modeldoc-bar">{"".join(segs)}</div><span class="modeldoc-bar-size">{e(human_bytes(size))}</span></div>'
+    )
+
+
+def details_html(report: Report) -> str:
+    """Components, every finding, position_ids, junk groups, storage, evidence."""
+    out = ['<div class="modeldoc-details">']
+    if report.components:
+        rows = []
+        for c in report.components.values():
+            state = "complete" if c.complete else ("incomplete" if c.present else "MISSING")
+            dtypes = ", ".join(f"{k} {human_bytes(v)}" for k, v in c.dtypes.items()) or "-"
+            rows.append([COMPONENT_NAMES.get(c.name, c.name), state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
+        out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
+    if report.findings:
+        rows = [[_ICON[f.severity], f.id, f.message, human_bytes(f.bytes_affected) if f.bytes_affected else ""]
+                for f in report.findings]
+        out.append(_table("Findings", ["", "id", "what", "size"], rows))
+    for ids in report.clip_position_ids:
+        state = "wrong at " + ", ".join(str(i) for i in ids.wrong) if ids.wrong else "correct"
+        out.append(f'<p><b>CLIP position_ids</b> <code>{e(ids.key)}</code>: {e(ids.dtype)}, {e(state)}</p>')
+    groups = report.junk.get("groups") or []
+    if groups:
+        rows = [[g["pattern"], g["keys"], human_bytes(g["bytes"])] for g in groups]
+        out.append(_table("Junk (tensors the WebUI never loads)", ["group", "tensors", "size"], rows))
+    if report.dtypes:
+        out.append("<p><b>Storage</b>: " + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
+    if report.extras:
+        extras = ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:12])
+        out.append(f"<p><b>Other entries</b>: {e(extras)}</p>")
+    if report.evidence:
+        out.append("<p><b>Identified by</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
+    if report.architecture == "unknown" and report.candidates:
+        rows = [[c["architecture"], f'{c["score"]:.2f}', c["matched"], c["missing"], c["mismatched"]] for c in report.candidates[:5]]
+        out.append(_table("Closest architectures", ["architecture", "score", "matched", "missing", "mismatched"], rows))
+    out.append(f'<p class="modeldoc-path">File: <code>{e(report.path)}</code></p></div>')
+    return "".join(out)
+
+
+def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
+    th = "".join(f"<th>{e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<p><b>{e(title)}</b></p><table class="modeldoc-table"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "") -> str:
+    """The preview before writing: sizes, every change, warnings, where it goes."""
+    before, after = int(plan.get("source_size_bytes", 0)), int(plan.get("size_bytes", 0))
+    out = [
+        '<div class="modeldoc-plan">',
+        f'<div class="modeldoc-plan-size"><b>{e(human_bytes(before))} → {e(human_bytes(after))}</b> '
+        f'({e(plan.get("format", ""))}, {e(plan.get("keys", ""))} tensors)'
+        + (f', saves {e(human_bytes(before - after))}' if before > after else "") + "</div>",
+        f'<div>Output: <code>{e(output)}</code>'
+        + (' <span class="modeldoc-warning">exists — tick “Overwrite” to replace it</span>' if exists else "") + "</div>",
+    ]
+    changes = list(plan.get("changes") or [])
+    if changes:
+        out.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in changes) + "</ul>")
+    for warning in plan.get("warnings") or []:
+        out.append(f'<div class="modeldoc-msg modeldoc-warning">{e(warning)}</div>')
+    if description:
+        out.append(f'<details><summary>Full plan</summary><pre>{e(description)}</pre></details>')
+    out.append("</div>")
+    return "".join(out)
+
+
+def result_html(result: Mapping[str, Any], *, listed_as: str | None = None) -> str:
+    """What was written."""
+    verified = " and verified (every tensor re-read and compared)" if result.get("verified") else ""
+    text = f"Wrote {result['output']} ({human_bytes(int(result['size_bytes']))}, {result['keys']} tensors){verified}."
+    if listed_as:
+        text += f" Listed as “{listed_as}”."
+    return message_html(text, "ok")
+
+
+def live_clip_html(live: Any) -> str:
+    """The loaded model's CLIP position_ids, checked in memory."""
+    if not live.supported:
+        return message_html(live.message, "info")
+    if live.fixed:
+        return message_html(live.message, "ok")
+    return message_html(live.message, "error" if live.damaged else "ok")

@@ -1,0 +1,196 @@
+"""The UI builder with gradio (3.41.2 here; CI also runs it under 4.40): layout, and every button's
+real handler run through the event wiring the page uses."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from toy_components import CLIP, checkpoint, save_safetensors, toy_family, toy_values  # noqa: F401 (fixture)
+from ui_helpers import Driver, update_value
+
+gr = pytest.importorskip("gradio") if not os.environ.get("CI") else __import__("gradio")
+
+from lib_modeldoc.ui.builder import build_ui  # noqa: E402
+from lib_modeldoc.ui.host import LiveClip, Session  # noqa: E402
+from lib_modeldoc.ui.standalone import FolderHost  # noqa: E402
+
+DAMAGED = "damaged-merge-sd15.safetensors"
+
+
+@pytest.fixture
+def driver(library):
+    host = FolderHost(library)
+    return Driver(build_ui(host)), host
+
+
+def test_layout_verdict_before_chart_before_details_and_actions(driver):
+    drv, _ = driver
+    for elem_id in ("modeldoc_model", "modeldoc_refresh", "modeldoc_inspect", "modeldoc_verdict", "modeldoc_chart",
+                    "modeldoc_details", "modeldoc_metadata", "modeldoc_precision", "modeldoc_prune", "modeldoc_fix_clip",
+                    "modeldoc_bake_vae", "modeldoc_convert_preview", "modeldoc_convert_write", "modeldoc_convert_interrupt",
+                    "modeldoc_js_value", "modeldoc_js_inspect"):
+        assert elem_id in drv.ids, elem_id
+    order = [drv.ids[i] for i in ("modeldoc_model", "modeldoc_verdict", "modeldoc_chart", "modeldoc_details", "modeldoc_precision")]
+    assert order == sorted(order)
+    # standalone: no model in memory, so no "Loaded model" tab
+    assert "modeldoc_live_check" not in drv.ids
+    model = drv.blocks.blocks[drv.ids["modeldoc_model"]]
+    choices = [c[0] if isinstance(c, (list, tuple)) else c for c in model.choices]
+    assert choices == [DAMAGED, "sdxl-base-fp16.safetensors", "VAE: sd-vae-fp32.safetensors"]
+
+
+def test_inspect_shows_verdict_chart_details_metadata(driver):
+    drv, host = driver
+    out = drv.click("modeldoc_inspect", modeldoc_model=DAMAGED)
+    assert out["modeldoc_status"] == ""
+    assert "Damaged — 1 error, 2 warnings" in out["modeldoc_verdict"]
+    assert "modeldoc-seg-ema_unet" in out["modeldoc_chart"]
+    assert "embedding_manager.*" in out["modeldoc_details"]
+    assert out["modeldoc_metadata"]["sd_merge_recipe"]["interp_method"] == "Add difference"
+    assert out["modeldoc_out_name"] == "damaged-merge-sd15-fixed.safetensors"
+    assert drv.state and next(iter(drv.state.values())).inspected.endswith(DAMAGED)
+
+
+def test_inspect_any_path_and_bad_input_is_one_line(driver, tmp_path):
+    drv, host = driver
+    vae = host.vaes()[0].path
+    out = drv.click("modeldoc_inspect", modeldoc_model=vae)
+    assert "VAE" in out["modeldoc_verdict"]
+    missing = str(tmp_path / "nope.safetensors")
+    out = drv.click("modeldoc_inspect", modeldoc_model=missing)
+    assert out["modeldoc_verdict"] == "" and "no such file" in out["modeldoc_status"] and "modeldoc-error" in out["modeldoc_status"]
+    out = drv.click("modeldoc_inspect", modeldoc_model="")
+    assert "none loaded" in out["modeldoc_status"]
+
+
+def test_the_right_click_bridge_inspects_a_title(driver):
+    drv, _ = driver
+    out = drv.click("modeldoc_js_inspect", modeldoc_js_value=DAMAGED)
+    assert update_value(out["modeldoc_model"]) == DAMAGED
+    assert "Damaged" in out["modeldoc_verdict"]
+
+
+def test_preview_plan_shows_the_output_size_before_writing(driver, tmp_path):
+    drv, _ = driver
+    out = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_out_folder=str(tmp_path),
+                    modeldoc_out_name="x")
+    html = out["modeldoc_convert_result"]
+    assert "8.20 GB → 2.13 GB" in html and "fixed CLIP position_ids" in html and "dropped ema" in html
+    assert str(tmp_path / "x.safetensors") in html
+    assert os.listdir(tmp_path) == []
+    bad = drv.click("modeldoc_convert_preview", modeldoc_model="sdxl-base-fp16.safetensors", modeldoc_prune="ema-only",
+                    modeldoc_out_folder=str(tmp_path))
+    assert "modeldoc-msg modeldoc-error" in bad["modeldoc_convert_result"]
+    assert "ema-only needs EMA weights" in bad["modeldoc_convert_result"]
+
+
+def test_refresh_lists_new_files(driver, library):
+    drv, _ = driver
+    extra = os.path.join(library, "Stable-diffusion", "copy.safetensors")
+    os.link(os.path.join(library, "Stable-diffusion", DAMAGED), extra)
+    try:
+        out = drv.click("modeldoc_refresh", modeldoc_model=DAMAGED)
+        choices = [c[0] if isinstance(c, (list, tuple)) else c for c in out["modeldoc_model"]["choices"]]
+        assert "copy.safetensors" in choices
+    finally:
+        os.remove(extra)
+
+
+def test_write_converts_lists_and_offers_the_new_file(tmp_path, toy_family):
+    values = toy_values()
+    flat = checkpoint(values)
+    flat[CLIP + "junk_leftover.weight"] = np.ones((3,), np.float32)
+    models = tmp_path / "models"
+    models.mkdir()
+    save_safetensors(models / "toy.safetensors", flat)
+    host = FolderHost(str(models))
+    drv = Driver(build_ui(host))
+    assert "toy checkpoint" in drv.click("modeldoc_inspect", modeldoc_model="toy.safetensors")["modeldoc_verdict"]
+    out = drv.click("modeldoc_convert_write", modeldoc_model="toy.safetensors", modeldoc_fix_clip=False)
+    assert "Wrote" in out["modeldoc_convert_result"], out["modeldoc_convert_result"]
+    written = models / "toy-fixed.safetensors"
+    assert written.exists()
+    with safe_open(str(written), "numpy") as f:
+        assert f.get_tensor("model.diffusion_model.middle_block.0.weight").dtype == np.float16
+        assert CLIP + "junk_leftover.weight" not in f.keys()
+    assert out["modeldoc_load_new"]["visible"] is False  # the standalone host loads nothing
+    assert out["modeldoc_inspect_new"]["visible"] is True
+    assert "Listed as “toy-fixed.safetensors”" in out["modeldoc_convert_result"]
+    again = drv.click("modeldoc_inspect_new")
+    assert "toy-fixed.safetensors" in again["modeldoc_verdict"]
+    # the output exists now: a second write refuses without "Overwrite", and says so in one line
+    out = drv.click("modeldoc_convert_write", modeldoc_model="toy.safetensors", modeldoc_fix_clip=False)
+    assert "modeldoc-error" in out["modeldoc_convert_result"] and "exists" in out["modeldoc_convert_result"]
+
+
+def test_two_sessions_do_not_share_state(driver):
+    drv, host = driver
+    other = Driver(drv.blocks)
+    drv.click("modeldoc_inspect", modeldoc_model=DAMAGED)
+    other.click("modeldoc_inspect", modeldoc_model="sdxl-base-fp16.safetensors")
+    mine, theirs = next(iter(drv.state.values())), next(iter(other.state.values()))
+    assert mine is not theirs
+    assert mine.inspected.endswith(DAMAGED) and theirs.inspected.endswith("sdxl-base-fp16.safetensors")
+
+
+def test_standalone_jobs_report_progress_and_stop_on_interrupt(library):
+    host = FolderHost(library)
+    session = Session()
+    seen = []
+
+    def job(ctx, sess, *inputs):
+        for step in range(200):
+            if ctx.cancelled():
+                return ["stopped at %d" % step]
+            ctx.progress(step, 200, "working")
+            time.sleep(0.01)
+        return ["finished"]
+
+    handler = host.wrap_job(job, 1, 0)
+    threading.Timer(0.7, host.interrupt, [session]).start()
+    for out in handler("", session):
+        seen.append(out[0])
+    assert any("modeldoc-progress" in str(s) for s in seen[:-1])
+    assert seen[-1].startswith("stopped at")
+
+
+class MemoryHost(FolderHost):
+    """A folder host that pretends to hold a model in memory (the WebUI case)."""
+
+    in_memory = True
+    can_load_models = True
+    job_js = "modeldoc_start_job"
+
+    def __init__(self, folder, loaded):
+        super().__init__(folder)
+        self.loaded = loaded
+        self.fixed = False
+
+    def loaded_checkpoint(self):
+        return self.loaded
+
+    def live_clip(self, *, fix):
+        if fix:
+            self.fixed = True
+            return LiveClip(True, "reset 2 positions", {}, fixed=1)
+        return LiveClip(True, "shifted at [41, 76]", {"x": (41, 76)})
+
+
+def test_loaded_model_is_the_default_and_can_be_checked_and_fixed_in_memory(library):
+    loaded = os.path.join(library, "Stable-diffusion", DAMAGED)
+    host = MemoryHost(library, loaded)
+    drv = Driver(build_ui(host))
+    assert drv.blocks.blocks[drv.ids["modeldoc_model"]].value == DAMAGED
+    out = drv.click("modeldoc_inspect", modeldoc_model="")  # nothing picked: the loaded model
+    assert "Damaged" in out["modeldoc_verdict"] and update_value(out["modeldoc_model"]) == DAMAGED
+    out = drv.click("modeldoc_inspect_loaded")
+    assert "Damaged" in out["modeldoc_verdict"]
+    assert "shifted" in drv.click("modeldoc_live_check")["modeldoc_live_result"]
+    assert "reset 2 positions" in drv.click("modeldoc_live_fix")["modeldoc_live_result"] and host.fixed
+    # the WebUI's progress bar is started by JavaScript on the write button
+    assert drv.js("modeldoc_convert_write") == "modeldoc_start_job"
