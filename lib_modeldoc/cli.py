@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from .commands import COMMANDS
+from .commands import COMMANDS, load
 from .errors import ModelDocError
 
 __all__ = ["main"]
@@ -27,19 +27,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"modeldoc: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that command's sub-parser is built (and imported)."""
     parser = _Parser(prog="modeldoc", description="Inspect, repair, split and convert Stable Diffusion model files.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for command in COMMANDS:
-        command.add_parser(sub)
+    for name in COMMANDS:
+        if only is None or name == only:
+            load(name).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=named if named in COMMANDS else None)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

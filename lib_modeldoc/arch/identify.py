@@ -7,6 +7,7 @@ a damaged SDXL file is "SDXL, with findings", never "unknown". Nothing here read
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -121,14 +122,14 @@ def _ema_index(table_id: str) -> dict[str, str]:
 _EMA_CACHE: dict[str, dict[str, str]] = {}
 
 
-def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], cache: dict) -> SlotMatch:
+def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], present: frozenset[str], cache: dict) -> SlotMatch:
     best: SlotMatch | None = None
     for table_id in slot.tables:
         for mount in slot.mounts:
             key = (table_id, mount, slot.component, slot.required)
             found = cache.get(key)
             if found is None:
-                found = cache[key] = _match(slot, table_id, mount, shapes)
+                found = cache[key] = _match(slot, table_id, mount, shapes, present)
             # Ties go to the table the file completes (WD 1.4's CLIP-H is a subset of CLIP-H).
             if best is None or (len(found.matched), -len(found.mismatched), -len(found.missing)) > (
                 len(best.matched), -len(best.mismatched), -len(best.missing)
@@ -138,29 +139,55 @@ def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], cache: dict) 
     return best
 
 
-def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]]) -> SlotMatch:
+@dataclass(frozen=True)
+class _Laid:
+    """A table mounted at one place: its file keys in table order, computed once per process."""
+
+    keys: tuple[str, ...]
+    keyset: frozenset[str]
+    expected: Mapping[str, tuple[int, ...]]  # file key -> table shape
+    required: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=None)
+def _laid_out(table_id: str, mount: Mount) -> _Laid:
     tab = table(table_id)
-    matched, mismatched, missing = [], [], []
-    for table_key, expected in tab.shapes.items():
-        file_key = mount.key(table_key)
-        found = shapes.get(file_key)
-        if found is None:
-            if table_key not in tab.optional:
-                missing.append(file_key)
-        elif shape_matches(expected, found):
-            matched.append(file_key)
-        else:
-            mismatched.append((file_key, found, expected))
+    keys = tuple(mount.key(k) for k in tab.shapes)
+    expected = {mount.key(k): shape for k, shape in tab.shapes.items()}
+    required = tuple(mount.key(k) for k in tab.shapes if k not in tab.optional)
+    return _Laid(keys, frozenset(keys), expected, required)
+
+
+def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str]) -> SlotMatch:
+    laid = _laid_out(table_id, mount)
+    present = laid.keyset & present_keys
+    matched, mismatched = [], []
+    if present:
+        for file_key in laid.keys:
+            if file_key in present:
+                expected, found = laid.expected[file_key], shapes[file_key]
+                if expected == found or shape_matches(expected, found):
+                    matched.append(file_key)
+                else:
+                    mismatched.append((file_key, found, expected))
+        missing = tuple(k for k in laid.required if k not in present)
+    else:
+        missing = laid.required
     return SlotMatch(
-        slot.component, table_id, mount, slot.required, len(tab.required_keys),
-        tuple(matched), tuple(mismatched), tuple(missing),
+        slot.component, table_id, mount, slot.required, len(laid.required),
+        tuple(matched), tuple(mismatched), missing,
     )
 
 
+@functools.lru_cache(maxsize=None)
+def _signature_pattern(signature: Signature) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in signature.patterns))
+
+
 def _signature_share(signature: Signature, keys: Iterable[str]) -> float:
-    patterns = [re.compile(p) for p in signature.patterns]
+    search = _signature_pattern(signature).search
     keys = list(keys)
-    hits = sum(1 for k in keys if any(p.search(k) for p in patterns))
+    hits = sum(1 for k in keys if search(k))
     return hits / len(keys) if keys and hits else 0.0
 
 
@@ -183,9 +210,10 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
             )
 
     cache: dict = {}
+    present = frozenset(shapes)
     scored: list[tuple[tuple[int, int, int], Family, tuple[SlotMatch, ...], Candidate]] = []
     for order, fam in enumerate(FAMILIES):
-        slots = tuple(_match_slot(slot, shapes, cache) for slot in fam.slots)
+        slots = tuple(_match_slot(slot, shapes, present, cache) for slot in fam.slots)
         matched = sum(len(s.matched) for s in slots)
         mismatched = sum(len(s.mismatched) for s in slots)
         missing = sum(len(s.missing) for s in slots if s.required)

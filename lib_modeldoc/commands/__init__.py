@@ -1,6 +1,30 @@
-"""The CLI's commands, in the order ``--help`` lists them."""
+"""The CLI's commands, in the order ``--help`` lists them.
 
-from . import audit_cmd, compare_cmd, convert_cmd, demo, hash_cmd, inspect_cmd
-from .component_cmds import build, export, replace
+Each entry maps a command name to the object (a module or a class) that provides
+``add_parser(subparsers)`` and ``run(args) -> int``. They are imported only when needed, so
+``inspect`` never pays for the imports of ``compare`` or the UI.
+"""
 
-COMMANDS = (inspect_cmd, convert_cmd, export, replace, build, hash_cmd, compare_cmd, audit_cmd, demo)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+COMMANDS: dict[str, str] = {
+    "inspect": "inspect_cmd",
+    "convert": "convert_cmd",
+    "export": "component_cmds:export",
+    "replace": "component_cmds:replace",
+    "build": "component_cmds:build",
+    "hash": "hash_cmd",
+    "compare": "compare_cmd",
+    "audit": "audit_cmd",
+    "demo": "demo",
+}
+
+
+def load(name: str) -> Any:
+    """The command object for ``name`` (a key of :data:`COMMANDS`)."""
+    module_name, _, attribute = COMMANDS[name].partition(":")
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return getattr(module, attribute) if attribute else module
