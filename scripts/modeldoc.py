@@ -1,0 +1,318 @@
+"""Model Doctor in AUTOMATIC1111's WebUI (and Forge, reForge, SD.Next): the thin adapter.
+
+Registers the tab (``on_ui_tabs``), a settings section (``on_ui_settings``) and HTTP routes
+(``on_app_started``). Everything else is the engine's: :func:`lib_modeldoc.ui.builder.build_ui`
+builds the tab from a :class:`WebUIHost`, which is the only code that touches ``modules.*``.
+Never imports ``ldm``, ``sgm`` or ``sd_models_config`` (Forge has none of them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gradio as gr
+
+from modules import script_callbacks, sd_models, shared
+
+from lib_modeldoc.errors import ModelDocError
+from lib_modeldoc.ui.host import Choice, Defaults, Folders, LiveClip, Session, resolve_choice
+
+logger = logging.getLogger("modeldoc")
+
+SECTION = ("modeldoc", "Model Doctor")
+FORGE = importlib.util.find_spec("modules_forge") is not None
+SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
+PRECISION_CHOICES = ["fp16", "bf16", "fp32", "fp8_e4m3fn", "fp8_e5m2", "keep"]
+
+# option key -> (default, label, component, choices)
+OPTIONS: dict[str, tuple[Any, str, Any, list[str] | None]] = {
+    "modeldoc_precision": ("fp16", "Default precision of converted weights", gr.Radio, PRECISION_CHOICES),
+    "modeldoc_prune": ("no-ema", "Default EMA handling", gr.Radio, ["none", "no-ema", "ema-only"]),
+    "modeldoc_fix_clip": (True, "Fix CLIP position_ids by default", None, None),
+    "modeldoc_format": ("safetensors", "Default output format", gr.Radio, ["safetensors", "ckpt"]),
+    "modeldoc_verify": (True, "Verify every written file (re-read and compare every tensor)", None, None),
+    "modeldoc_dir_checkpoints": ("", "Output folder for checkpoints (empty: the WebUI's checkpoint folder)", None, None),
+    "modeldoc_dir_vae": ("", "Output folder for VAEs (empty: the WebUI's VAE folder)", None, None),
+    "modeldoc_dir_components": ("", "Output folder for exported UNets and text encoders "
+                                    "(empty: <models>/modeldoc-parts)", None, None),
+}
+
+
+def _opt(key: str) -> Any:
+    return getattr(shared.opts, key, OPTIONS[key][0])
+
+
+def _models_path() -> str:
+    from modules import paths
+
+    return paths.models_path
+
+
+def _checkpoint_dir() -> str:
+    return getattr(shared.cmd_opts, "ckpt_dir", None) or sd_models.model_path
+
+
+def _vae_dir() -> str:
+    return getattr(shared.cmd_opts, "vae_dir", None) or os.path.join(_models_path(), "VAE")
+
+
+def _lora_dir() -> str:
+    return getattr(shared.cmd_opts, "lora_dir", None) or os.path.join(_models_path(), "Lora")
+
+
+def _scan(folder: str) -> list[str]:
+    found: list[str] = []
+    if not folder or not os.path.isdir(folder):
+        return found
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [os.path.join(dirpath, n) for n in sorted(filenames) if n.lower().endswith(SUFFIXES)]
+    return found
+
+
+class _Job:
+    """A job's link to the WebUI's progress bar (``shared.state``) and interrupt button."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        shared.state.job_count = 1
+        shared.state.sampling_steps = 1000
+        shared.state.sampling_step = 0
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        shared.state.sampling_step = int(1000 * done / total) if total else 0
+        shared.state.textinfo = message.splitlines()[0] if message else ""
+
+    def cancelled(self) -> bool:
+        return self.session.cancel.is_set() or bool(getattr(shared.state, "interrupted", False))
+
+
+class WebUIHost:
+    """The :class:`~lib_modeldoc.ui.host.Host` of a running WebUI."""
+
+    job_js = "modeldoc_start_job"
+    can_load_models = True
+    in_memory = True
+
+    def __init__(self) -> None:
+        self.name = "Forge" if FORGE else "AUTOMATIC1111"
+
+    # -- lists -----------------------------------------------------------------------------------
+    def checkpoints(self) -> list[Choice]:
+        return [Choice(title, info.filename) for title, info in list(sd_models.checkpoints_list.items())]
+
+    def vaes(self) -> list[Choice]:
+        try:
+            from modules import sd_vae
+
+            items = dict(sd_vae.vae_dict)
+        except Exception:  # a fork without sd_vae.vae_dict: list the folder
+            items = {os.path.basename(p): p for p in _scan(_vae_dir())}
+        return [Choice(f"VAE: {name}", path, "vae") for name, path in items.items()]
+
+    def loras(self) -> list[Choice]:
+        folder = _lora_dir()
+        return [Choice(f"LoRA: {os.path.relpath(p, folder)}", p, "lora") for p in _scan(folder)]
+
+    def folders(self) -> Folders:
+        components = _opt("modeldoc_dir_components") or os.path.join(_models_path(), "modeldoc-parts")
+        return Folders(
+            checkpoints=_opt("modeldoc_dir_checkpoints") or _checkpoint_dir(),
+            vae=_opt("modeldoc_dir_vae") or _vae_dir(),
+            lora=_lora_dir(),
+            components=components,
+        )
+
+    def defaults(self) -> Defaults:
+        return Defaults(precision=_opt("modeldoc_precision"), prune=_opt("modeldoc_prune"),
+                        fix_clip=bool(_opt("modeldoc_fix_clip")), format=_opt("modeldoc_format"),
+                        verify=bool(_opt("modeldoc_verify")))
+
+    def refresh(self) -> None:
+        sd_models.list_models()
+        try:
+            from modules import sd_vae
+
+            sd_vae.refresh_vae_list()
+        except Exception as exc:  # a fork without it: the VAE list just stays as it is
+            logger.debug("VAE list not refreshed: %s", exc)
+
+    # -- the loaded model ------------------------------------------------------------------------
+    def _model(self) -> Any:
+        # model_data.sd_model, not shared.sd_model: the latter loads a model when none is loaded.
+        return getattr(getattr(sd_models, "model_data", None), "sd_model", None)
+
+    def loaded_checkpoint(self) -> str | None:
+        info = getattr(self._model(), "sd_checkpoint_info", None)
+        if info is None:  # Forge loads lazily: the selected checkpoint is what will run
+            params = getattr(getattr(sd_models, "model_data", None), "forge_loading_parameters", None) or {}
+            info = params.get("checkpoint_info") if isinstance(params, dict) else None
+        if info is None:
+            selected = getattr(shared.opts, "sd_model_checkpoint", None)
+            info = sd_models.get_closet_checkpoint_match(selected) if selected else None
+        path = getattr(info, "filename", None)
+        return path if path and os.path.isfile(path) else None
+
+    def resolve(self, value: str) -> str | None:
+        text = (value or "").strip()
+        if not text:
+            return None
+        choices = self.checkpoints() + self.vaes() + self.loras()
+        if any(c.label == text for c in choices) or os.path.exists(os.path.expanduser(text)):
+            return resolve_choice(text, choices)
+        info = sd_models.get_closet_checkpoint_match(text)  # a title, a name, "name [hash]"
+        return info.filename if info is not None else resolve_choice(text, choices)
+
+    def load_checkpoint(self, path: str) -> str:
+        self.refresh()
+        info = next((i for i in sd_models.checkpoints_list.values()
+                     if os.path.realpath(i.filename) == os.path.realpath(path)), None)
+        if info is None:
+            raise ModelDocError(f"{path}: not in the WebUI's checkpoint list; put it in {_checkpoint_dir()}")
+        if FORGE:
+            from modules_forge import main_entry
+
+            main_entry.checkpoint_change(info.title)
+            return f"Selected {info.title}; Forge loads it at the next generation."
+        shared.opts.set("sd_model_checkpoint", info.title)  # its onchange reloads the weights
+        return f"Loaded {info.title}. (The checkpoint dropdown at the top updates after a page reload.)"
+
+    def live_clip(self, *, fix: bool) -> LiveClip:
+        model = self._model()
+        if model is None or getattr(model, "sd_checkpoint_info", None) is None:
+            return LiveClip(False, "No model is loaded yet; generate once or pick a checkpoint, then check again.")
+        if hasattr(model, "forge_objects"):
+            return LiveClip(False, "Forge loads CLIP without the file's position_ids (it ignores that key), so the "
+                                   "loaded model is not affected; repair the file for other programs.")
+        import torch
+
+        if not isinstance(model, torch.nn.Module):
+            return LiveClip(False, "This WebUI keeps the model as a diffusers pipeline, which rebuilds position_ids "
+                                   "itself; nothing to fix in memory.")
+        from lib_modeldoc.live import check_position_ids, fix_position_ids
+
+        name = model.sd_checkpoint_info.title
+        if not fix:
+            wrong = check_position_ids(model)
+            if not wrong:
+                return LiveClip(True, f"{name}: no CLIP position_ids in memory to check.")
+            bad = {k: v for k, v in wrong.items() if v}
+            if not bad:
+                return LiveClip(True, f"{name}: CLIP position_ids in memory are correct (0..76).", wrong)
+            shown = "; ".join(f"{k.split('.embeddings')[0]}: wrong at {list(v)}" for k, v in bad.items())
+            return LiveClip(True, f"{name}: CLIP position_ids in memory are shifted ({shown}); "
+                                  "prompts lose words until fixed.", wrong)
+        from modules.call_queue import queue_lock
+
+        with queue_lock:  # never while an image is being generated
+            fixed = fix_position_ids(model)
+        if not fixed:
+            return LiveClip(True, f"{name}: nothing to fix; CLIP position_ids in memory are correct.")
+        positions = sum(len(v) for v in fixed.values())
+        return LiveClip(True, f"{name}: reset {positions} CLIP position(s) in memory. This lasts until the model is "
+                              "reloaded; fix the file to make it permanent.", {k: () for k in fixed}, fixed=len(fixed))
+
+    # -- jobs ------------------------------------------------------------------------------------
+    def wrap_job(self, fn: Callable[..., Sequence[Any]], n_outputs: int, progress_index: int) -> Callable[..., Any]:
+        from modules.call_queue import wrap_gradio_gpu_call
+
+        def job(task_id: str, session: Session, *inputs: Any) -> list[Any]:
+            session.cancel.clear()
+            session.task_id = task_id
+            try:
+                return list(fn(_Job(session), session, *inputs))
+            finally:
+                session.task_id = None
+
+        job.__name__ = getattr(fn, "__name__", "modeldoc_job")
+        return wrap_gradio_gpu_call(job, extra_outputs=[gr.update() for _ in range(n_outputs - 1)])
+
+    def interrupt(self, session: Session) -> None:
+        session.cancel.set()
+        if session.task_id is not None and getattr(shared.state, "job", None) == session.task_id:
+            shared.state.interrupt()  # our job is the one running: stop it, never someone else's
+
+
+# --- callbacks -------------------------------------------------------------------------------------
+
+def on_ui_tabs() -> list[tuple[Any, str, str]]:
+    from lib_modeldoc.ui.builder import TAB_ID, TAB_TITLE, build_ui
+
+    return [(build_ui(WebUIHost()), TAB_TITLE, TAB_ID)]
+
+
+def on_ui_settings() -> None:
+    for key, (default, label, component, choices) in OPTIONS.items():
+        args = {"choices": choices} if choices else None
+        info = shared.OptionInfo(default, label, component, args, section=SECTION)
+        shared.opts.add_option(key, info)
+
+
+def _allowed_roots(host: WebUIHost) -> list[str]:
+    folders = host.folders()
+    roots = [_models_path(), _checkpoint_dir(), _vae_dir(), _lora_dir(), folders.checkpoints, folders.vae,
+             folders.components]
+    return [os.path.realpath(r) for r in roots if r]
+
+
+def _inside(path: str, roots: list[str]) -> bool:
+    real = os.path.realpath(path)
+    for root in roots:
+        try:
+            if os.path.commonpath([real, root]) == root:
+                return True
+        except ValueError:  # another drive on Windows
+            continue
+    return False
+
+
+def on_app_started(demo: Any, app: Any) -> None:
+    from fastapi import HTTPException
+
+    from lib_modeldoc.diagnose import inspect_model
+
+    host = WebUIHost()
+
+    def inspect(path: str | None = None, name: str | None = None) -> dict[str, Any]:
+        """Inspect a model file in the WebUI's model folders, by path or by checkpoint name/title."""
+        target = path or (host.resolve(name) if name else None) or (None if (path or name) else host.loaded_checkpoint())
+        if not target:
+            raise HTTPException(status_code=404, detail="no such model (give ?path= or ?name=)")
+        if not _inside(target, _allowed_roots(host)):
+            raise HTTPException(status_code=403, detail="only files in the WebUI's model folders can be inspected")
+        try:
+            return inspect_model(target).to_dict()
+        except ModelDocError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+
+    def inspect_post(body: dict[str, Any]) -> dict[str, Any]:
+        return inspect(body.get("path"), body.get("name"))
+
+    def models() -> dict[str, Any]:
+        """The model lists the tab shows, with their files."""
+        return {
+            "loaded": host.loaded_checkpoint(),
+            "checkpoints": [{"title": c.label, "path": c.path} for c in host.checkpoints()],
+            "vae": [{"title": c.label, "path": c.path} for c in host.vaes()],
+            "lora": [{"title": c.label, "path": c.path} for c in host.loras()],
+        }
+
+    def live_clip(fix: bool = False) -> dict[str, Any]:
+        """The loaded model's CLIP position_ids in memory; ``fix=true`` resets them."""
+        result = host.live_clip(fix=fix)
+        return {"supported": result.supported, "message": result.message,
+                "wrong": {k: list(v) for k, v in result.wrong.items()}, "fixed": result.fixed}
+
+    app.add_api_route("/modeldoc/inspect", inspect, methods=["GET"])
+    app.add_api_route("/modeldoc/inspect", inspect_post, methods=["POST"])
+    app.add_api_route("/modeldoc/models", models, methods=["GET"])
+    app.add_api_route("/modeldoc/live-clip", live_clip, methods=["POST"])
+
+
+script_callbacks.on_ui_tabs(on_ui_tabs)
+script_callbacks.on_ui_settings(on_ui_settings)
+script_callbacks.on_app_started(on_app_started)

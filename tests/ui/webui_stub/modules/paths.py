@@ -1,0 +1,1 @@
+models_path = "/nonexistent/models"
