@@ -45,6 +45,8 @@ class Caster:
             return data
         if not (DTYPES[src].is_float and DTYPES[dst].is_float):
             raise PlanError(f"cannot cast {src} to {dst}: only float tensors are cast")
+        if not len(data):
+            return b""  # an empty tensor (torch.frombuffer refuses empty buffers)
         if torch_available():
             return self._torch(data, src, dst)
         return _cast_numpy(data, src, dst)
@@ -54,17 +56,22 @@ class Caster:
 
         writable = not (isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly))
         source = torch.frombuffer(data if writable else bytearray(data), dtype=getattr(torch, DTYPES[src].torch))
-        limit = FINITE_MAX[dst]
-        if FINITE_MAX[src] > limit:
-            if src.startswith("F8"):
-                source = source.float()
-            source.clamp_(-limit, limit)  # our own read buffer, never the file
         target = getattr(torch, DTYPES[dst].torch)
         nbytes = source.numel() * DTYPES[dst].itemsize
         if self._out is None or self._out.numel() < nbytes:
             self._out = torch.empty(max(nbytes, 1), dtype=torch.uint8)
         out = self._out[:nbytes].view(target)
-        out.copy_(source)
+        limit = FINITE_MAX[dst]
+        narrowing = FINITE_MAX[src] > limit
+        if narrowing and dst.startswith("F8"):
+            # fp8 has no infinity (e4m3fn turns overflow into NaN): clamp before casting.
+            out.copy_(source.float().clamp_(-limit, limit))
+        else:
+            out.copy_(source)
+            # Overflow is rare: cast first, and clamp (in float32, where fp16's 65504 is exact)
+            # only the chunks that overflowed.
+            if narrowing and bool(torch.isinf(out).any()):
+                out.copy_(source.float().clamp_(-limit, limit))
         return out.view(torch.uint8).numpy()
 
 

@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     named = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=named if named in COMMANDS else None)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (one line printed) and --help
+        return int(exc.code or 0)
     try:
         return int(args.run(args))
     except ModelDocError as exc:
