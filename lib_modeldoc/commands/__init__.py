@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare_cmd",
     "audit": "audit_cmd",
     "demo": "demo",
+    "serve": "serve",
 }
 
 

@@ -1,0 +1,103 @@
+// Model Doctor: the right-click "Inspect with Model Doctor" entry on the checkpoint dropdown,
+// and the WebUI progress bar for the tab's long jobs. Loaded by the WebUI as a classic script.
+(function() {
+    "use strict";
+
+    var TAB_TITLE = "Model Doctor";
+    var ENTRY = "Inspect with Model Doctor";
+    // AUTOMATIC1111 (quicksettings setting) and Forge (its own checkpoint dropdown). The
+    // context-menu code matches the innermost element clicked, so target the input itself.
+    var SELECTORS = ["#setting_sd_model_checkpoint input", "#quicksettings .model_selection input"];
+
+    function root() {
+        return typeof gradioApp === "function" ? gradioApp() : document;
+    }
+
+    function byId(id) {
+        var app = root();
+        return (app.getElementById ? app.getElementById(id) : null) || document.getElementById(id);
+    }
+
+    // Tab buttons carry no stable id in gradio 3.41, and their order differs between forks and
+    // user settings: find the button by its text.
+    function switchToTab(title) {
+        var buttons = root().querySelectorAll("#tabs > .tab-nav > button, #tabs > div > .tab-nav > button, #tabs button[role='tab']");
+        for (var i = 0; i < buttons.length; i++) {
+            if (buttons[i].textContent.trim() === title) {
+                buttons[i].click();
+                return true;
+            }
+        }
+        return false;
+    }
+
+    function selectedCheckpoint(selector) {
+        var input = root().querySelector(selector);
+        var value = input && input.value ? input.value.trim() : "";
+        if (!value && typeof opts === "object" && opts && opts.sd_model_checkpoint) {
+            value = String(opts.sd_model_checkpoint);
+        }
+        return value;
+    }
+
+    function setText(id, value) {
+        var box = byId(id);
+        var field = box && (box.matches("textarea, input") ? box : box.querySelector("textarea, input"));
+        if (!field) {
+            return false;
+        }
+        field.value = value;
+        field.dispatchEvent(new Event("input", {bubbles: true}));
+        return true;
+    }
+
+    // Switch to the tab and inspect the checkpoint the dropdown shows.
+    function inspectCheckpoint(selector) {
+        var title = selectedCheckpoint(selector);
+        if (!title) {
+            return false;
+        }
+        switchToTab(TAB_TITLE);
+        if (!setText("modeldoc_js_value", title)) {
+            return false;
+        }
+        setTimeout(function() {
+            var button = byId("modeldoc_js_inspect");
+            if (button) {
+                (button.matches("button") ? button : button.querySelector("button") || button).click();
+            }
+        }, 50);
+        return true;
+    }
+
+    function register() {
+        if (typeof appendContextMenuOption !== "function" || window.modeldocMenuRegistered) {
+            return;
+        }
+        window.modeldocMenuRegistered = true;
+        SELECTORS.forEach(function(selector) {
+            appendContextMenuOption(selector, ENTRY, function() {
+                inspectCheckpoint(selector);
+            });
+        });
+    }
+
+    // The WebUI's progress bar for a job: gives the job a task id and polls its progress.
+    window.modeldoc_start_job = function() {
+        var args = Array.prototype.slice.call(arguments);
+        if (typeof randomId === "function" && typeof requestProgress === "function") {
+            var id = randomId();
+            var container = byId("modeldoc_convert_result");
+            requestProgress(id, container, null, function() {});
+            args[0] = id;
+        }
+        return args;
+    };
+    window.modeldocInspectCheckpoint = inspectCheckpoint;
+    window.modeldocSwitchToTab = switchToTab;
+
+    register(); // contextMenus.js is loaded before extension scripts
+    if (typeof onUiLoaded === "function") {
+        onUiLoaded(register);
+    }
+})();
