@@ -38,10 +38,14 @@ def sniff_bytes(head: bytes, name: str = "", tail: bytes = b"") -> Format:
     """
     if head.startswith(ZIP_MAGIC):
         return Format.TORCH_ZIP
-    if head.startswith(PICKLE_PROTO) and len(head) > 1 and 2 <= head[1] <= 5:
+    if head.startswith(LEGACY_TORCH_START):
         return Format.TORCH_LEGACY
+    # Before the pickle test: a safetensors header 640, 896, 1152 or 1408 bytes long (mod 65536)
+    # starts with the bytes of a pickle protocol marker (0x80, 2..5).
     if len(head) >= 9 and head[8:9] == b"{":
         return Format.SAFETENSORS
+    if head.startswith(PICKLE_PROTO) and len(head) > 1 and 2 <= head[1] <= 5:
+        return Format.TORCH_LEGACY
     if len(head) >= 265 and head[257:262] == b"ustar":
         return Format.TAR
     stripped = head.lstrip().lower()
