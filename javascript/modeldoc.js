@@ -87,7 +87,15 @@
         var args = Array.prototype.slice.call(arguments);
         if (typeof randomId === "function" && typeof requestProgress === "function") {
             var id = randomId();
-            var container = byId("modeldoc_convert_result");
+            // the result box of the panel whose Write was pressed: the one on screen
+            var boxes = root().querySelectorAll(".modeldoc-job-result");
+            var container = boxes[0];
+            for (var i = 0; i < boxes.length; i++) {
+                if (boxes[i].offsetParent !== null) {
+                    container = boxes[i];
+                    break;
+                }
+            }
             requestProgress(id, container, null, function() {});
             args[0] = id;
         }

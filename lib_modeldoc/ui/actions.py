@@ -19,7 +19,10 @@ from ..report import Report
 from . import views
 from .host import Choice, Host, JobContext
 
-__all__ = ["Inspection", "inspect_file", "ConvertRequest", "preview_convert", "run_convert", "output_path", "default_output_name"]
+__all__ = [
+    "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
+    "output_path", "default_output_name",
+]
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt"}
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
@@ -101,29 +104,129 @@ class ConvertRequest:
         )
 
 
-def _plan(stack: ExitStack, request: ConvertRequest) -> Any:
-    from ..convert import plan_convert
+    def plan(self, stack: ExitStack) -> Any:
+        from ..convert import plan_convert
 
-    source = stack.enter_context(open_model(request.source))
-    vae = stack.enter_context(open_model(request.bake_vae)) if request.bake_vae else None
-    return plan_convert(source, request.options(), bake_vae=vae)
+        source = stack.enter_context(open_model(self.source))
+        vae = stack.enter_context(open_model(self.bake_vae)) if self.bake_vae else None
+        return plan_convert(source, self.options(), bake_vae=vae)
 
 
-def preview_convert(request: ConvertRequest) -> str:
-    """The plan as HTML: sizes before and after, every change, where it goes."""
+AUTO = "auto"  # precision: what the engine picks (keep for a VAE, fp16 otherwise for export)
+
+
+def _precision(value: str | None) -> str | None:
+    return None if not value or value == AUTO else value
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """"Components → Export": one part of ``source`` as its own file."""
+
+    source: str
+    component: str = "vae"
+    precision: str = AUTO
+    fix_clip: bool = True
+    format: str = "safetensors"
+    folder: str = ""
+    name: str = ""
+    overwrite: bool = False
+    verify: bool = True
+
+    @property
+    def output(self) -> str:
+        name = self.name or default_output_name(self.source, self.format, f"-{self.component}")
+        return output_path(self.folder or os.path.dirname(self.source), name, self.format)
+
+    def plan(self, stack: ExitStack) -> Any:
+        from ..components import plan_export
+
+        model = stack.enter_context(open_model(self.source))
+        return plan_export(model, self.component, precision=_precision(self.precision), fix_clip=self.fix_clip,
+                           format=self.format)
+
+
+@dataclass(frozen=True)
+class ReplaceRequest:
+    """"Components → Replace": a copy of ``source`` with one part taken from ``part_from``."""
+
+    source: str
+    component: str = "vae"
+    part_from: str = ""
+    precision: str = "keep"
+    format: str = "safetensors"
+    folder: str = ""
+    name: str = ""
+    overwrite: bool = False
+    verify: bool = True
+
+    @property
+    def output(self) -> str:
+        name = self.name or default_output_name(self.source, self.format, f"-new-{self.component}")
+        return output_path(self.folder or os.path.dirname(self.source), name, self.format)
+
+    def plan(self, stack: ExitStack) -> Any:
+        from ..components import plan_replace
+
+        if not self.part_from:
+            raise ModelDocError(f"pick the file to take the {self.component} from")
+        target = stack.enter_context(open_model(self.source))
+        source = stack.enter_context(open_model(self.part_from))
+        return plan_replace(target, self.component, source, precision=_precision(self.precision), format=self.format)
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """"Components → Build": a new checkpoint of ``arch`` from part files."""
+
+    arch: str = "SD1"
+    parts: tuple[tuple[str, str], ...] = ()  # (unet|vae|clip|clip_g, file)
+    precision: str = "keep"
+    fix_clip: bool = True
+    allow_missing: bool = False
+    format: str = "safetensors"
+    folder: str = ""
+    name: str = ""
+    overwrite: bool = False
+    verify: bool = True
+
+    @property
+    def source(self) -> str:
+        return dict(self.parts).get("unet") or (self.parts[0][1] if self.parts else "")
+
+    @property
+    def output(self) -> str:
+        name = self.name or f"built-{self.arch.lower()}{EXTENSIONS.get(self.format, '.safetensors')}"
+        return output_path(self.folder or os.path.dirname(self.source or "."), name, self.format)
+
+    def plan(self, stack: ExitStack) -> Any:
+        from ..components import plan_build
+
+        opened: dict[str, Any] = {}
+        parts = {}
+        for name, path in self.parts:
+            if path not in opened:
+                opened[path] = stack.enter_context(open_model(path))
+            parts[name] = opened[path]
+        return plan_build(self.arch, parts, precision=_precision(self.precision), allow_missing=self.allow_missing,
+                          fix_clip=self.fix_clip, format=self.format)
+
+
+def preview(request: Any) -> str:
+    """A request's plan as HTML: sizes before and after, every change, where it goes. Writes nothing."""
     with ExitStack() as stack:
-        plan = _plan(stack, request)
+        plan = request.plan(stack)
         output = request.output
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
                                description=plan.describe())
 
 
-def run_convert(request: ConvertRequest, job: JobContext) -> dict[str, Any]:
-    """Write the converted file; returns :meth:`WriteResult.to_dict`. ``Cancelled`` if stopped."""
+def run(request: Any, job: JobContext) -> dict[str, Any]:
+    """Write a request's output; returns :meth:`WriteResult.to_dict`. ``Cancelled`` if stopped."""
     from ..writer import write_plan
 
     with ExitStack() as stack:
-        plan = _plan(stack, request)
+        plan = request.plan(stack)
         output = request.output
         os.makedirs(os.path.dirname(output), exist_ok=True)
         result = write_plan(plan, output, overwrite=request.overwrite, verify=request.verify,
@@ -131,12 +234,36 @@ def run_convert(request: ConvertRequest, job: JobContext) -> dict[str, Any]:
         return result.to_dict()
 
 
+
+
+# The engine's messages name CLI options; the tab names its own controls instead.
+_CLI_WORDS = (
+    ("pass --overwrite to replace it", "tick “Overwrite an existing file” to replace it"),
+    ("pass --keep-junk", "tick “Keep unknown tensors”"),
+    ("use --fix-clip", "tick “Fix CLIP position_ids”"),
+    ("--allow-missing", "“Allow a missing part”"),
+    ("--prune ema-only", "“ema-only”"),
+    ("with --vae copy", "with VAE “copy” (Per part)"),
+)
+
+
+def tab_message(text: str) -> str:
+    """An engine message with the CLI's option names replaced by the tab's."""
+    for cli, tab in _CLI_WORDS:
+        text = text.replace(cli, tab)
+    return text
+
+
+def error_html(exc: Exception, kind: str = "error") -> str:
+    return views.message_html(tab_message(str(exc)), kind)
+
+
 def guard(action: Callable[[], Any]) -> tuple[Any, str | None]:
     """Run ``action``; a ``ModelDocError`` becomes ``(None, one-line HTML message)``."""
     try:
         return action(), None
     except ModelDocError as exc:
-        return None, views.message_html(str(exc), "error")
+        return None, error_html(exc)
 
 
 def loaded_or_picked(host: Host, value: str | None) -> str | None:

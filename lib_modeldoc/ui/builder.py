@@ -3,31 +3,40 @@
 The same function builds the WebUI tab (``scripts/modeldoc.py``) and the standalone page
 (:mod:`lib_modeldoc.ui.standalone`). Works with gradio 3.41 and 4.x (see :mod:`.compat`).
 Per-user state lives in a ``gr.State`` holding a :class:`~lib_modeldoc.ui.host.Session`.
+
+Each action panel (fix/prune/convert, export, replace, build) is one function that lays out its
+options and returns a :class:`_Panel`; :func:`_wire_job` gives every panel the same preview,
+write (through the host's queue and progress bar), interrupt, load and inspect buttons.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
+from ..components import COMPONENT_CHOICES
 from ..convert import PRECISIONS, PRUNE_MODES
 from ..errors import ModelDocError
 from ..progress import Cancelled
 from . import actions, views
 from .compat import hidden_textbox, js_kwargs
-from .host import Host, JobContext, Session
+from .host import Defaults, Folders, Host, JobContext, Session
 
-__all__ = ["build_ui", "TAB_TITLE", "TAB_ID"]
+__all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "read_css", "offline_theme"]
 
 TAB_TITLE = "Model Doctor"
 TAB_ID = "modeldoc"
 PART_ACTIONS = ["convert", "copy", "delete"]
-NO_VAE = "None"
+NONE = "None"
+BUILD_ARCHS = ["SD1", "SD2", "SDXL"]
 INTRO = (
     "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
-    "model's file is inspected. Nothing is written until you press a **Write** button."
+    "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
+    "shows what will be written and its size first."
 )
 
 
@@ -36,7 +45,23 @@ def _labels(host: Host) -> list[str]:
 
 
 def _vae_labels(host: Host) -> list[str]:
-    return [NO_VAE] + [c.label for c in host.vaes()]
+    return [NONE] + [c.label for c in host.vaes()]
+
+
+def _part_labels(host: Host) -> list[str]:
+    return [NONE] + [c.label for c in host.checkpoints() + host.vaes()]
+
+
+@dataclass
+class _Panel:
+    """One action panel: its option fields (in request order) and how to make a request of them."""
+
+    prefix: str
+    fields: list[Any]
+    request: Callable[..., Any]  # (picked model value, *field values) -> a request with .plan/.output
+    dropdowns: list[tuple[Any, Callable[[Host], list[str]]]] = field(default_factory=list)  # refreshed lists
+    result: Any = None
+    buttons: dict[str, Any] = field(default_factory=dict)
 
 
 def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, theme: Any = None) -> gr.Blocks:
@@ -73,7 +98,16 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
 
         with gr.Tabs(elem_id="modeldoc_actions"):
             with gr.Tab("Fix / prune / convert", elem_id="modeldoc_tab_convert"):
-                convert = _convert_panel(host, defaults, folders.checkpoints)
+                convert = _convert_panel(host, defaults, folders)
+            with gr.Tab("Components", elem_id="modeldoc_tab_components"):
+                gr.Markdown("Export a part as its own file, replace a part from another file (a VAE from the VAE "
+                            "list bakes it in), or build a checkpoint from part files. Parts are checked for fit first.")
+                with gr.Accordion("Export a part", open=True, elem_id="modeldoc_export_box"):
+                    export = _export_panel(host, defaults, folders)
+                with gr.Accordion("Replace a part / bake a VAE", open=False, elem_id="modeldoc_replace_box"):
+                    replace = _replace_panel(host, defaults, folders)
+                with gr.Accordion("Build a checkpoint from parts", open=False, elem_id="modeldoc_build_box"):
+                    build = _build_panel(host, defaults, folders)
             live = None
             if host.in_memory:
                 with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
@@ -84,19 +118,22 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             bridge_value = hidden_textbox("modeldoc_js_value")
             bridge_button = gr.Button("inspect", elem_id="modeldoc_js_inspect", elem_classes=["modeldoc-hidden"])
 
-        inspect_outputs = [model, status, verdict, chart, details, metadata, convert["name"], convert["result"]]
+        panels = [convert, export, replace, build]
+        inspect_outputs = [model, status, verdict, chart, details, metadata, convert.fields[_CONVERT.index("name")],
+                           *[p.result for p in panels]]
+        clear = ["" for _ in panels]
 
         def show(path: str | None, session: Session, shown: str | None) -> list[Any]:
+            keep = gr.update(value=shown) if shown else gr.update()
             if not path:
                 message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
-                return [gr.update(), message, "", "", "", None, gr.update(), ""]
+                return [gr.update(), message, "", "", "", None, gr.update(), *clear]
             found, error = actions.guard(lambda: actions.inspect_file(path))
             if error:
-                return [gr.update(value=shown) if shown else gr.update(), error, "", "", "", None, gr.update(), ""]
+                return [keep, error, "", "", "", None, gr.update(), *clear]
             session.inspected = path
-            fmt_name = actions.default_output_name(path)
-            return [gr.update(value=shown) if shown else gr.update(), "", found.verdict, found.chart, found.details,
-                    found.metadata, fmt_name, ""]
+            return [keep, "", found.verdict, found.chart, found.details, found.metadata,
+                    actions.default_output_name(path), *clear]
 
         def do_inspect(value: str | None, session: Session) -> list[Any]:
             path = actions.loaded_or_picked(host, value)
@@ -112,95 +149,195 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             label = actions.label_for(path, host.checkpoints()) if path else None
             return show(path, session, label or value)
 
+        refreshed = [(model, _labels)] + [d for p in panels for d in p.dropdowns]
+
         def do_refresh(value: str | None) -> list[Any]:
             host.refresh()
-            return [gr.update(choices=_labels(host), value=value), gr.update(choices=_vae_labels(host))]
+            return [gr.update(choices=_labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
 
         inspect_button.click(do_inspect, [model, session], inspect_outputs)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
-        refresh.click(do_refresh, [model], [model, convert["bake_vae"]])
-        _wire_convert(host, convert, model, session, task_id, show, inspect_outputs)
+        refresh.click(do_refresh, [model], [c for c, _ in refreshed])
+        for panel in panels:
+            _wire_job(host, panel, model, session, task_id, show, inspect_outputs)
         if live is not None:
             _wire_loaded(host, live, session)
     return blocks
 
 
-# --- Fix / prune / convert -------------------------------------------------------------------------
+# --- the panels: each lays out its options and says how they become a request -------------------
 
-def _convert_panel(host: Host, defaults: Any, folder: str) -> dict[str, Any]:
-    c: dict[str, Any] = {}
+def _job_buttons(panel: _Panel, write_label: str = "Write") -> _Panel:
+    p = panel.prefix
     with gr.Row():
-        c["precision"] = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
-                                  elem_id="modeldoc_precision")
-        c["prune"] = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
-                              info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
+        panel.buttons["preview"] = gr.Button("Preview plan", elem_id=f"modeldoc_{p}_preview")
+        panel.buttons["write"] = gr.Button(write_label, variant="primary", elem_id=f"modeldoc_{p}_write")
+        panel.buttons["interrupt"] = gr.Button("Interrupt", elem_id=f"modeldoc_{p}_interrupt")
     with gr.Row():
-        c["fix_clip"] = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
-                                    elem_id="modeldoc_fix_clip")
-        c["keep_junk"] = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
-        c["strip_metadata"] = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
+        panel.buttons["load"] = gr.Button("Load the new model", visible=False, elem_id=f"modeldoc_{p}_load")
+        panel.buttons["inspect_new"] = gr.Button("Inspect the new file", visible=False, elem_id=f"modeldoc_{p}_inspect_new")
+    panel.result = gr.HTML(elem_id=f"modeldoc_{p}_result", elem_classes=["modeldoc-job-result"])
+    return panel
+
+
+def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "") -> list[Any]:
+    with gr.Row():
+        fmt = gr.Radio(["safetensors", "ckpt"], value=defaults.format, label="Format", elem_id=f"modeldoc_{p}_format")
+        name = gr.Textbox(label="Output file name", placeholder=name_hint, elem_id=f"modeldoc_{p}_out_name", scale=2)
+        out = gr.Textbox(value=folder, label="Output folder", placeholder=folder_hint, elem_id=f"modeldoc_{p}_out_folder",
+                         scale=3)
+    with gr.Row():
+        overwrite = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id=f"modeldoc_{p}_overwrite")
+        verify = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
+                             elem_id=f"modeldoc_{p}_verify")
+    return [fmt, out, name, overwrite, verify]
+
+
+_CONVERT = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata",
+            "format", "folder", "name", "overwrite", "verify"]
+
+
+def _convert_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
+    with gr.Row():
+        precision = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
+                             elem_id="modeldoc_precision")
+        prune = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
+                         info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
+    with gr.Row():
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
+                               elem_id="modeldoc_fix_clip")
+        keep_junk = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
+        strip = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
     with gr.Accordion("Per part: convert to the precision above, copy as stored, or delete", open=False):
         with gr.Row():
-            c["unet"] = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
-            c["vae"] = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
-            c["clip"] = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
-        c["bake_vae"] = gr.Dropdown(_vae_labels(host), value=NO_VAE, label="Bake in a VAE (replaces the model's own)",
-                                    elem_id="modeldoc_bake_vae")
-    with gr.Row():
-        c["format"] = gr.Radio(["safetensors", "ckpt"], value=defaults.format, label="Format", elem_id="modeldoc_format")
-        c["name"] = gr.Textbox(label="Output file name", elem_id="modeldoc_out_name", scale=2)
-        c["folder"] = gr.Textbox(value=folder, label="Output folder", elem_id="modeldoc_out_folder", scale=3)
-    with gr.Row():
-        c["overwrite"] = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id="modeldoc_overwrite")
-        c["verify"] = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
-                                  elem_id="modeldoc_verify")
-    with gr.Row():
-        c["preview"] = gr.Button("Preview plan", elem_id="modeldoc_convert_preview")
-        c["write"] = gr.Button("Write", variant="primary", elem_id="modeldoc_convert_write")
-        c["interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_convert_interrupt")
-    with gr.Row():
-        c["load"] = gr.Button("Load the new model", visible=False, elem_id="modeldoc_load_new")
-        c["inspect_new"] = gr.Button("Inspect the new file", visible=False, elem_id="modeldoc_inspect_new")
-    c["result"] = gr.HTML(elem_id="modeldoc_convert_result")
-    return c
+            unet = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
+            vae = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
+            clip = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
+        bake = gr.Dropdown(_vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
+                           elem_id="modeldoc_bake_vae")
+    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed")
+    fields = [precision, prune, fix_clip, keep_junk, unet, vae, clip, bake, strip, fmt, folder, name, overwrite, verify]
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ConvertRequest:
+        args = dict(zip(_CONVERT, values))
+        args["bake_vae"] = _file(host, args["bake_vae"])
+        return actions.ConvertRequest(source=_source(host, value), **args)
+
+    panel = _Panel("convert", fields, request, [(bake, _vae_labels)])
+    return _job_buttons(panel)
 
 
-_CONVERT_FIELDS = ("precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "format",
-                   "strip_metadata", "folder", "name", "overwrite", "verify")
+_EXPORT = ["component", "precision", "fix_clip", "format", "folder", "name", "overwrite", "verify"]
 
 
-def _request(host: Host, value: str | None, *fields: Any) -> actions.ConvertRequest:
-    args = dict(zip(_CONVERT_FIELDS, fields))
+def _export_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
+    with gr.Row():
+        component = gr.Radio(list(COMPONENT_CHOICES), value="vae", label="Part", elem_id="modeldoc_export_component")
+        precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
+                             info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
+    hint = f"empty: VAE folder for a VAE ({folders.vae}), else {folders.for_kind('components')}"
+    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint)
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
+        args = dict(zip(_EXPORT, values))
+        if not (args["folder"] or "").strip():
+            args["folder"] = host.folders().vae if args["component"] == "vae" else host.folders().for_kind("components")
+        return actions.ExportRequest(source=_source(host, value), **args)
+
+    panel = _Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
+    return _job_buttons(panel)
+
+
+_REPLACE = ["component", "part_from", "precision", "format", "folder", "name", "overwrite", "verify"]
+
+
+def _replace_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
+    with gr.Row():
+        component = gr.Radio([c for c in COMPONENT_CHOICES if c != "ema-unet"], value="vae", label="Part to replace",
+                             elem_id="modeldoc_replace_component")
+        source = gr.Dropdown(_part_labels(host), value=NONE, allow_custom_value=True,
+                             label="Take it from (a VAE from the list bakes it in; or a checkpoint, a part file, any path)",
+                             elem_id="modeldoc_replace_from", scale=3)
+        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision of the new part",
+                             elem_id="modeldoc_replace_precision")
+    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>")
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ReplaceRequest:
+        args = dict(zip(_REPLACE, values))
+        args["part_from"] = _file(host, args["part_from"]) or ""
+        return actions.ReplaceRequest(source=_source(host, value), **args)
+
+    panel = _Panel("replace", [component, source, precision, fmt, folder, name, overwrite, verify], request,
+                   [(source, _part_labels)])
+    return _job_buttons(panel)
+
+
+_BUILD = ["arch", "unet", "vae", "clip", "clip_g", "precision", "fix_clip", "allow_missing", "format", "folder", "name",
+          "overwrite", "verify"]
+
+
+def _build_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
+    with gr.Row():
+        arch = gr.Radio(BUILD_ARCHS, value="SD1", label="Architecture", elem_id="modeldoc_build_arch")
+        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision",
+                             elem_id="modeldoc_build_precision")
+    parts = []
+    with gr.Row():
+        for key, label in (("unet", "UNet from"), ("vae", "VAE from"), ("clip", "Text encoder(s) from"),
+                           ("clip_g", "SDXL CLIP-G from (if not in the above)")):
+            parts.append(gr.Dropdown(_part_labels(host), value=NONE, allow_custom_value=True, label=label,
+                                     elem_id=f"modeldoc_build_{key}"))
+    with gr.Row():
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_build_fix_clip")
+        allow_missing = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
+                                    elem_id="modeldoc_build_allow_missing")
+    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>")
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.BuildRequest:
+        args = dict(zip(_BUILD, values))
+        given = tuple((k, path) for k in ("unet", "vae", "clip", "clip_g") if (path := _file(host, args.pop(k))))
+        return actions.BuildRequest(parts=given, **args)
+
+    fields = [arch, *parts, precision, fix_clip, allow_missing, fmt, folder, name, overwrite, verify]
+    panel = _Panel("build", fields, request, [(d, _part_labels) for d in parts])
+    return _job_buttons(panel)
+
+
+def _source(host: Host, value: str | None) -> str:
     source = actions.loaded_or_picked(host, value)
     if not source:
         raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
-    bake = args.pop("bake_vae")
-    bake_path = host.resolve(bake) if bake and bake != NO_VAE else None
-    return actions.ConvertRequest(source=source, bake_vae=bake_path, **args)
+    return source
 
 
-def _wire_convert(host: Host, c: dict[str, Any], model: Any, session: Any, task_id: Any, show: Any,
-                  inspect_outputs: list[Any]) -> None:
-    fields = [c[name] for name in _CONVERT_FIELDS]
+def _file(host: Host, value: str | None) -> str | None:
+    return host.resolve(value) if value and value != NONE else None
+
+
+# --- what every panel's buttons do ---------------------------------------------------------------
+
+def _wire_job(host: Host, panel: _Panel, model: Any, session: Any, task_id: Any, show: Callable[..., list[Any]],
+              inspect_outputs: list[Any]) -> None:
     hide = gr.update(visible=False)
+    b = panel.buttons
 
     def do_preview(value: str | None, *values: Any) -> str:
-        html, error = actions.guard(lambda: actions.preview_convert(_request(host, value, *values)))
+        html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values)))
         return error or html
 
     def do_write(job: JobContext, sess: Session, value: str | None, *values: Any) -> list[Any]:
         try:
-            request = _request(host, value, *values)
-            result = actions.run_convert(request, job)
+            result = actions.run(panel.request(host, value, *values), job)
         except Cancelled as exc:
-            return [hide, hide, views.message_html(str(exc), "warning")]
+            return [hide, hide, actions.error_html(exc, "warning")]
         except ModelDocError as exc:
-            return [hide, hide, views.message_html(str(exc), "error")]
+            return [hide, hide, actions.error_html(exc)]
         host.refresh()
         sess.written = result["output"]
-        label = actions.label_for(result["output"], host.checkpoints())
-        can_load = host.can_load_models and label is not None
+        label = actions.label_for(result["output"], host.checkpoints() + host.vaes())
+        can_load = host.can_load_models and actions.label_for(result["output"], host.checkpoints()) is not None
         return [gr.update(visible=can_load), gr.update(visible=True), views.result_html(result, listed_as=label)]
 
     def do_load(sess: Session) -> str:
@@ -213,25 +350,27 @@ def _wire_convert(host: Host, c: dict[str, Any], model: Any, session: Any, task_
 
     def do_inspect_new(sess: Session) -> list[Any]:
         path = sess.written
-        label = (actions.label_for(path, host.checkpoints()) or path) if path else None
+        label = (actions.label_for(path, host.checkpoints() + host.vaes()) or path) if path else None
         out = show(path, sess, label)
         out[0] = gr.update(choices=_labels(host), value=label)
-        out[-1] = gr.update()  # keep "Wrote ..." in view
+        mine = next(i for i, c in enumerate(inspect_outputs) if c is panel.result)
+        out[mine] = gr.update()  # keep "Wrote ..." in view
         return out
 
     def do_interrupt(sess: Session) -> None:
         host.interrupt(sess)
 
-    c["preview"].click(do_preview, [model, *fields], [c["result"]])
-    outputs = [c["load"], c["inspect_new"], c["result"]]
-    c["write"].click(host.wrap_job(do_write, len(outputs), len(outputs) - 1), [task_id, session, model, *fields],
+    b["preview"].click(do_preview, [model, *panel.fields], [panel.result])
+    outputs = [b["load"], b["inspect_new"], panel.result]
+    do_write.__name__ = f"modeldoc_{panel.prefix}"
+    b["write"].click(host.wrap_job(do_write, len(outputs), len(outputs) - 1), [task_id, session, model, *panel.fields],
                      outputs, **js_kwargs(host.job_js))
-    c["interrupt"].click(do_interrupt, [session], None, queue=False)
-    c["load"].click(do_load, [session], [c["result"]])
-    c["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
+    b["interrupt"].click(do_interrupt, [session], None, queue=False)
+    b["load"].click(do_load, [session], [panel.result])
+    b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
 
 
-# --- The loaded model ----------------------------------------------------------------------------
+# --- the loaded model ----------------------------------------------------------------------------
 
 def _loaded_panel(host: Host) -> dict[str, Any]:
     p: dict[str, Any] = {}
@@ -259,7 +398,7 @@ def _wire_loaded(host: Host, p: dict[str, Any], session: Any) -> None:
 
 
 def offline_theme() -> Any:
-    """The default theme with system fonts: the page then loads nothing from the internet."""
+    """The default theme with system fonts: the page then loads no fonts from the internet."""
     system = ["ui-sans-serif", "system-ui", "sans-serif"]
     return gr.themes.Default(font=system, font_mono=["ui-monospace", "Consolas", "monospace"])
 

@@ -124,7 +124,7 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server):
         assert "Damaged — 1 error, 2 warnings" in verdict
         assert "CLIP position_ids are shifted" in verdict and "Space to gain: 6.06 GB" in verdict
         assert page.locator("#modeldoc_chart .modeldoc-bar .modeldoc-seg-unet").count() == 1
-        assert page.input_value("#modeldoc_out_name textarea") == "damaged-merge-sd15-fixed.safetensors"
+        assert page.input_value("#modeldoc_convert_out_name textarea") == "damaged-merge-sd15-fixed.safetensors"
         page.click("#modeldoc_convert_preview")
         page.wait_for_selector("#modeldoc_convert_result .modeldoc-plan")
         assert "8.20 GB → 2.13 GB" in page.inner_text("#modeldoc_convert_result")

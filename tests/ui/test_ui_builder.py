@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from safetensors import safe_open
-from toy_components import CLIP, checkpoint, save_safetensors, toy_family, toy_values  # noqa: F401 (fixture)
+from toy_components import CLIP, checkpoint, save_safetensors, standalone_vae, toy_family, toy_values  # noqa: F401
 from ui_helpers import Driver, update_value
 
 gr = pytest.importorskip("gradio") if not os.environ.get("CI") else __import__("gradio")
@@ -52,7 +52,7 @@ def test_inspect_shows_verdict_chart_details_metadata(driver):
     assert "modeldoc-seg-ema_unet" in out["modeldoc_chart"]
     assert "embedding_manager.*" in out["modeldoc_details"]
     assert out["modeldoc_metadata"]["sd_merge_recipe"]["interp_method"] == "Add difference"
-    assert out["modeldoc_out_name"] == "damaged-merge-sd15-fixed.safetensors"
+    assert out["modeldoc_convert_out_name"] == "damaged-merge-sd15-fixed.safetensors"
     assert drv.state and next(iter(drv.state.values())).inspected.endswith(DAMAGED)
 
 
@@ -77,16 +77,16 @@ def test_the_right_click_bridge_inspects_a_title(driver):
 
 def test_preview_plan_shows_the_output_size_before_writing(driver, tmp_path):
     drv, _ = driver
-    out = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_out_folder=str(tmp_path),
-                    modeldoc_out_name="x")
+    out = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_convert_out_folder=str(tmp_path),
+                    modeldoc_convert_out_name="x")
     html = out["modeldoc_convert_result"]
     assert "8.20 GB → 2.13 GB" in html and "fixed CLIP position_ids" in html and "dropped ema" in html
     assert str(tmp_path / "x.safetensors") in html
     assert os.listdir(tmp_path) == []
     bad = drv.click("modeldoc_convert_preview", modeldoc_model="sdxl-base-fp16.safetensors", modeldoc_prune="ema-only",
-                    modeldoc_out_folder=str(tmp_path))
+                    modeldoc_convert_out_folder=str(tmp_path))
     assert "modeldoc-msg modeldoc-error" in bad["modeldoc_convert_result"]
-    assert "ema-only needs EMA weights" in bad["modeldoc_convert_result"]
+    assert "“ema-only” needs EMA weights" in bad["modeldoc_convert_result"]
 
 
 def test_refresh_lists_new_files(driver, library):
@@ -118,10 +118,10 @@ def test_write_converts_lists_and_offers_the_new_file(tmp_path, toy_family):
     with safe_open(str(written), "numpy") as f:
         assert f.get_tensor("model.diffusion_model.middle_block.0.weight").dtype == np.float16
         assert CLIP + "junk_leftover.weight" not in f.keys()
-    assert out["modeldoc_load_new"]["visible"] is False  # the standalone host loads nothing
-    assert out["modeldoc_inspect_new"]["visible"] is True
+    assert out["modeldoc_convert_load"]["visible"] is False  # the standalone host loads nothing
+    assert out["modeldoc_convert_inspect_new"]["visible"] is True
     assert "Listed as “toy-fixed.safetensors”" in out["modeldoc_convert_result"]
-    again = drv.click("modeldoc_inspect_new")
+    again = drv.click("modeldoc_convert_inspect_new")
     assert "toy-fixed.safetensors" in again["modeldoc_verdict"]
     # the output exists now: a second write refuses without "Overwrite", and says so in one line
     out = drv.click("modeldoc_convert_write", modeldoc_model="toy.safetensors", modeldoc_fix_clip=False)
@@ -194,3 +194,58 @@ def test_loaded_model_is_the_default_and_can_be_checked_and_fixed_in_memory(libr
     assert "reset 2 positions" in drv.click("modeldoc_live_fix")["modeldoc_live_result"] and host.fixed
     # the WebUI's progress bar is started by JavaScript on the write button
     assert drv.js("modeldoc_convert_write") == "modeldoc_start_job"
+
+
+@pytest.fixture
+def toy_webui(tmp_path, toy_family):
+    """A WebUI-layout folder with a toy checkpoint and a toy VAE (tiny, real files)."""
+    values = toy_values()
+    models = tmp_path / "models"
+    for sub in ("Stable-diffusion", "VAE"):
+        (models / sub).mkdir(parents=True)
+    save_safetensors(models / "Stable-diffusion" / "toy.safetensors", checkpoint(values))
+    other = toy_values(seed=1)
+    save_safetensors(models / "VAE" / "other-vae.safetensors", standalone_vae(other))
+    host = FolderHost(str(models))
+    return Driver(build_ui(host)), host, models, other
+
+
+def test_export_puts_a_vae_into_the_vae_folder(toy_webui):
+    drv, host, models, _ = toy_webui
+    out = drv.click("modeldoc_export_write", modeldoc_model="toy.safetensors", modeldoc_export_component="vae")
+    assert "Wrote" in out["modeldoc_export_result"], out["modeldoc_export_result"]
+    with safe_open(str(models / "VAE" / "toy-vae.safetensors"), "numpy") as f:
+        assert "encoder.conv_in.weight" in f.keys()  # no checkpoint prefix
+    assert "VAE: toy-vae.safetensors" in [c.label for c in host.vaes()]
+    assert "Listed as “VAE: toy-vae.safetensors”" in out["modeldoc_export_result"]
+    assert out["modeldoc_export_load"]["visible"] is False  # a VAE is not a checkpoint to load
+    again = drv.click("modeldoc_export_write", modeldoc_model="toy.safetensors", modeldoc_export_component="vae")
+    assert "already exists; tick “Overwrite an existing file” to replace it" in again["modeldoc_export_result"]
+
+
+def test_replace_bakes_a_vae_from_the_vae_list(toy_webui):
+    drv, host, models, other = toy_webui
+    preview = drv.click("modeldoc_replace_preview", modeldoc_model="toy.safetensors",
+                        modeldoc_replace_from="VAE: other-vae.safetensors")["modeldoc_replace_result"]
+    assert "modeldoc-plan" in preview and "toy-new-vae.safetensors" in preview
+    out = drv.click("modeldoc_replace_write", modeldoc_model="toy.safetensors",
+                    modeldoc_replace_from="VAE: other-vae.safetensors")
+    assert "Wrote" in out["modeldoc_replace_result"], out["modeldoc_replace_result"]
+    with safe_open(str(models / "Stable-diffusion" / "toy-new-vae.safetensors"), "numpy") as f:
+        baked = f.get_tensor("first_stage_model.encoder.conv_in.weight")
+    np.testing.assert_array_equal(baked, other["vae"]["encoder.conv_in.weight"])
+    missing = drv.click("modeldoc_replace_preview", modeldoc_model="toy.safetensors")["modeldoc_replace_result"]
+    assert "pick the file to take the vae from" in missing
+
+
+def test_build_previews_a_checkpoint_from_parts_and_refuses_misfits(library):
+    host = FolderHost(library)
+    drv = Driver(build_ui(host))
+    out = drv.click("modeldoc_build_preview", modeldoc_build_arch="SD1", modeldoc_build_unet=DAMAGED,
+                    modeldoc_build_vae="VAE: sd-vae-fp32.safetensors", modeldoc_build_clip=DAMAGED)
+    html = out["modeldoc_build_result"]
+    assert "modeldoc-plan" in html and "built-sd1.safetensors" in html and "vae from sd-vae-fp32.safetensors" in html
+    bad = drv.click("modeldoc_build_preview", modeldoc_build_arch="SDXL", modeldoc_build_unet=DAMAGED,
+                    modeldoc_build_vae="VAE: sd-vae-fp32.safetensors",
+                    modeldoc_build_clip="sdxl-base-fp16.safetensors")["modeldoc_build_result"]
+    assert "modeldoc-error" in bad and "unet_sd1" in bad and "unet_sdxl" in bad

@@ -94,7 +94,7 @@ def test_the_tab(webui):
     out = drv.click("modeldoc_js_inspect", modeldoc_js_value=title_text)
     assert "Damaged" in out["modeldoc_verdict"] and update_value(out["modeldoc_model"]) == title_text
     # the output folder defaults to the WebUI's checkpoint folder
-    assert blocks.blocks[drv.ids["modeldoc_out_folder"]].value == str(models / "Stable-diffusion")
+    assert blocks.blocks[drv.ids["modeldoc_convert_out_folder"]].value == str(models / "Stable-diffusion")
     assert drv.js("modeldoc_convert_write") == "modeldoc_start_job"
 
 
