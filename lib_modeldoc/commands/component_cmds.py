@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from contextlib import ExitStack
 from typing import Any
 
 from ..components import COMPONENT_CHOICES, plan_build, plan_export, plan_replace
 from ..convert import PRECISIONS
-from ..errors import PlanError
 from ..model import open_model
 from ..plan import Plan
 from ..units import human_bytes
-from ..writer import write_plan
-from .progress_line import StderrProgress
-
-_FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".ckpt": "ckpt", ".pt": "ckpt", ".pth": "ckpt", ".bin": "ckpt"}
+from .convert_cmd import output_format, write_with_progress
 
 
 def _common(p: argparse.ArgumentParser, precision_help: str) -> None:
@@ -31,10 +26,7 @@ def _common(p: argparse.ArgumentParser, precision_help: str) -> None:
 
 
 def _format(args: argparse.Namespace) -> str:
-    fmt = args.format or _FORMAT_OF_SUFFIX.get(os.path.splitext(args.output)[1].lower())
-    if fmt is None:
-        raise PlanError(f"{args.output}: cannot tell the output format from its suffix; add --format")
-    return fmt
+    return output_format(args.output, args.format)
 
 
 def _finish(plan: Plan, args: argparse.Namespace) -> int:
@@ -45,11 +37,7 @@ def _finish(plan: Plan, args: argparse.Namespace) -> int:
             print(plan.describe())
             print(f"(dry run: nothing written; {args.output} would be {human_bytes(plan.output_size)})")
         return 0
-    progress = StderrProgress(f"writing {os.path.basename(args.output)}")
-    try:
-        result = write_plan(plan, args.output, overwrite=args.overwrite, verify=args.verify, progress=progress)
-    finally:
-        progress.finish()
+    result = write_with_progress(plan, args.output, args)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -12,7 +12,8 @@ from ..convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOpti
 from ..errors import ModelDocError, PlanError
 from ..model import open_model
 from ..units import human_bytes
-from ..writer import write_plan
+from ..plan import Plan
+from ..writer import WriteResult, write_plan
 from .progress_line import StderrProgress
 
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -48,10 +49,25 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strip-metadata", action="store_true", help="drop the safetensors metadata (keeps only format=pt)")
 
 
-def options_from(args: argparse.Namespace, output: str) -> ConvertOptions:
-    fmt = args.format or _FORMAT_OF_SUFFIX.get(os.path.splitext(output)[1].lower())
+def output_format(output: str, explicit: str | None) -> str:
+    """``--format``, or the format the output's suffix names."""
+    fmt = explicit or _FORMAT_OF_SUFFIX.get(os.path.splitext(output)[1].lower())
     if fmt is None:
         raise PlanError(f"{output}: cannot tell the output format from its suffix; add --format safetensors or --format ckpt")
+    return fmt
+
+
+def write_with_progress(plan: Plan, output: str, args: argparse.Namespace) -> WriteResult:
+    """Carry out ``plan`` with a progress line on stderr (``--overwrite`` / ``--verify`` from ``args``)."""
+    progress = StderrProgress(f"writing {os.path.basename(output)}")
+    try:
+        return write_plan(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress)
+    finally:
+        progress.finish()
+
+
+def options_from(args: argparse.Namespace, output: str) -> ConvertOptions:
+    fmt = output_format(output, args.format)
     return ConvertOptions(
         precision=args.precision, prune=args.prune, keep_junk=args.keep_junk, fix_clip=args.fix_clip,
         parts={g: getattr(args, g) for g in GROUPS}, bake_vae=args.bake_vae, format=fmt,
@@ -68,11 +84,7 @@ def convert_one(source: str, output: str, args: argparse.Namespace) -> dict[str,
             plan = plan_convert(model, options, bake_vae=vae)
             if args.dry_run:
                 return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe()}
-            progress = StderrProgress(f"writing {os.path.basename(output)}")
-            try:
-                result = write_plan(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress)
-            finally:
-                progress.finish()
+            result = write_with_progress(plan, output, args)
             return {**result.to_dict(), "source": source}
         finally:
             if vae is not None:
