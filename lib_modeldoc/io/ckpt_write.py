@@ -65,7 +65,10 @@ class _Emitter:
         self.out += b"("  # arguments of the rebuild function
         self.out += b"("  # persistent id: ('storage', type, key, location, numel)
         self.text("storage")
-        self.glob("torch", legacy or "UntypedStorage")
+        if legacy:
+            self.glob("torch", legacy)
+        else:  # as torch.save names it: torch.load(weights_only=True) refuses torch.UntypedStorage
+            self.glob("torch.storage", "UntypedStorage")
         self.text(storage_key)
         self.text("cpu")
         numel = 1

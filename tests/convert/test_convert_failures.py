@@ -1,0 +1,300 @@
+"""What can go wrong while writing: each case leaves the source byte-identical, no output and no
+temporary file in the folder, and the CLI prints exactly one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import importlib
+import os
+import re
+import tempfile
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from convert_support import listing, read_safetensors, sha256
+from lib_modeldoc.convert import ConvertOptions, plan_convert
+from lib_modeldoc.errors import OutputError
+from lib_modeldoc.model import open_model
+from lib_modeldoc.progress import Cancelled
+from lib_modeldoc.writer import write_plan
+
+atomic = importlib.import_module("lib_modeldoc.io.atomic")
+
+
+class FaultyFile:
+    """A real output file whose writes fail with ENOSPC past ``limit`` bytes, or are corrupted."""
+
+    def __init__(self, f, *, limit: int | None = None, corrupt_after_first: bool = False) -> None:
+        self._f = f
+        self._limit = limit
+        self._corrupt = corrupt_after_first
+        self._written = 0
+        self._writes = 0
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B").tobytes()
+        if self._limit is not None and self._written + len(data) > self._limit:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._writes += 1
+        if self._corrupt and self._writes > 1 and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        self._written += len(data)
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def faulty_open(monkeypatch, **kwargs) -> None:
+    """Make ``atomic_output`` write through a :class:`FaultyFile`."""
+    monkeypatch.setattr(atomic, "open", lambda path, mode: FaultyFile(builtins.open(path, mode), **kwargs),
+                        raising=False)
+
+
+@pytest.fixture
+def src(tmp_path):
+    """A small model (converted with --keep-junk) in its own folder."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / "model.safetensors"
+    g = torch.Generator().manual_seed(3)
+    save_file({f"block.{i}.weight": torch.randn(64, 64, generator=g) for i in range(8)}, str(path),
+              metadata={"title": "source"})
+    return str(path)
+
+
+@pytest.fixture
+def refused(cli, src):
+    """``refused(out, message, *options)``: exit 2, that exact line, nothing written anywhere."""
+
+    def check(out, message, *options):
+        out_dir = os.path.dirname(os.fspath(out))
+        folders = {os.path.dirname(src), *([out_dir] if os.path.isdir(out_dir) else [])}
+        before = {f: listing(f) for f in folders}
+        digest = sha256(src)
+        rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk", *options)
+        assert (rc, stdout) == (2, "")
+        assert err == f"modeldoc: error: {message}\n"
+        assert sha256(src) == digest
+        assert {f: listing(f) for f in folders} == before
+
+    return check
+
+
+def test_existing_output_needs_overwrite(refused, cli, src, tmp_path):
+    out = tmp_path / "out.safetensors"
+    out.write_bytes(b"precious")
+    refused(out, f"{out}: already exists; pass --overwrite to replace it")
+    assert out.read_bytes() == b"precious"
+    assert cli("convert", src, "-o", out, "--keep-junk", "--overwrite")[0] == 0
+    assert len(read_safetensors(out)[0]) == 8
+    assert listing(tmp_path) == ["models", "out.safetensors"]
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_output_is_the_source(refused, src, overwrite):
+    refused(src, f"{src}: output is the same file as the source {src}; choose another name", *overwrite)
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_output_is_a_symlink_to_the_source(refused, src, tmp_path, overwrite):
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(src)
+    refused(link, f"{link}: output is the same file as the source {src}; choose another name", *overwrite)
+    assert link.is_symlink() and os.readlink(link) == src
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_output_is_a_hardlink_to_the_source(refused, src, tmp_path, overwrite):
+    hard = tmp_path / "hard.safetensors"
+    os.link(src, hard)
+    refused(hard, f"{hard}: output is the same file as the source {src}; choose another name", *overwrite)
+    assert os.path.samefile(hard, src)
+
+
+def test_output_is_the_source_through_a_relative_path(refused, src, monkeypatch):
+    monkeypatch.chdir(os.path.dirname(src))
+    message = f"./model.safetensors: output is the same file as the source {src}; choose another name"
+    refused("./model.safetensors", message, "--overwrite")
+
+
+def test_output_is_any_source_of_the_plan(plan, src, tmp_path):
+    """A baked VAE (or any part taken from another file) is a source too: never overwritten."""
+    other = tmp_path / "vae.safetensors"
+    save_file({"w": torch.ones(2)}, str(other))
+    digest = sha256(other)
+    with open_model(other) as vae:
+        plan.sources.append(vae)
+        message = f"{other}: output is the same file as the source {other}; choose another name"
+        with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
+            write_plan(plan, other, overwrite=True)
+    assert sha256(other) == digest
+    assert listing(tmp_path) == ["models", "vae.safetensors"]
+
+
+def test_output_folder_missing(refused, tmp_path):
+    out = tmp_path / "missing" / "out.safetensors"
+    refused(out, f"{out}: folder {tmp_path / 'missing'} does not exist")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_output_is_a_folder(refused, tmp_path):
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    refused(folder, f"{folder}: is a directory; give a file name for the output", "--overwrite")
+
+
+def test_read_only_output_folder(refused, tmp_path, monkeypatch):
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        probe = folder / "probe"
+        try:
+            probe.touch()  # root ignores the mode: simulate what the kernel would answer
+            probe.unlink()
+
+            def denied(*args, **kwargs):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+            monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+        except PermissionError:
+            pass
+        out = folder / "out.safetensors"
+        refused(out, f"{out}: cannot write in {folder} (Permission denied)")
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "ckpt"])
+def test_disk_full_mid_write(refused, tmp_path, monkeypatch, fmt):
+    out = tmp_path / f"out.{fmt}"
+    faulty_open(monkeypatch, limit=40_000)  # the model is ~64 KB in fp16
+    refused(out, f"{out}: disk full while writing; nothing was written")
+
+
+def test_not_enough_free_space_is_refused_before_writing(refused, tmp_path, monkeypatch):
+    real = os.statvfs(tmp_path)
+
+    class Full:
+        f_bavail, f_frsize = 0, real.f_frsize
+
+    monkeypatch.setattr(atomic.os, "statvfs", lambda folder: Full())
+    out = tmp_path / "out.safetensors"
+    refused(out, f"{out}: needs 0.00 GB but only 0.00 GB are free in {tmp_path}")
+
+
+def test_verify_catches_bytes_that_do_not_read_back(cli, src, tmp_path, monkeypatch):
+    out = tmp_path / "out.safetensors"
+    with open_model(src) as model:
+        first = plan_convert(model, ConvertOptions(keep_junk=True)).entries[0].key
+    faulty_open(monkeypatch, corrupt_after_first=True)
+    rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk", "--verify")
+    assert (rc, stdout) == (2, "")
+    assert err == f"modeldoc: error: {out}: tensor '{first}' differs after writing; nothing was kept\n"
+    assert listing(tmp_path) == ["models"]
+
+
+# -- interrupted writes (API) --------------------------------------------------------------------
+
+@pytest.fixture
+def plan(src):
+    with open_model(src) as model:
+        yield plan_convert(model, ConvertOptions(keep_junk=True))
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "ckpt"])
+def test_cancel_leaves_nothing_and_keeps_an_existing_output(src, tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    out.write_bytes(b"previous result")
+    digest = sha256(src)
+    with open_model(src) as model:
+        plan = plan_convert(model, ConvertOptions(keep_junk=True, format=fmt))
+        polls = []
+
+        def cancel():
+            polls.append(1)
+            if len(polls) == 3:  # mid-way: the temporary file exists now
+                assert len([n for n in listing(tmp_path) if n.endswith(".partial")]) == 1
+                return True
+            return False
+
+        with pytest.raises(Cancelled, match=f"^{re.escape(f'{out}: interrupted; nothing was written')}$"):
+            write_plan(plan, out, overwrite=True, cancel=cancel)
+    assert len(polls) == 3
+    assert out.read_bytes() == b"previous result"
+    assert listing(tmp_path) == ["models", f"out.{fmt}"]
+    assert sha256(src) == digest
+
+
+def test_keyboard_interrupt_leaves_nothing(plan, src, tmp_path):
+    out = tmp_path / "out.safetensors"
+    digest = sha256(src)
+    calls = []
+
+    def progress(done, total, message):
+        calls.append(done)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_plan(plan, out, progress=progress)
+    assert listing(tmp_path) == ["models"]
+    assert sha256(src) == digest
+
+
+def test_keyboard_interrupt_in_the_cli(cli, src, tmp_path, monkeypatch):
+    from lib_modeldoc.commands import convert_cmd
+
+    class Interrupting:
+        def __init__(self, label):
+            self.calls = 0
+
+        def __call__(self, done, total, message=""):
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt
+
+        def finish(self):
+            pass
+
+    monkeypatch.setattr(convert_cmd, "StderrProgress", Interrupting)
+    out = tmp_path / "out.safetensors"
+    digest = sha256(src)
+    rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk")
+    assert (rc, stdout) == (130, "")  # the shell convention for Ctrl-C, not "bad input"
+    assert err == "modeldoc: error: interrupted; nothing was written\n"
+    assert listing(tmp_path) == ["models"]
+    assert sha256(src) == digest
+
+
+def test_api_output_errors_are_output_errors(plan, src, tmp_path):
+    message = f"{src}: output is the same file as the source {src}; choose another name"
+    with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
+        write_plan(plan, src, overwrite=True)
+    missing = tmp_path / "nope" / "x.safetensors"
+    with pytest.raises(OutputError, match=f"^{re.escape(f'{missing}: folder {missing.parent} does not exist')}$"):
+        write_plan(plan, missing)
+
+
+def test_temp_files_are_made_beside_the_target(plan, tmp_path, monkeypatch):
+    """The temporary file lives in the output folder (so os.replace never crosses filesystems)."""
+    seen = []
+    real = tempfile.mkstemp
+
+    def spy(*args, **kwargs):
+        fd, name = real(*args, **kwargs)
+        seen.append(name)
+        return fd, name
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", spy)
+    out = tmp_path / "out.safetensors"
+    write_plan(plan, out)
+    [temp] = seen
+    assert os.path.dirname(temp) == str(tmp_path) and os.path.basename(temp).startswith(".out.safetensors.")
+    assert listing(tmp_path) == ["models", "out.safetensors"]
+    assert oct(out.stat().st_mode & 0o777) == oct(0o644)
