@@ -218,7 +218,8 @@ def preview(request: Any) -> str:
         plan = request.plan(stack)
         output = request.output
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
-                               description=plan.describe())
+                               description=plan.describe(),
+                               saving=isinstance(request, (ConvertRequest, ReplaceRequest)))
 
 
 def run(request: Any, job: JobContext) -> dict[str, Any]:

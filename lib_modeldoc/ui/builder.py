@@ -237,7 +237,7 @@ def _export_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
         precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
                              info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
         fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
-    hint = f"empty: VAE folder for a VAE ({folders.vae}), else {folders.for_kind('components')}"
+    hint = "empty: the VAE folder for a VAE, else the parts folder"
     fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint)
 
     def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:

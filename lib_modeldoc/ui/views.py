@@ -203,14 +203,19 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "") -> str:
-    """The preview before writing: sizes, every change, warnings, where it goes."""
+def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "", saving: bool = True) -> str:
+    """The preview before writing: sizes, every change, warnings, where it goes.
+
+    ``saving`` is False for a new file that does not replace its source (an exported part, a
+    built model): then only the output size is shown.
+    """
     before, after = int(plan.get("source_size_bytes", 0)), int(plan.get("size_bytes", 0))
+    size = f"{e(human_bytes(before))} → {e(human_bytes(after))}" if saving else e(human_bytes(after))
     out = [
         '<div class="modeldoc-plan">',
-        f'<div class="modeldoc-plan-size"><b>{e(human_bytes(before))} → {e(human_bytes(after))}</b> '
+        f'<div class="modeldoc-plan-size"><b>{size}</b> '
         f'({e(plan.get("format", ""))}, {e(plan.get("keys", ""))} tensors)'
-        + (f', saves {e(human_bytes(before - after))}' if before > after else "") + "</div>",
+        + (f', saves {e(human_bytes(before - after))}' if saving and before > after else "") + "</div>",
         f'<div>Output: <code>{e(output)}</code>'
         + (' <span class="modeldoc-warning">exists — tick “Overwrite” to replace it</span>' if exists else "") + "</div>",
     ]

@@ -245,6 +245,7 @@ def test_build_previews_a_checkpoint_from_parts_and_refuses_misfits(library):
                     modeldoc_build_vae="VAE: sd-vae-fp32.safetensors", modeldoc_build_clip=DAMAGED)
     html = out["modeldoc_build_result"]
     assert "modeldoc-plan" in html and "built-sd1.safetensors" in html and "vae from sd-vae-fp32.safetensors" in html
+    assert "→" not in html.split("</div>")[0] and "saves" not in html  # a new file: its size only
     bad = drv.click("modeldoc_build_preview", modeldoc_build_arch="SDXL", modeldoc_build_unet=DAMAGED,
                     modeldoc_build_vae="VAE: sd-vae-fp32.safetensors",
                     modeldoc_build_clip="sdxl-base-fp16.safetensors")["modeldoc_build_result"]
