@@ -163,6 +163,10 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             _wire_job(host, panel, model, session, task_id, show, inspect_outputs)
         if live is not None:
             _wire_loaded(host, live, session)
+    # The WebUI would otherwise freeze every labelled value into ui-config.json at first start and
+    # override the settings section (and the loaded model) from then on.
+    for block in blocks.blocks.values():
+        block.do_not_save_to_config = True
     return blocks
 
 

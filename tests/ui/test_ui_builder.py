@@ -42,6 +42,8 @@ def test_layout_verdict_before_chart_before_details_and_actions(driver):
     model = drv.blocks.blocks[drv.ids["modeldoc_model"]]
     choices = [c[0] if isinstance(c, (list, tuple)) else c for c in model.choices]
     assert choices == [DAMAGED, "sdxl-base-fp16.safetensors", "VAE: sd-vae-fp32.safetensors"]
+    # defaults come from the settings section, never from the WebUI's ui-config.json
+    assert all(getattr(b, "do_not_save_to_config", False) for b in drv.blocks.blocks.values())
 
 
 def test_inspect_shows_verdict_chart_details_metadata(driver):
