@@ -101,11 +101,34 @@
         }
         return args;
     };
+    // After the tab writes a file, refresh the WebUI's own checkpoint and VAE dropdowns
+    // (AUTOMATIC1111's quicksettings refresh buttons, Forge's checkpoint manager).
+    var REFRESH_BUTTONS = ["refresh_sd_model_checkpoint", "refresh_sd_vae", "forge_refresh_checkpoint", "forge_refresh_vae"];
+    var lastWritten = null;
+    function refreshWebuiLists() {
+        var written = root().querySelector(".modeldoc-job-result [data-written]");
+        var key = written ? written.getAttribute("data-written") : null;
+        if (!key || key === lastWritten) {
+            return;
+        }
+        lastWritten = key;
+        REFRESH_BUTTONS.forEach(function(id) {
+            var button = byId(id);
+            if (button) {
+                button.click();
+            }
+        });
+    }
+
     window.modeldocInspectCheckpoint = inspectCheckpoint;
+    window.modeldocRefreshWebuiLists = refreshWebuiLists;
     window.modeldocSwitchToTab = switchToTab;
 
     register(); // contextMenus.js is loaded before extension scripts
     if (typeof onUiLoaded === "function") {
         onUiLoaded(register);
+    }
+    if (typeof onAfterUiUpdate === "function") {
+        onAfterUiUpdate(refreshWebuiLists);
     }
 })();

@@ -342,7 +342,9 @@ def _wire_job(host: Host, panel: _Panel, model: Any, session: Any, task_id: Any,
         sess.written = result["output"]
         label = actions.label_for(result["output"], host.checkpoints() + host.vaes())
         can_load = host.can_load_models and actions.label_for(result["output"], host.checkpoints()) is not None
-        return [gr.update(visible=can_load), gr.update(visible=True), views.result_html(result, listed_as=label)]
+        stamp = str(os.stat(result["output"]).st_mtime_ns) if os.path.exists(result["output"]) else ""
+        return [gr.update(visible=can_load), gr.update(visible=True),
+                views.result_html(result, listed_as=label, stamp=stamp)]
 
     def do_load(sess: Session) -> str:
         if not sess.written:

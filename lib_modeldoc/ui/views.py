@@ -230,13 +230,14 @@ def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description
     return "".join(out)
 
 
-def result_html(result: Mapping[str, Any], *, listed_as: str | None = None) -> str:
-    """What was written."""
+def result_html(result: Mapping[str, Any], *, listed_as: str | None = None, stamp: str = "") -> str:
+    """What was written. ``data-written`` (the file and ``stamp``) tells the page's script that a
+    new file exists, so it can refresh the WebUI's own checkpoint and VAE dropdowns."""
     verified = " and verified (every tensor re-read and compared)" if result.get("verified") else ""
     text = f"Wrote {result['output']} ({human_bytes(int(result['size_bytes']))}, {result['keys']} tensors){verified}."
     if listed_as:
         text += f" Listed as “{listed_as}”."
-    return message_html(text, "ok")
+    return f'<div class="modeldoc-msg modeldoc-ok" data-written="{e(result["output"])}|{e(stamp)}">{e(text)}</div>'
 
 
 def live_clip_html(live: Any) -> str:

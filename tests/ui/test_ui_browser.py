@@ -160,6 +160,34 @@ def test_context_menu_entry_switches_tab_by_text_and_sends_the_checkpoint(browse
         page.close()
 
 
+def test_a_written_file_refreshes_the_webui_dropdowns_once(browser):
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.set_content(PAGE.replace("</body>", """
+<button id="refresh_sd_model_checkpoint">r</button><button id="refresh_sd_vae">r</button>
+<div class="modeldoc-job-result"></div>
+<script>
+window.refreshed = [];
+['refresh_sd_model_checkpoint', 'refresh_sd_vae'].forEach(function(id) {
+  document.getElementById(id).addEventListener('click', function() { window.refreshed.push(id); });
+});
+window.uiUpdates = [];
+window.onAfterUiUpdate = function(cb) { window.uiUpdates.push(cb); };
+window.uiUpdated = function() { window.uiUpdates.forEach(function(cb) { cb(); }); };
+</script></body>"""))
+        page.add_script_tag(content=CONTEXT_MENU)
+        page.add_script_tag(path=SCRIPT)
+        page.evaluate("window.uiUpdated()")
+        assert page.evaluate("window.refreshed") == []  # nothing written yet
+        page.evaluate("""document.querySelector('.modeldoc-job-result').innerHTML =
+            '<div class="modeldoc-msg modeldoc-ok" data-written="/m/x.safetensors|1">Wrote</div>'""")
+        page.evaluate("window.uiUpdated(); window.uiUpdated()")
+        assert page.evaluate("window.refreshed") == ["refresh_sd_model_checkpoint", "refresh_sd_vae"]
+    finally:
+        page.close()
+
+
 def test_context_menu_entry_inspects_on_the_real_page(browser, server):
     page = _open(browser, server)
     try:
