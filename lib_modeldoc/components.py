@@ -215,6 +215,15 @@ def plan_build(
         option = "clip_g" if slot.component == "clip_g" and "clip_g" in parts else (
             "clip" if slot.component in CLIP_SLOTS else slot.component)
         source = parts.get(option)
+        if (source is not None and option == "clip" and slot.component == "clip_g"
+                and find_part(source, "clip_g") is None):
+            # --clip holds only CLIP-L: SDXL's clip_g is missing (--clip-g gives it), not a misfit.
+            if not allow_missing:
+                raise IncompatibleComponentError(
+                    f"{source.path} is {identify_model(source).architecture} and has no clip_g for the new model "
+                    f"({arch}); pass --clip-g FILE, or --allow-missing"
+                )
+            source = None
         if source is None:
             message = f"no {slot.component} given for {arch}"
             if not allow_missing:
@@ -223,9 +232,11 @@ def plan_build(
             continue
         part = _source_part(source, slot.component, "the new model", arch)
         _check_fit(part, slot.tables, "the new model", arch)
-        if source not in sources:
+        # By identity: a ModelFile is a Mapping, and two files with the same header compare equal.
+        origin = next((i for i, s in enumerate(sources) if s is source), len(sources))
+        if origin == len(sources):
             sources.append(source)
-        entries += _entries(part, slot.mounts[0].key, precision or "keep", sources.index(source), fix_clip, changes)
+        entries += _entries(part, slot.mounts[0].key, precision or "keep", origin, fix_clip, changes)
         changes.append(f"{slot.component} from {os.path.basename(source.path)} ({part.architecture})")
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {arch}")

@@ -277,19 +277,23 @@ class _Builder:
             if reason.endswith(" replaced"):
                 continue  # said by the replacement's own line
             self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
-        if self.nai:
+        if self.nai and not options.preserve:  # ``replace`` copies a NAI-layout CLIP as it is
             self.changes.append("renamed NAI-layout CLIP keys to the standard layout")
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")
-        vae_keys = self.vae_keys | {e.key for e in self.entries if e.note.startswith("vae from ")}
+        # ``replace`` leaves the model's own VAE untouched (not ours to warn about) and has no --vae.
+        vae_keys = {e.key for e in self.entries if e.note.startswith("vae from ")}
+        if not options.preserve:
+            vae_keys |= self.vae_keys
+        how = "" if options.preserve else " with --vae copy"
         vae_dtypes = {e.dtype for e in self.entries if e.key in vae_keys}
         if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
-            self.warnings.append("the VAE in fp8 visibly degrades images; keep it in fp16/fp32 with --vae copy")
+            self.warnings.append(f"the VAE in fp8 visibly degrades images; keep it in fp16/fp32{how}")
         if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == "SDXL":
             self.warnings.append(
                 "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
-                "the WebUI then retries in fp32 — or keep it fp32 with --vae copy"
+                f"the WebUI then retries in fp32 — or keep it fp32{how}"
             )
         if options.format == "ckpt" and any(e.dtype.startswith("F8") for e in self.entries):
             self.warnings.append("fp8 tensors in a .ckpt are refused by AUTOMATIC1111's safe loader; prefer .safetensors")
