@@ -205,6 +205,8 @@ def plan_build(
     if arch not in names:
         raise PlanError(f"cannot build {arch!r}; choose one of {', '.join(sorted(names))}")
     fam = family(arch)
+    if "clip_g" in parts and fam.slot("clip_g") is None:
+        raise PlanError(f"a {arch} model has no OpenCLIP-bigG text encoder; drop --clip-g")
     sources: list[ModelFile] = []
     entries: list[Entry] = []
     changes: list[str] = []

@@ -264,7 +264,7 @@ class _Builder:
                     {"version": __version__, "source": os.path.basename(self.model.path), "changes": self.changes},
                     ensure_ascii=False,
                 )
-        elif self.model.metadata:
+        elif self.model.metadata and not options.strip_metadata:
             self.warnings.append("a .ckpt has no place for the source's metadata; it is not carried over")
         return Plan(self.sources, self.entries, self.dropped, metadata, options.format, self.warnings, self.changes)
 
@@ -295,5 +295,3 @@ class _Builder:
                 "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
                 f"the WebUI then retries in fp32 — or keep it fp32{how}"
             )
-        if options.format == "ckpt" and any(e.dtype.startswith("F8") for e in self.entries):
-            self.warnings.append("fp8 tensors in a .ckpt are refused by AUTOMATIC1111's safe loader; prefer .safetensors")

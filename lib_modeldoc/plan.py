@@ -23,6 +23,8 @@ from .units import human_bytes
 __all__ = ["Entry", "Drop", "Plan"]
 
 COPY, CAST, FIX, SYNTH = "copy", "cast", "fix", "synthesize"
+# Storage types AUTOMATIC1111's restricted unpickler (modules/safe.py) lets a .ckpt use.
+A1111_CKPT_DTYPES = frozenset({"fp32", "fp16", "bf16", "fp64", "int64", "int32", "uint8"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ class Plan:
             if entry.key in seen:
                 raise PlanError(f"two tensors would be written as '{entry.key}'")
             seen.add(entry.key)
+        if self.format == "ckpt":
+            refused = sorted({DTYPES[e.dtype].label for e in self.entries} - A1111_CKPT_DTYPES)
+            if refused:
+                self.warnings.append(
+                    f"AUTOMATIC1111's safe loader refuses {', '.join(refused)} tensors in a .ckpt; prefer .safetensors"
+                )
 
     @property
     def source(self) -> ModelFile:

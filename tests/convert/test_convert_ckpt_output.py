@@ -116,7 +116,7 @@ def test_fp8_ckpt_loads_with_weights_only_and_warns(tmp_path, cli, precision, dt
     out = tmp_path / "fp8.ckpt"
     rc, stdout, _ = cli("convert", src, "-o", out, "--keep-junk", "--precision", precision)
     assert rc == 0
-    assert "refused by AUTOMATIC1111's safe loader; prefer .safetensors" in stdout
+    assert f"AUTOMATIC1111's safe loader refuses {precision} tensors in a .ckpt; prefer .safetensors" in stdout
     back = read_ckpt(out)
     assert back["w"].dtype == dtype
     # 500 saturates to 448 in e4m3fn; e5m2 (max 57344) rounds it to 512
@@ -139,3 +139,21 @@ def test_format_option_overrides_the_suffix(tmp_path, cli):
     assert err == (f"modeldoc: error: {out2}: cannot tell the output format from its suffix; "
                    "add --format safetensors or --format ckpt\n")
     assert not out2.exists()
+
+
+def test_ckpt_with_storage_types_a1111_refuses_warns(tmp_path, cli):
+    src = tmp_path / "small.safetensors"
+    save_file({"w": torch.ones(4), "mask": torch.tensor([True, False]), "q": torch.tensor([1, 2], dtype=torch.int8)}, str(src))
+    out = tmp_path / "mixed.ckpt"
+    rc, stdout, _ = cli("convert", src, "-o", out, "--keep-junk")
+    assert rc == 0
+    assert "AUTOMATIC1111's safe loader refuses bool, int8 tensors in a .ckpt; prefer .safetensors" in stdout
+    assert read_ckpt(out)["mask"].dtype == torch.bool
+
+
+def test_ckpt_with_only_accepted_storage_types_does_not_warn(tmp_path, cli):
+    src = tmp_path / "small.safetensors"
+    save_file({"w": torch.ones(4), "ids": torch.arange(3)}, str(src))
+    rc, stdout, _ = cli("convert", src, "-o", tmp_path / "ok.ckpt", "--keep-junk")
+    assert rc == 0
+    assert "safe loader" not in stdout
