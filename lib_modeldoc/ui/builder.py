@@ -4,64 +4,37 @@ The same function builds the WebUI tab (``scripts/modeldoc.py``) and the standal
 (:mod:`lib_modeldoc.ui.standalone`). Works with gradio 3.41 and 4.x (see :mod:`.compat`).
 Per-user state lives in a ``gr.State`` holding a :class:`~lib_modeldoc.ui.host.Session`.
 
-Each action panel (fix/prune/convert, export, replace, build) is one function that lays out its
-options and returns a :class:`_Panel`; :func:`_wire_job` gives every panel the same preview,
-write (through the host's queue and progress bar), interrupt, load and inspect buttons.
+Each action panel (fix/prune/convert, export, replace, build) is one function in
+:mod:`.panels`; :func:`_wire_job` gives every panel the same preview, write (through the host's
+queue and progress bar), interrupt, load and inspect buttons.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
-from ..components import COMPONENT_CHOICES
-from ..convert import PRECISIONS, PRUNE_MODES
 from ..errors import ModelDocError
 from ..progress import Cancelled
 from . import actions, views
 from .compat import hidden_textbox, js_kwargs
-from .host import Defaults, Folders, Host, JobContext, Session
+from .host import Host, JobContext, Session
+from .panels import (
+    CONVERT_FIELDS, Panel, build_panel, convert_panel, export_panel, labels, loaded_panel, replace_panel,
+)
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "read_css", "offline_theme"]
 
 TAB_TITLE = "Model Doctor"
 TAB_ID = "modeldoc"
-PART_ACTIONS = ["convert", "copy", "delete"]
-NONE = "None"
-BUILD_ARCHS = ["SD1", "SD2", "SDXL"]
 INTRO = (
     "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
     "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
     "shows what will be written and its size first."
 )
-
-
-def _labels(host: Host) -> list[str]:
-    return [c.label for c in host.checkpoints() + host.vaes() + host.loras()]
-
-
-def _vae_labels(host: Host) -> list[str]:
-    return [NONE] + [c.label for c in host.vaes()]
-
-
-def _part_labels(host: Host) -> list[str]:
-    return [NONE] + [c.label for c in host.checkpoints() + host.vaes()]
-
-
-@dataclass
-class _Panel:
-    """One action panel: its option fields (in request order) and how to make a request of them."""
-
-    prefix: str
-    fields: list[Any]
-    request: Callable[..., Any]  # (picked model value, *field values) -> a request with .plan/.output
-    dropdowns: list[tuple[Any, Callable[[Host], list[str]]]] = field(default_factory=list)  # refreshed lists
-    result: Any = None
-    buttons: dict[str, Any] = field(default_factory=dict)
 
 
 def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, theme: Any = None) -> gr.Blocks:
@@ -81,7 +54,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         gr.Markdown(INTRO, elem_id="modeldoc_intro")
         with gr.Row(elem_id="modeldoc_picker_row"):
             model = gr.Dropdown(
-                choices=_labels(host), value=loaded_label or loaded, allow_custom_value=True,
+                choices=labels(host), value=loaded_label or loaded, allow_custom_value=True,
                 label="Model — a checkpoint, VAE or LoRA from the lists, or any path", elem_id="modeldoc_model", scale=8,
             )
             refresh = gr.Button("↻", elem_id="modeldoc_refresh", elem_classes=["modeldoc-tool"], scale=0, min_width=44)
@@ -98,20 +71,20 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
 
         with gr.Tabs(elem_id="modeldoc_actions"):
             with gr.Tab("Fix / prune / convert", elem_id="modeldoc_tab_convert"):
-                convert = _convert_panel(host, defaults, folders)
+                convert = convert_panel(host, defaults, folders)
             with gr.Tab("Components", elem_id="modeldoc_tab_components"):
                 gr.Markdown("Export a part as its own file, replace a part from another file (a VAE from the VAE "
                             "list bakes it in), or build a checkpoint from part files. Parts are checked for fit first.")
                 with gr.Accordion("Export a part", open=True, elem_id="modeldoc_export_box"):
-                    export = _export_panel(host, defaults, folders)
+                    export = export_panel(host, defaults, folders)
                 with gr.Accordion("Replace a part / bake a VAE", open=False, elem_id="modeldoc_replace_box"):
-                    replace = _replace_panel(host, defaults, folders)
+                    replace = replace_panel(host, defaults, folders)
                 with gr.Accordion("Build a checkpoint from parts", open=False, elem_id="modeldoc_build_box"):
-                    build = _build_panel(host, defaults, folders)
+                    build = build_panel(host, defaults, folders)
             live = None
             if host.in_memory:
                 with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
-                    live = _loaded_panel(host)
+                    live = loaded_panel(host)
 
         # The right-click entry's way in: JavaScript writes a checkpoint title and clicks.
         with gr.Row(elem_id="modeldoc_bridge"):
@@ -119,7 +92,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             bridge_button = gr.Button("inspect", elem_id="modeldoc_js_inspect", elem_classes=["modeldoc-hidden"])
 
         panels = [convert, export, replace, build]
-        inspect_outputs = [model, status, verdict, chart, details, metadata, convert.fields[_CONVERT.index("name")],
+        inspect_outputs = [model, status, verdict, chart, details, metadata, convert.fields[CONVERT_FIELDS.index("name")],
                            *[p.result for p in panels]]
         clear = ["" for _ in panels]
 
@@ -149,11 +122,11 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             label = actions.label_for(path, host.checkpoints()) if path else None
             return show(path, session, label or value)
 
-        refreshed = [(model, _labels)] + [d for p in panels for d in p.dropdowns]
+        refreshed = [(model, labels)] + [d for p in panels for d in p.dropdowns]
 
         def do_refresh(value: str | None) -> list[Any]:
             host.refresh()
-            return [gr.update(choices=_labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
+            return [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
 
         inspect_button.click(do_inspect, [model, session], inspect_outputs)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
@@ -170,159 +143,9 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
     return blocks
 
 
-# --- the panels: each lays out its options and says how they become a request -------------------
-
-def _job_buttons(panel: _Panel, write_label: str = "Write") -> _Panel:
-    p = panel.prefix
-    with gr.Row():
-        panel.buttons["preview"] = gr.Button("Preview plan", elem_id=f"modeldoc_{p}_preview")
-        panel.buttons["write"] = gr.Button(write_label, variant="primary", elem_id=f"modeldoc_{p}_write")
-        panel.buttons["interrupt"] = gr.Button("Interrupt", elem_id=f"modeldoc_{p}_interrupt")
-    with gr.Row():
-        panel.buttons["load"] = gr.Button("Load the new model", visible=False, elem_id=f"modeldoc_{p}_load")
-        panel.buttons["inspect_new"] = gr.Button("Inspect the new file", visible=False, elem_id=f"modeldoc_{p}_inspect_new")
-    panel.result = gr.HTML(elem_id=f"modeldoc_{p}_result", elem_classes=["modeldoc-job-result"])
-    return panel
-
-
-def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "") -> list[Any]:
-    with gr.Row():
-        fmt = gr.Radio(["safetensors", "ckpt"], value=defaults.format, label="Format", elem_id=f"modeldoc_{p}_format")
-        name = gr.Textbox(label="Output file name", placeholder=name_hint, elem_id=f"modeldoc_{p}_out_name", scale=2)
-        out = gr.Textbox(value=folder, label="Output folder", placeholder=folder_hint, elem_id=f"modeldoc_{p}_out_folder",
-                         scale=3)
-    with gr.Row():
-        overwrite = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id=f"modeldoc_{p}_overwrite")
-        verify = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
-                             elem_id=f"modeldoc_{p}_verify")
-    return [fmt, out, name, overwrite, verify]
-
-
-_CONVERT = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata",
-            "format", "folder", "name", "overwrite", "verify"]
-
-
-def _convert_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
-    with gr.Row():
-        precision = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
-                             elem_id="modeldoc_precision")
-        prune = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
-                         info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
-    with gr.Row():
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
-                               elem_id="modeldoc_fix_clip")
-        keep_junk = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
-        strip = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
-    with gr.Accordion("Per part: convert to the precision above, copy as stored, or delete", open=False):
-        with gr.Row():
-            unet = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
-            vae = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
-            clip = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
-        bake = gr.Dropdown(_vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
-                           elem_id="modeldoc_bake_vae")
-    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed")
-    fields = [precision, prune, fix_clip, keep_junk, unet, vae, clip, bake, strip, fmt, folder, name, overwrite, verify]
-
-    def request(host: Host, value: str | None, *values: Any) -> actions.ConvertRequest:
-        args = dict(zip(_CONVERT, values))
-        args["bake_vae"] = _file(host, args["bake_vae"])
-        return actions.ConvertRequest(source=_source(host, value), **args)
-
-    panel = _Panel("convert", fields, request, [(bake, _vae_labels)])
-    return _job_buttons(panel)
-
-
-_EXPORT = ["component", "precision", "fix_clip", "format", "folder", "name", "overwrite", "verify"]
-
-
-def _export_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
-    with gr.Row():
-        component = gr.Radio(list(COMPONENT_CHOICES), value="vae", label="Part", elem_id="modeldoc_export_component")
-        precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
-                             info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
-    hint = "empty: the VAE folder for a VAE, else the parts folder"
-    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint)
-
-    def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
-        args = dict(zip(_EXPORT, values))
-        if not (args["folder"] or "").strip():
-            args["folder"] = host.folders().vae if args["component"] == "vae" else host.folders().for_kind("components")
-        return actions.ExportRequest(source=_source(host, value), **args)
-
-    panel = _Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
-    return _job_buttons(panel)
-
-
-_REPLACE = ["component", "part_from", "precision", "format", "folder", "name", "overwrite", "verify"]
-
-
-def _replace_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
-    with gr.Row():
-        component = gr.Radio([c for c in COMPONENT_CHOICES if c != "ema-unet"], value="vae", label="Part to replace",
-                             elem_id="modeldoc_replace_component")
-        source = gr.Dropdown(_part_labels(host), value=NONE, allow_custom_value=True,
-                             label="Take it from (a VAE from the list bakes it in; or a checkpoint, a part file, any path)",
-                             elem_id="modeldoc_replace_from", scale=3)
-        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision of the new part",
-                             elem_id="modeldoc_replace_precision")
-    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>")
-
-    def request(host: Host, value: str | None, *values: Any) -> actions.ReplaceRequest:
-        args = dict(zip(_REPLACE, values))
-        args["part_from"] = _file(host, args["part_from"]) or ""
-        return actions.ReplaceRequest(source=_source(host, value), **args)
-
-    panel = _Panel("replace", [component, source, precision, fmt, folder, name, overwrite, verify], request,
-                   [(source, _part_labels)])
-    return _job_buttons(panel)
-
-
-_BUILD = ["arch", "unet", "vae", "clip", "clip_g", "precision", "fix_clip", "allow_missing", "format", "folder", "name",
-          "overwrite", "verify"]
-
-
-def _build_panel(host: Host, defaults: Defaults, folders: Folders) -> _Panel:
-    with gr.Row():
-        arch = gr.Radio(BUILD_ARCHS, value="SD1", label="Architecture", elem_id="modeldoc_build_arch")
-        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision",
-                             elem_id="modeldoc_build_precision")
-    parts = []
-    with gr.Row():
-        for key, label in (("unet", "UNet from"), ("vae", "VAE from"), ("clip", "Text encoder(s) from"),
-                           ("clip_g", "SDXL CLIP-G from (if not in the above)")):
-            parts.append(gr.Dropdown(_part_labels(host), value=NONE, allow_custom_value=True, label=label,
-                                     elem_id=f"modeldoc_build_{key}"))
-    with gr.Row():
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_build_fix_clip")
-        allow_missing = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
-                                    elem_id="modeldoc_build_allow_missing")
-    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>")
-
-    def request(host: Host, value: str | None, *values: Any) -> actions.BuildRequest:
-        args = dict(zip(_BUILD, values))
-        given = tuple((k, path) for k in ("unet", "vae", "clip", "clip_g") if (path := _file(host, args.pop(k))))
-        return actions.BuildRequest(parts=given, **args)
-
-    fields = [arch, *parts, precision, fix_clip, allow_missing, fmt, folder, name, overwrite, verify]
-    panel = _Panel("build", fields, request, [(d, _part_labels) for d in parts])
-    return _job_buttons(panel)
-
-
-def _source(host: Host, value: str | None) -> str:
-    source = actions.loaded_or_picked(host, value)
-    if not source:
-        raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
-    return source
-
-
-def _file(host: Host, value: str | None) -> str | None:
-    return host.resolve(value) if value and value != NONE else None
-
-
 # --- what every panel's buttons do ---------------------------------------------------------------
 
-def _wire_job(host: Host, panel: _Panel, model: Any, session: Any, task_id: Any, show: Callable[..., list[Any]],
+def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, show: Callable[..., list[Any]],
               inspect_outputs: list[Any]) -> None:
     hide = gr.update(visible=False)
     b = panel.buttons
@@ -358,7 +181,7 @@ def _wire_job(host: Host, panel: _Panel, model: Any, session: Any, task_id: Any,
         path = sess.written
         label = (actions.label_for(path, host.checkpoints() + host.vaes()) or path) if path else None
         out = show(path, sess, label)
-        out[0] = gr.update(choices=_labels(host), value=label)
+        out[0] = gr.update(choices=labels(host), value=label)
         mine = next(i for i, c in enumerate(inspect_outputs) if c is panel.result)
         out[mine] = gr.update()  # keep "Wrote ..." in view
         return out
@@ -374,22 +197,6 @@ def _wire_job(host: Host, panel: _Panel, model: Any, session: Any, task_id: Any,
     b["interrupt"].click(do_interrupt, [session], None, queue=False)
     b["load"].click(do_load, [session], [panel.result])
     b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
-
-
-# --- the loaded model ----------------------------------------------------------------------------
-
-def _loaded_panel(host: Host) -> dict[str, Any]:
-    p: dict[str, Any] = {}
-    gr.Markdown(
-        "Checks the CLIP position_ids of the model the program has **in memory**, and can reset them there "
-        "without reloading or writing a file. The fix lasts until the model is reloaded; repair the file to make it permanent.",
-        elem_id="modeldoc_loaded_intro",
-    )
-    with gr.Row():
-        p["check"] = gr.Button("Check loaded model's CLIP", elem_id="modeldoc_live_check")
-        p["fix"] = gr.Button("Fix in memory", elem_id="modeldoc_live_fix")
-    p["result"] = gr.HTML(elem_id="modeldoc_live_result")
-    return p
 
 
 def _wire_loaded(host: Host, p: dict[str, Any], session: Any) -> None:

@@ -11,8 +11,3 @@ def library(tmp_path_factory):
     from lib_modeldoc.ui.standalone import write_sample_library
 
     return str(write_sample_library(str(tmp_path_factory.mktemp("library"))))
-
-
-@pytest.fixture
-def gradio():
-    return pytest.importorskip("gradio") if not __import__("os").environ.get("CI") else __import__("gradio")

@@ -1,0 +1,220 @@
+"""The tab's action panels: each lays out its options and says how they become a request.
+
+One function per panel (fix/prune/convert, export, replace, build, the loaded model). Each
+returns a :class:`Panel`; :func:`lib_modeldoc.ui.builder.build_ui` wires them all the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from ..components import COMPONENT_CHOICES
+from ..convert import PRECISIONS, PRUNE_MODES
+from ..errors import ModelDocError
+from . import actions
+from .host import Defaults, Folders, Host
+
+__all__ = ["Panel", "CONVERT_FIELDS", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "NONE",
+           "labels", "vae_labels", "part_labels"]
+
+PART_ACTIONS = ["convert", "copy", "delete"]
+NONE = "None"
+BUILD_ARCHS = ["SD1", "SD2", "SDXL"]
+
+
+def labels(host: Host) -> list[str]:
+    """The model picker's choices: checkpoints, then VAEs, then LoRAs."""
+    return [c.label for c in host.checkpoints() + host.vaes() + host.loras()]
+
+
+def vae_labels(host: Host) -> list[str]:
+    """Choices of a VAE to bake: none, or one from the VAE list."""
+    return [NONE] + [c.label for c in host.vaes()]
+
+
+def part_labels(host: Host) -> list[str]:
+    """Choices of a file to take a part from: none, a checkpoint or a VAE (or any path typed)."""
+    return [NONE] + [c.label for c in host.checkpoints() + host.vaes()]
+
+
+@dataclass
+class Panel:
+    """One action panel: its option fields (in request order) and how to make a request of them."""
+
+    prefix: str
+    fields: list[Any]
+    request: Callable[..., Any]  # (picked model value, *field values) -> a request with .plan/.output
+    dropdowns: list[tuple[Any, Callable[[Host], list[str]]]] = field(default_factory=list)  # refreshed lists
+    result: Any = None
+    buttons: dict[str, Any] = field(default_factory=dict)
+
+
+def _job_buttons(panel: Panel, write_label: str = "Write") -> Panel:
+    p = panel.prefix
+    with gr.Row():
+        panel.buttons["preview"] = gr.Button("Preview plan", elem_id=f"modeldoc_{p}_preview")
+        panel.buttons["write"] = gr.Button(write_label, variant="primary", elem_id=f"modeldoc_{p}_write")
+        panel.buttons["interrupt"] = gr.Button("Interrupt", elem_id=f"modeldoc_{p}_interrupt")
+    with gr.Row():
+        panel.buttons["load"] = gr.Button("Load the new model", visible=False, elem_id=f"modeldoc_{p}_load")
+        panel.buttons["inspect_new"] = gr.Button("Inspect the new file", visible=False, elem_id=f"modeldoc_{p}_inspect_new")
+    panel.result = gr.HTML(elem_id=f"modeldoc_{p}_result", elem_classes=["modeldoc-job-result"])
+    return panel
+
+
+def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "") -> list[Any]:
+    with gr.Row():
+        fmt = gr.Radio(["safetensors", "ckpt"], value=defaults.format, label="Format", elem_id=f"modeldoc_{p}_format")
+        name = gr.Textbox(label="Output file name", placeholder=name_hint, elem_id=f"modeldoc_{p}_out_name", scale=2)
+        out = gr.Textbox(value=folder, label="Output folder", placeholder=folder_hint, elem_id=f"modeldoc_{p}_out_folder",
+                         scale=3)
+    with gr.Row():
+        overwrite = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id=f"modeldoc_{p}_overwrite")
+        verify = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
+                             elem_id=f"modeldoc_{p}_verify")
+    return [fmt, out, name, overwrite, verify]
+
+
+CONVERT_FIELDS = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata",
+                  "format", "folder", "name", "overwrite", "verify"]
+
+
+def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
+    """Fix / prune / convert: every ``convert`` option; writes into the checkpoint folder."""
+    with gr.Row():
+        precision = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
+                             elem_id="modeldoc_precision")
+        prune = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
+                         info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
+    with gr.Row():
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
+                               elem_id="modeldoc_fix_clip")
+        keep_junk = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
+        strip = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
+    with gr.Accordion("Per part: convert to the precision above, copy as stored, or delete", open=False):
+        with gr.Row():
+            unet = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
+            vae = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
+            clip = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
+        bake = gr.Dropdown(vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
+                           elem_id="modeldoc_bake_vae")
+    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed")
+    fields = [precision, prune, fix_clip, keep_junk, unet, vae, clip, bake, strip, fmt, folder, name, overwrite, verify]
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ConvertRequest:
+        args = dict(zip(CONVERT_FIELDS, values))
+        args["bake_vae"] = _file(host, args["bake_vae"])
+        return actions.ConvertRequest(source=_source(host, value), **args)
+
+    panel = Panel("convert", fields, request, [(bake, vae_labels)])
+    return _job_buttons(panel)
+
+
+_EXPORT = ["component", "precision", "fix_clip", "format", "folder", "name", "overwrite", "verify"]
+
+
+def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
+    """Export one part; a VAE goes to the VAE folder, other parts to the parts folder."""
+    with gr.Row():
+        component = gr.Radio(list(COMPONENT_CHOICES), value="vae", label="Part", elem_id="modeldoc_export_component")
+        precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
+                             info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
+    hint = "empty: the VAE folder for a VAE, else the parts folder"
+    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint)
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
+        args = dict(zip(_EXPORT, values))
+        if not (args["folder"] or "").strip():
+            args["folder"] = host.folders().vae if args["component"] == "vae" else host.folders().for_kind("components")
+        return actions.ExportRequest(source=_source(host, value), **args)
+
+    panel = Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
+    return _job_buttons(panel)
+
+
+_REPLACE = ["component", "part_from", "precision", "format", "folder", "name", "overwrite", "verify"]
+
+
+def replace_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
+    """Replace one part from another file (a VAE from the VAE list bakes it in)."""
+    with gr.Row():
+        component = gr.Radio([c for c in COMPONENT_CHOICES if c != "ema-unet"], value="vae", label="Part to replace",
+                             elem_id="modeldoc_replace_component")
+        source = gr.Dropdown(part_labels(host), value=NONE, allow_custom_value=True,
+                             label="Take it from (a VAE from the list bakes it in; or a checkpoint, a part file, any path)",
+                             elem_id="modeldoc_replace_from", scale=3)
+        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision of the new part",
+                             elem_id="modeldoc_replace_precision")
+    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>")
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.ReplaceRequest:
+        args = dict(zip(_REPLACE, values))
+        args["part_from"] = _file(host, args["part_from"]) or ""
+        return actions.ReplaceRequest(source=_source(host, value), **args)
+
+    panel = Panel("replace", [component, source, precision, fmt, folder, name, overwrite, verify], request,
+                   [(source, part_labels)])
+    return _job_buttons(panel)
+
+
+_BUILD = ["arch", "unet", "vae", "clip", "clip_g", "precision", "fix_clip", "allow_missing", "format", "folder", "name",
+          "overwrite", "verify"]
+
+
+def build_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
+    """Build a checkpoint of an architecture from part files."""
+    with gr.Row():
+        arch = gr.Radio(BUILD_ARCHS, value="SD1", label="Architecture", elem_id="modeldoc_build_arch")
+        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision",
+                             elem_id="modeldoc_build_precision")
+    parts = []
+    with gr.Row():
+        for key, label in (("unet", "UNet from"), ("vae", "VAE from"), ("clip", "Text encoder(s) from"),
+                           ("clip_g", "SDXL CLIP-G from (if not in the above)")):
+            parts.append(gr.Dropdown(part_labels(host), value=NONE, allow_custom_value=True, label=label,
+                                     elem_id=f"modeldoc_build_{key}"))
+    with gr.Row():
+        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_build_fix_clip")
+        allow_missing = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
+                                    elem_id="modeldoc_build_allow_missing")
+    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>")
+
+    def request(host: Host, value: str | None, *values: Any) -> actions.BuildRequest:
+        args = dict(zip(_BUILD, values))
+        given = tuple((k, path) for k in ("unet", "vae", "clip", "clip_g") if (path := _file(host, args.pop(k))))
+        return actions.BuildRequest(parts=given, **args)
+
+    fields = [arch, *parts, precision, fix_clip, allow_missing, fmt, folder, name, overwrite, verify]
+    panel = Panel("build", fields, request, [(d, part_labels) for d in parts])
+    return _job_buttons(panel)
+
+
+def _source(host: Host, value: str | None) -> str:
+    source = actions.loaded_or_picked(host, value)
+    if not source:
+        raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
+    return source
+
+
+def _file(host: Host, value: str | None) -> str | None:
+    return host.resolve(value) if value and value != NONE else None
+
+
+def loaded_panel(host: Host) -> dict[str, Any]:
+    """The loaded model: check and reset its CLIP position_ids in memory."""
+    p: dict[str, Any] = {}
+    gr.Markdown(
+        "Checks the CLIP position_ids of the model the program has **in memory**, and can reset them there "
+        "without reloading or writing a file. The fix lasts until the model is reloaded; repair the file to make it permanent.",
+        elem_id="modeldoc_loaded_intro",
+    )
+    with gr.Row():
+        p["check"] = gr.Button("Check loaded model's CLIP", elem_id="modeldoc_live_check")
+        p["fix"] = gr.Button("Fix in memory", elem_id="modeldoc_live_fix")
+    p["result"] = gr.HTML(elem_id="modeldoc_live_result")
+    return p
