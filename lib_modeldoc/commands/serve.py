@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
 
         if not os.path.isdir(args.models):
             raise ModelDocError(f"{args.models}: not a folder (--models takes a folder of model files)")
-    serve(args.models, host=args.host, port=args.port)
+    serve(args.models, host=args.host, port=args.port, log=lambda line: print(line, flush=True))
     return 0

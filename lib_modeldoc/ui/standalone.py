@@ -7,6 +7,7 @@ same tab the WebUI shows. Without ``--models`` it writes a small sample library 
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -20,6 +21,8 @@ from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
 __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library"]
+
+logger = logging.getLogger(__name__)
 
 SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 SUBFOLDERS = {CHECKPOINTS: "Stable-diffusion", VAE: "VAE", LORA: "Lora"}
@@ -208,8 +211,13 @@ def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
 
 
 def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int = 7870, block: bool = True,
-          log: Callable[[str], None] = print) -> Any:
-    """Serve the tab on ``http://host:port/``; prints the URL and runs until interrupted."""
+          log: Callable[[str], None] | None = None) -> Any:
+    """Serve the tab on ``http://host:port/`` until interrupted (or return at once with ``block=False``).
+
+    ``log`` receives the one line saying where it runs (the ``serve`` command prints it);
+    without it the line goes to this module's logger.
+    """
+    log = log or logger.info
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from .compat import enable_queue
 
