@@ -176,7 +176,10 @@ class WebUIHost:
         if FORGE:
             from modules_forge import main_entry
 
-            main_entry.checkpoint_change(info.title)
+            try:
+                main_entry.checkpoint_change(info.title)
+            except TypeError:  # a fork whose checkpoint_change takes more arguments (e.g. a preset)
+                return f"{info.title} is in the checkpoint list; select it in the Checkpoint dropdown to load it."
             return f"Selected {info.title}; Forge loads it at the next generation."
         shared.opts.set("sd_model_checkpoint", info.title)  # its onchange reloads the weights
         return f"Loaded {info.title}. (The checkpoint dropdown at the top updates after a page reload.)"
