@@ -28,7 +28,7 @@ import numpy as np
 
 from .dtypes import DTYPES, to_float32
 from .io.tensor import TensorInfo
-from .layout import BUFFER, Layout
+from .layout import BUFFER, EMA, JUNK, Layout
 from .model import ModelFile
 from .report import Finding, Severity
 
@@ -142,15 +142,18 @@ class ScanResult:
         return [t for t in self.tensors if t.huge and t.part != BUFFER]
 
     def findings(self) -> list[Finding]:
-        """``values.nonfinite`` (error), ``values.zero`` and ``values.magnitude`` (warnings)."""
+        """``values.nonfinite`` (an error, a warning when only junk/EMA tensors are hit),
+        ``values.zero`` and ``values.magnitude`` (warnings)."""
         out = []
         bad = self.nonfinite()
         if bad:
+            loaded = any(t.part not in (JUNK, EMA) for t in bad)
+            effect = ("; the model produces black or noise images - replace the damaged part from a healthy model"
+                      if loaded else " (only in parts the WebUI does not load; pruning drops them)")
             out.append(Finding(
-                "values.nonfinite", Severity.ERROR,
-                f"NaN or infinite values in {_count(bad)}: {_names(bad, TensorValues.describe)}; the model "
-                "produces black or noise images - replace the damaged part from a healthy model",
-                keys=tuple(t.key for t in bad), repair="replace",
+                "values.nonfinite", Severity.ERROR if loaded else Severity.WARNING,
+                f"NaN or infinite values in {_count(bad)}: {_names(bad, TensorValues.describe)}{effect}",
+                keys=tuple(t.key for t in bad), repair="replace" if loaded else "convert",
             ))
         zero = self.zero()
         if zero:

@@ -134,6 +134,15 @@ def test_every_float_dtype_counts_specials_and_finite_maximum(write_safetensors,
     assert section["unet"]["nonfinite_keys"] == ["net.t"] and section["vae"]["nonfinite"] == 0
 
 
+def test_nonfinite_only_in_ema_or_junk_is_a_warning(write_safetensors):
+    path = write_safetensors("m.safetensors", {"a": planted(torch.float16, nan_at=1), "b": planted(torch.float16)})
+    with open_model(path) as model:
+        only_ema = scan_model(model, Layout({"a": "ema_unet", "b": "unet"})).findings()
+        in_unet = scan_model(model, Layout({"a": "unet", "b": "ema_unet"})).findings()
+    assert [(f.id, f.severity.value) for f in only_ema] == [("values.nonfinite", "warning")]
+    assert [(f.id, f.severity.value) for f in in_unet] == [("values.nonfinite", "error")]
+
+
 def test_results_do_not_depend_on_workers_or_chunking(write_safetensors, monkeypatch):
     tensors = {f"net.{i}": planted(torch.bfloat16, n=3000 + i, nan_at=i * 7 if i % 3 == 0 else None, seed=i)
                for i in range(12)}
