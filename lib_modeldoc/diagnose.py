@@ -9,11 +9,9 @@ from .arch.identify import Identification, identify
 from .checks import CheckContext, run_checks
 from .convert import ConvertOptions, plan_convert
 from .dtypes import DTYPES
-from .fingerprint import fingerprint_model
 from .layout import EMA, layout_of
 from .model import ModelFile, open_model
 from .report import ComponentSummary, Report, decode_metadata
-from .scan import scan_model
 
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
 
@@ -53,6 +51,11 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
     layout = layout_of(list(model), ident)
     ctx = CheckContext(model, ident, layout)
     findings = run_checks(ctx)
+    # The opt-in readers are imported only when asked for: plain inspect stays quick to start.
+    if scan:
+        from .scan import scan_model
+    if identify_components:
+        from .fingerprint import fingerprint_model
     scanned = scan_model(model, layout) if scan else None
     if scanned is not None:
         findings += scanned.findings()
