@@ -11,12 +11,14 @@ from .convert import ConvertOptions, plan_convert
 from .dtypes import DTYPES
 from .layout import EMA, layout_of
 from .model import ModelFile, open_model
+from .progress import Progress
 from .report import ComponentSummary, Report, decode_metadata
 
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
 
 
-def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_components: bool = False) -> Report:
+def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_components: bool = False,
+                  progress: Progress | None = None) -> Report:
     """Inspect one model file: what it is, what is wrong, what pruning would save.
 
     Reads the header and the few tensors the checks need (CLIP position_ids); never the whole
@@ -29,6 +31,8 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
         identify_components: also read every component once to compute its fingerprint and
             the model-toolkit metric (:mod:`~lib_modeldoc.fingerprint`): the report's
             ``known_components`` section and ``component.known`` findings.
+        progress: ``progress(done_bytes, total_bytes, message)`` of the scan and the
+            fingerprints (each counts from 0); may raise to stop them.
 
     Returns:
         A :class:`~lib_modeldoc.report.Report`.
@@ -42,10 +46,11 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
         ['clip.position_ids.offset', 'junk']
     """
     with open_model(path) as model:
-        return inspect_open_model(model, scan=scan, identify_components=identify_components)
+        return inspect_open_model(model, scan=scan, identify_components=identify_components, progress=progress)
 
 
-def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_components: bool = False) -> Report:
+def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_components: bool = False,
+                       progress: Progress | None = None) -> Report:
     """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
     ident = identify({k: info.shape for k, info in model.items()})
     layout = layout_of(list(model), ident)
@@ -56,10 +61,10 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         from .scan import scan_model
     if identify_components:
         from .fingerprint import fingerprint_model
-    scanned = scan_model(model, layout) if scan else None
+    scanned = scan_model(model, layout, progress=progress) if scan else None
     if scanned is not None:
         findings += scanned.findings()
-    known = fingerprint_model(model, ident) if identify_components else None  # reads whole components
+    known = fingerprint_model(model, ident, progress=progress) if identify_components else None  # reads whole components
     if known is not None:
         findings += known.findings()
     junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes

@@ -27,13 +27,13 @@ import os
 import queue
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from .crc32 import crc32_combine, crc32_of
 from .errors import ModelReadError
 from .io.sniff import Format, sniff_bytes
+from .progress import Progress
 
 __all__ = ["FileHashes", "hash_file", "civitai_crc32", "crc32_combine", "AUTOV1_OFFSET", "AUTOV1_LENGTH"]
 
@@ -42,8 +42,6 @@ AUTOV1_LENGTH = 0x10000
 CIVITAI_AUTOV1_MIN_SIZE = 0x200000  # Civitai returns no AutoV1 for smaller files
 BLOCK_SIZE = 4 << 20  # with RING buffers, 16 MiB in flight: stays in L3 (measured best of 1-16 MiB)
 RING = 4  # buffers in flight: lets the two hash threads drift apart by a few blocks
-
-HashProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def civitai_crc32(crc_hex: str) -> str:
     return bytes.fromhex(crc_hex)[::-1].hex().upper()
 
 
-def hash_file(path: str | os.PathLike[str], *, progress: HashProgress | None = None) -> FileHashes:
+def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None) -> FileHashes:
     """Hash a file in a single read: SHA-256, AutoV1/V2/V3, CRC32 and (if installed) BLAKE3.
 
     Any file can be hashed; the format matters only for AutoV3, which is taken from the bytes
@@ -100,8 +98,8 @@ def hash_file(path: str | os.PathLike[str], *, progress: HashProgress | None = N
 
     Args:
         path: the file.
-        progress: called as ``progress(done_bytes, total_bytes)`` as blocks (4 MiB) are done,
-            from the calling thread.
+        progress: called as ``progress(done_bytes, total_bytes, message)`` as blocks (4 MiB)
+            are done, from the calling thread (a :data:`~lib_modeldoc.progress.Progress`).
 
     Returns:
         A :class:`FileHashes`.
@@ -138,7 +136,7 @@ def _data_start(f: Any, size: int, where: str) -> int | None:
     return 8 + n if 8 + n <= size else None  # a header length past EOF: damaged, no data section
 
 
-def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress: HashProgress | None) -> FileHashes:
+def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress: Progress | None) -> FileHashes:
     full = hashlib.sha256()
     data = hashlib.sha256() if data_start is not None else None
     b3 = _blake3()
@@ -161,7 +159,7 @@ def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress
         while True:
             slot = free.get()  # a buffer every lane is done with
             if progress is not None and slot.end:
-                progress(slot.end, max(size, pos))
+                progress(slot.end, max(size, pos), "hashing")
             length = _read_block(f, slot.buffer)
             if not length:
                 break
@@ -179,7 +177,7 @@ def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress
         if lane.error is not None:
             raise lane.error
     if progress is not None:
-        progress(pos, max(size, pos))
+        progress(pos, max(size, pos), "hashing")
     crc = 0
     for pieces in zip(*(lane.crcs for lane in lanes if lane.crc_part is not None)):
         for part, length in pieces:

@@ -30,6 +30,7 @@ from .dtypes import DTYPES, to_float32
 from .io.tensor import TensorInfo
 from .layout import BUFFER, EMA, JUNK, Layout
 from .model import ModelFile
+from .progress import Progress
 from .report import Finding, Severity
 
 __all__ = ["TensorValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
@@ -37,7 +38,6 @@ __all__ = ["TensorValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK
 MAGNITUDE_LIMIT = 1e4  # trained SD weights stay far below; fp16 overflows at 65504
 CHUNK_BYTES = 16 << 20
 KEY_LIST_LIMIT = 100  # keys listed per component and kind in the JSON section
-ScanProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ class ScanResult:
 
 
 def scan_model(
-    model: ModelFile, layout: Layout, *, progress: ScanProgress | None = None, workers: int | None = None
+    model: ModelFile, layout: Layout, *, progress: Progress | None = None, workers: int | None = None
 ) -> ScanResult:
     """Read every float tensor of ``model`` once and summarise its values.
 
@@ -207,7 +207,7 @@ def scan_model(
     Args:
         model: an open model.
         layout: which component each key belongs to (:func:`~lib_modeldoc.layout.layout_of`).
-        progress: called as ``progress(done_bytes, total_bytes)`` from the calling thread.
+        progress: called as ``progress(done_bytes, total_bytes, message)`` from the calling thread.
         workers: reader threads; default ``min(4, os.cpu_count())``.
 
     Returns:
@@ -239,7 +239,7 @@ def scan_model(
             results.append(values)
             done += info.nbytes
             if progress is not None:
-                progress(done, total)
+                progress(done, total, "scanning values")
     return ScanResult(tuple(results), len(model) - len(floats), total, time.perf_counter() - start)
 
 

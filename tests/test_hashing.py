@@ -168,7 +168,7 @@ def test_progress_reports_bytes_up_to_the_total(tmp_path, monkeypatch, no_blake3
     monkeypatch.setattr(hashing, "BLOCK_SIZE", 1 << 16)
     data = random_bytes(300_000)
     calls: list[tuple[int, int]] = []
-    hash_file(write_bytes(tmp_path, "p.bin", data), progress=lambda done, total: calls.append((done, total)))
+    hash_file(write_bytes(tmp_path, "p.bin", data), progress=lambda done, total, message: calls.append((done, total)))
     assert calls[-1] == (len(data), len(data))
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) >= 2
     assert all(total == len(data) and done % (1 << 16) == 0 for done, total in calls[:-1])

@@ -153,7 +153,7 @@ def test_results_do_not_depend_on_workers_or_chunking(write_safetensors, monkeyp
         one = scan_model(model, layout, workers=1)
         monkeypatch.setattr(scan_module, "CHUNK_BYTES", 4096)
         calls: list[tuple[int, int]] = []
-        many = scan_model(model, layout, workers=3, progress=lambda d, t: calls.append((d, t)))
+        many = scan_model(model, layout, workers=3, progress=lambda d, t, m: calls.append((d, t)))
     assert [(v.key, v.nan, v.pos_inf, v.max_abs) for v in one.tensors] == [
         (v.key, v.nan, v.pos_inf, v.max_abs) for v in many.tensors]
     assert {v.key for v in one.nonfinite()} == {"net.0", "net.3", "net.6", "net.9", "net.big"}

@@ -73,14 +73,14 @@ def render_hashes(hashes: FileHashes) -> str:
     return "\n".join(lines)
 
 
-def _progress(path: str) -> Callable[[int, int], None] | None:
+def _progress(path: str) -> Callable[[int, int, str], None] | None:
     """A progress line on stderr for big files, only when stderr is a terminal."""
     if not sys.stderr.isatty():
         return None
     name = os.path.basename(path)
     last = [0.0]
 
-    def show(done: int, total: int) -> None:
+    def show(done: int, total: int, message: str = "") -> None:
         if total < _PROGRESS_MIN_BYTES:
             return
         now = time.monotonic()
