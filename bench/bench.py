@@ -537,7 +537,7 @@ def run_child(argv: list[str]) -> Run:
     return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, proc.returncode, tail)
 
 
-_PLACEHOLDER = re.compile(r"\{(file\d*|out|outdir)\}")
+_PLACEHOLDER = re.compile(r"\{(file\d*|dir|out|outdir)\}")
 
 
 def expand(template: Sequence[str], files: FileSet, outdir: str | None, out_suffix: str) -> list[str]:
