@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ModelDocError
 from ..hashing import FileHashes, hash_file
+from .per_path import run_per_path
 
 _ROWS = (("SHA256", "sha256"), ("AutoV1", "autov1"), ("AutoV2", "autov2"), ("AutoV3", "autov3"),
          ("CRC32", "crc32"), ("BLAKE3", "blake3"))
@@ -26,27 +25,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results: list[dict[str, Any]] = []
-    failed = False
-    for index, path in enumerate(args.paths):
-        try:
-            hashes = hash_file(path, progress=_progress(path))
-        except ModelDocError as exc:
-            if len(args.paths) == 1:
-                raise
-            failed = True
-            print(f"modeldoc: error: {exc}", file=sys.stderr)
-            results.append({"path": path, "error": str(exc)})
-            continue
-        if args.json:
-            results.append(hashes.to_dict())
-        else:
-            if index:
-                print()
-            print(render_hashes(hashes))
-    if args.json:
-        print(json.dumps(results[0] if len(args.paths) == 1 else results, indent=2))
-    return 2 if failed else 0
+    return run_per_path(
+        args.paths,
+        lambda path: hash_file(path, progress=_progress(path)),
+        lambda hashes: hashes.to_dict(),
+        render_hashes,
+        as_json=args.json,
+    )
 
 
 def render_hashes(hashes: FileHashes) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from ..diagnose import inspect_model
-from ..errors import ModelDocError
 from ..render import render_report
+from .per_path import run_per_path
 
 
 def add_parser(sub: Any) -> None:
@@ -24,24 +22,10 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results: list[dict[str, Any]] = []
-    failed = False
-    for index, path in enumerate(args.paths):
-        try:
-            report = inspect_model(path, scan=args.scan, identify_components=args.components)
-        except ModelDocError as exc:
-            if len(args.paths) == 1:
-                raise
-            failed = True
-            print(f"modeldoc: error: {exc}", file=sys.stderr)
-            results.append({"path": path, "error": str(exc)})
-            continue
-        if args.json:
-            results.append(report.to_dict())
-        else:
-            if index:
-                print()
-            print(render_report(report, details=not args.brief))
-    if args.json:
-        print(json.dumps(results[0] if len(args.paths) == 1 else results, indent=2, ensure_ascii=False))
-    return 2 if failed else 0
+    return run_per_path(
+        args.paths,
+        lambda path: inspect_model(path, scan=args.scan, identify_components=args.components),
+        lambda report: report.to_dict(),
+        lambda report: render_report(report, details=not args.brief),
+        as_json=args.json,
+    )
