@@ -83,12 +83,23 @@
     }
 
     // The WebUI's progress bar for a job: gives the job a task id and polls its progress.
+    var lastButton = null;
+    document.addEventListener("click", function(event) {
+        var button = event.target && event.target.closest ? event.target.closest("button") : null;
+        if (button) {
+            lastButton = button;
+        }
+    }, true);
     window.modeldoc_start_job = function() {
         var args = Array.prototype.slice.call(arguments);
         if (typeof randomId === "function" && typeof requestProgress === "function") {
             var id = randomId();
-            // the result box of the panel whose Write was pressed: the one on screen
-            var boxes = root().querySelectorAll(".modeldoc-job-result");
+            // the result box of the section whose button was pressed, else the first on screen
+            var near = lastButton;
+            while (near && near.querySelector && !near.querySelector(".modeldoc-job-result")) {
+                near = near.parentElement;
+            }
+            var boxes = (near && near.querySelector ? near : root()).querySelectorAll(".modeldoc-job-result");
             var container = boxes[0];
             for (var i = 0; i < boxes.length; i++) {
                 if (boxes[i].offsetParent !== null) {

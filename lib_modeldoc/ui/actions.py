@@ -15,13 +15,14 @@ from typing import Any
 from ..diagnose import inspect_model
 from ..errors import ModelDocError, OutputError
 from ..model import open_model
+from ..progress import Cancelled, Progress
 from ..report import Report
 from . import views
 from .host import Choice, Host, JobContext
 
 __all__ = [
     "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
-    "output_path", "default_output_name",
+    "output_path", "default_output_name", "job_progress", "hashes", "compare",
 ]
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt"}
@@ -39,9 +40,13 @@ class Inspection:
     metadata: dict[str, Any]
 
 
-def inspect_file(path: str) -> Inspection:
-    """Inspect ``path`` and render it for the tab (raises ``ModelDocError``)."""
-    report = inspect_model(path)
+def inspect_file(path: str, *, scan: bool = False, identify_components: bool = False,
+                 progress: Progress | None = None) -> Inspection:
+    """Inspect ``path`` and render it for the tab (raises ``ModelDocError``).
+
+    ``scan`` and ``identify_components`` read the whole file (run them as a job, with ``progress``).
+    """
+    report = inspect_model(path, scan=scan, identify_components=identify_components, progress=progress)
     return Inspection(report, views.verdict_html(report), views.chart_html(report), views.details_html(report),
                       report.metadata)
 
@@ -210,6 +215,32 @@ class BuildRequest:
             parts[name] = opened[path]
         return plan_build(self.arch, parts, precision=_precision(self.precision), allow_missing=self.allow_missing,
                           fix_clip=self.fix_clip, format=self.format)
+
+
+def job_progress(job: JobContext, what: str) -> Progress:
+    """A job's progress callback that also stops the reader (``Cancelled``) when asked to."""
+    def progress(done: int, total: int, message: str) -> None:
+        if job.cancelled():
+            raise Cancelled(f"{what}: interrupted")
+        job.progress(done, total, message)
+
+    return progress
+
+
+def hashes(path: str, job: JobContext) -> str:
+    """Every hash of ``path`` (one read), as HTML with the Civitai forms."""
+    from ..hashing import hash_file
+
+    return views.hashes_html(hash_file(path, progress=job_progress(job, "hashing")))
+
+
+def compare(a: str, b: str, job: JobContext) -> str:
+    """How ``a`` and ``b`` differ per component and block, as HTML."""
+    from ..compare import compare_models
+
+    if os.path.realpath(a) == os.path.realpath(b):
+        raise ModelDocError("pick a different second model to compare with")
+    return views.comparison_html(compare_models(a, b, progress=job_progress(job, "compare")))
 
 
 def preview(request: Any) -> str:

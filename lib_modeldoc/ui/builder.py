@@ -6,7 +6,8 @@ Per-user state lives in a ``gr.State`` holding a :class:`~lib_modeldoc.ui.host.S
 
 Each action panel (fix/prune/convert, export, replace, build) is one function in
 :mod:`.panels`; :func:`_wire_job` gives every panel the same preview, write (through the host's
-queue and progress bar), interrupt, load and inspect buttons.
+queue and progress bar), interrupt, load and inspect buttons. The jobs that only read (inspect
+with a scan or fingerprints, hashes, compare) go through the same queue with :func:`_wire_read`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from . import actions, views
 from .compat import hidden_textbox, js_kwargs
 from .host import Host, JobContext, Session
 from .panels import (
-    CONVERT_FIELDS, Panel, build_panel, convert_panel, export_panel, labels, loaded_panel, replace_panel,
+    CONVERT_FIELDS, Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, replace_panel,
 )
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "read_css", "offline_theme"]
@@ -33,7 +34,7 @@ TAB_ID = "modeldoc"
 INTRO = (
     "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
     "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
-    "shows what will be written and its size first."
+    "shows what will be written and its size first. The two boxes below Inspect read the whole file (slower)."
 )
 
 
@@ -59,8 +60,18 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             )
             refresh = gr.Button("↻", elem_id="modeldoc_refresh", elem_classes=["modeldoc-tool"], scale=0, min_width=44)
             inspect_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect", scale=1, min_width=110)
+            # The same button once a box below is ticked: it reads the whole file, so it runs as a job.
+            deep_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect_deep", scale=1, min_width=110,
+                                    visible=False)
             loaded_button = gr.Button("Loaded model", elem_id="modeldoc_inspect_loaded", scale=1, min_width=130,
                                       visible=host.in_memory)
+        with gr.Row(elem_id="modeldoc_inspect_options"):
+            scan = gr.Checkbox(value=False, label="Scan every value (NaN / Inf / zero)", elem_id="modeldoc_scan")
+            identify = gr.Checkbox(value=False, label="Identify known components (fingerprints, toolkit metric)",
+                                   elem_id="modeldoc_identify")
+            deep_interrupt = gr.Button("Interrupt", elem_id="modeldoc_inspect_interrupt", visible=False, scale=0,
+                                       min_width=110)
+        deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
         status = gr.HTML(elem_id="modeldoc_status")
         verdict = gr.HTML(elem_id="modeldoc_verdict")
         chart = gr.HTML(elem_id="modeldoc_chart")
@@ -81,6 +92,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
                     replace = replace_panel(host, defaults, folders)
                 with gr.Accordion("Build a checkpoint from parts", open=False, elem_id="modeldoc_build_box"):
                     build = build_panel(host, defaults, folders)
+            with gr.Tab("Hashes / compare", elem_id="modeldoc_tab_files"):
+                files = files_panel(host)
             live = None
             if host.in_memory:
                 with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
@@ -96,12 +109,13 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
                            *[p.result for p in panels]]
         clear = ["" for _ in panels]
 
-        def show(path: str | None, session: Session, shown: str | None) -> list[Any]:
+        def show(path: str | None, session: Session, shown: str | None,
+                 inspect: Callable[[str], actions.Inspection] = actions.inspect_file) -> list[Any]:
             keep = gr.update(value=shown) if shown else gr.update()
             if not path:
                 message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
                 return [gr.update(), message, "", "", "", None, gr.update(), *clear]
-            found, error = actions.guard(lambda: actions.inspect_file(path))
+            found, error = actions.guard(lambda: inspect(path))
             if error:
                 return [keep, error, "", "", "", None, gr.update(), *clear]
             session.inspected = path
@@ -113,6 +127,18 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
             return show(path, session, shown)
 
+        def do_inspect_deep(job: JobContext, session: Session, value: str | None, scan: bool, identify: bool) -> list[Any]:
+            path = actions.loaded_or_picked(host, value)
+            shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
+            progress = actions.job_progress(job, "inspect")
+            out = show(path, session, shown, lambda p: actions.inspect_file(
+                p, scan=bool(scan), identify_components=bool(identify), progress=progress))
+            return [*out, ""]
+
+        def do_options(scan: bool, identify: bool) -> list[Any]:
+            deep = bool(scan or identify)
+            return [gr.update(visible=not deep), gr.update(visible=deep), gr.update(visible=deep)]
+
         def do_inspect_loaded(session: Session) -> list[Any]:
             path = host.loaded_checkpoint()
             return show(path, session, actions.label_for(path, host.checkpoints()) or path if path else None)
@@ -122,18 +148,26 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             label = actions.label_for(path, host.checkpoints()) if path else None
             return show(path, session, label or value)
 
-        refreshed = [(model, labels)] + [d for p in panels for d in p.dropdowns]
+        refreshed = [(model, labels)] + [d for p in panels for d in p.dropdowns] + [(files["other"], labels)]
 
         def do_refresh(value: str | None) -> list[Any]:
             host.refresh()
             return [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
 
         inspect_button.click(do_inspect, [model, session], inspect_outputs)
+        for box in (scan, identify):
+            box.change(do_options, [scan, identify], [inspect_button, deep_button, deep_interrupt], queue=False)
+        deep_outputs = [*inspect_outputs, deep_progress]
+        do_inspect_deep.__name__ = "modeldoc_inspect"
+        deep_button.click(host.wrap_job(do_inspect_deep, len(deep_outputs), len(deep_outputs) - 1),
+                          [task_id, session, model, scan, identify], deep_outputs, **js_kwargs(host.job_js))
+        deep_interrupt.click(lambda sess: host.interrupt(sess), [session], None, queue=False)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
         refresh.click(do_refresh, [model], [c for c, _ in refreshed])
         for panel in panels:
             _wire_job(host, panel, model, session, task_id, show, inspect_outputs)
+        _wire_files(host, files, model, session, task_id)
         if live is not None:
             _wire_loaded(host, live, session)
     # The WebUI would otherwise freeze every labelled value into ui-config.json at first start and
@@ -197,6 +231,44 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
     b["interrupt"].click(do_interrupt, [session], None, queue=False)
     b["load"].click(do_load, [session], [panel.result])
     b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
+
+
+def _wire_read(host: Host, name: str, button: Any, interrupt: Any, inputs: list[Any], result: Any,
+               action: Callable[..., str]) -> None:
+    """A job that reads files and shows one HTML result: queue, progress bar, interrupt."""
+
+    def do_read(job: JobContext, sess: Session, *values: Any) -> list[Any]:
+        try:
+            return [action(job, *values)]
+        except Cancelled as exc:
+            return [actions.error_html(exc, "warning")]
+        except ModelDocError as exc:
+            return [actions.error_html(exc)]
+
+    do_read.__name__ = f"modeldoc_{name}"
+    button.click(host.wrap_job(do_read, 1, 0), inputs, [result], **js_kwargs(host.job_js))
+    interrupt.click(lambda sess: host.interrupt(sess), [inputs[1]], None, queue=False)
+
+
+def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id: Any) -> None:
+    def picked(value: str | None) -> str:
+        path = actions.loaded_or_picked(host, value)
+        if not path:
+            raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
+        return path
+
+    def hashes(job: JobContext, value: str | None) -> str:
+        return actions.hashes(picked(value), job)
+
+    def compare(job: JobContext, value: str | None, other: str | None) -> str:
+        second = host.resolve(other or "")
+        if not second:
+            raise ModelDocError("pick the second model (B) to compare with")
+        return actions.compare(picked(value), second, job)
+
+    _wire_read(host, "hash", p["hash"], p["hash_interrupt"], [task_id, session, model], p["hash_result"], hashes)
+    _wire_read(host, "compare", p["compare"], p["compare_interrupt"], [task_id, session, model, p["other"]],
+               p["compare_result"], compare)
 
 
 def _wire_loaded(host: Host, p: dict[str, Any], session: Any) -> None:

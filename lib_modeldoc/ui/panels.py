@@ -18,7 +18,7 @@ from ..errors import ModelDocError
 from . import actions
 from .host import Defaults, Folders, Host
 
-__all__ = ["Panel", "CONVERT_FIELDS", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "NONE",
+__all__ = ["Panel", "CONVERT_FIELDS", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "NONE",
            "labels", "vae_labels", "part_labels"]
 
 PART_ACTIONS = ["convert", "copy", "delete"]
@@ -217,4 +217,24 @@ def loaded_panel(host: Host) -> dict[str, Any]:
         p["check"] = gr.Button("Check loaded model's CLIP", elem_id="modeldoc_live_check")
         p["fix"] = gr.Button("Fix in memory", elem_id="modeldoc_live_fix")
     p["result"] = gr.HTML(elem_id="modeldoc_live_result")
+    return p
+
+
+def files_panel(host: Host) -> dict[str, Any]:
+    """Know your files: every hash of the picked file, and a comparison with a second model."""
+    p: dict[str, Any] = {}
+    with gr.Accordion("Hashes", open=True, elem_id="modeldoc_hash_box"):
+        gr.Markdown("SHA-256, the WebUI's AutoV1/V2/V3, CRC32 and BLAKE3 of the picked file, in one read, "
+                    "with the forms Civitai shows and searches by.")
+        with gr.Row():
+            p["hash"] = gr.Button("Compute hashes", variant="primary", elem_id="modeldoc_hash")
+            p["hash_interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_hash_interrupt")
+        p["hash_result"] = gr.HTML(elem_id="modeldoc_hash_result", elem_classes=["modeldoc-job-result"])
+    with gr.Accordion("Compare with another model", open=True, elem_id="modeldoc_compare_box"):
+        with gr.Row():
+            p["other"] = gr.Dropdown(labels(host), allow_custom_value=True, label="Second model (B); the picked one is A",
+                                     elem_id="modeldoc_compare_other", scale=4)
+            p["compare"] = gr.Button("Compare", variant="primary", elem_id="modeldoc_compare", scale=1)
+            p["compare_interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_compare_interrupt", scale=1)
+        p["compare_result"] = gr.HTML(elem_id="modeldoc_compare_result", elem_classes=["modeldoc-job-result"])
     return p

@@ -17,7 +17,7 @@ from ..units import human_bytes
 
 __all__ = [
     "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
-    "live_clip_html", "progress_html", "COMPONENT_NAMES",
+    "live_clip_html", "progress_html", "hashes_html", "comparison_html", "COMPONENT_NAMES",
 ]
 
 COMPONENT_NAMES = {
@@ -86,6 +86,9 @@ def verdict_html(report: Report) -> str:
             f'<div class="modeldoc-gain">Space to gain: <b>{e(human_bytes(saving))}</b> '
             f'({e(human_bytes(report.size_bytes))} → {e(human_bytes(report.pruned_size_bytes))}: no junk, no EMA, fp16)</div>'
         )
+    known = _known_line(report)
+    if known:
+        out.append(f'<div class="modeldoc-known">{known}</div>')
     todo = _todo(report)
     if todo:
         out.append('<div class="modeldoc-todo">What to do:<ul>' + "".join(f"<li>{e(t)}</li>" for t in todo) + "</ul></div>")
@@ -109,6 +112,16 @@ def _todo(report: Report) -> list[str]:
         if finding_id in ids:
             todo.append(text)
     return todo
+
+
+def _known_line(report: Report) -> str:
+    """``Known components: 0000/2982/0000 (UNET/VAE/CLIP) · uses the NAI (NovelAI) VAE``."""
+    known = report.known_components
+    if known is None:
+        return ""
+    uses = [f"uses {k['description']}" for p in known.get("components", {}).values() for k in p.get("known", [])]
+    text = f"Model-toolkit metric (UNET/VAE/CLIP): <b>{e(known.get('metric', ''))}</b>"
+    return text + "".join(f" · {e(u)}" for u in uses)
 
 
 def _count(n: int, word: str) -> str:
@@ -183,12 +196,119 @@ def details_html(report: Report) -> str:
     if report.extras:
         extras = ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:12])
         out.append(f"<p><b>Other entries</b>: {e(extras)}</p>")
+    if report.scan is not None:
+        out.append(_scan_section(report.scan))
+    if report.known_components is not None:
+        out.append(_known_section(report.known_components))
     if report.evidence:
         out.append("<p><b>Identified by</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
     if report.architecture == "unknown" and report.candidates:
         rows = [[c["architecture"], f'{c["score"]:.2f}', c["matched"], c["missing"], c["mismatched"]] for c in report.candidates[:5]]
         out.append(_table("Closest architectures", ["architecture", "score", "matched", "missing", "mismatched"], rows))
     out.append(f'<p class="modeldoc-path">File: <code>{e(report.path)}</code></p></div>')
+    return "".join(out)
+
+
+_SCAN_KINDS = (("nonfinite", "NaN/Inf"), ("zero", "all zero"), ("magnitude", "huge"))
+
+
+def _scan_section(scan: Mapping[str, Any]) -> str:
+    rows, bad = [], []
+    for part, c in scan.get("components", {}).items():
+        name = COMPONENT_NAMES.get(part, part)
+        rows.append([name, c["tensors"], human_bytes(c["bytes"]), f'{c["max_abs"]:.4g}',
+                     *[c[kind] for kind, _ in _SCAN_KINDS]])
+        for kind, label in _SCAN_KINDS:
+            keys = c.get(f"{kind}_keys") or []
+            if keys:
+                more = c[kind] - len(keys[:12])
+                bad.append(f"<li>{e(name)}, {e(label)}: <code>{e(', '.join(keys[:12]))}</code>"
+                           + (f" and {more} more" if more > 0 else "") + "</li>")
+    title = (f'Values scan ({scan.get("tensors", 0)} float tensors, {human_bytes(int(scan.get("bytes", 0)))} read '
+             f'in {float(scan.get("seconds", 0)):.1f} s)')
+    out = '<div class="modeldoc-scan">' + _table(title, ["part", "tensors", "size", "max |x|",
+                                                          *[label for _, label in _SCAN_KINDS]], rows)
+    out += ("<p>Offending tensors:</p><ul>" + "".join(bad) + "</ul>") if bad else "<p>No NaN, Inf, all-zero or huge weights.</p>"
+    return out + "</div>"
+
+
+def _known_section(known: Mapping[str, Any]) -> str:
+    rows = []
+    for part, p in known.get("components", {}).items():
+        matches = "; ".join(f'{k["description"]} ({k["name"]})' for k in p.get("known", [])) or "-"
+        metric = p.get("metric")
+        rows.append([COMPONENT_NAMES.get(part, part), "-" if metric is None else metric, matches, p["keys"],
+                     p["fingerprint"][:16]])
+    title = f'Known components — model-toolkit metric (UNET/VAE/CLIP) {known.get("metric", "")}'
+    return '<div class="modeldoc-known-components">' + _table(
+        title, ["part", "metric", "matches", "tensors", "fingerprint (SHA-256 of fp16 values)"], rows) + "</div>"
+
+
+def hashes_html(hashes: Any) -> str:
+    """A file's hashes, and the forms Civitai shows and searches by."""
+    plain, civitai = hashes.to_dict(), hashes.civitai()
+    rows = []
+    for key, label in (("sha256", "SHA-256"), ("autov1", "AutoV1"), ("autov2", "AutoV2"), ("autov3", "AutoV3"),
+                       ("crc32", "CRC32"), ("blake3", "BLAKE3")):
+        missing = "blake3 not installed" if key == "blake3" else "-"
+        rows.append([label, plain[key] or missing, civitai[key] or "-"])
+    return (f'<div class="modeldoc-hashes" data-sha256="{e(hashes.sha256)}">'
+            + _table(f"Hashes of {os.path.basename(hashes.path)} ({human_bytes(hashes.size_bytes)})",
+                     ["hash", "value", "as Civitai shows it"], rows) + "</div>")
+
+
+def _cosine(stats: Any) -> str:
+    c = stats.cosine
+    if c is None:
+        return "-"
+    return f"1-{max(1 - c, 0.0):.1e}" if not stats.identical and c > 0.999999 else f"{c:.6f}"
+
+
+def _relative(stats: Any) -> str:
+    r = stats.relative_difference
+    return "-" if r is None else ("0" if r == 0 else f"{r:.2e}")
+
+
+def _compare_verdict(c: Any) -> str:
+    if c.identical:
+        return "identical"
+    if c.stats.keys_different_fp16 == 0 and not c.missing_in_a and not c.missing_in_b:
+        return "same at fp16"
+    return "different"
+
+
+def comparison_html(result: Any) -> str:
+    """:func:`~lib_modeldoc.compare.compare_models` as a table per component, blocks collapsed."""
+    differing = [c for c in result.components.values() if not c.identical]
+    if result.identical:
+        verdict, state = "Identical: same keys, same values", "ok"
+    else:
+        verdict, state = f"Different: {len(differing)} of {len(result.components)} compared parts differ", "warning"
+    out = [f'<div class="modeldoc-compare" data-identical="{str(result.identical).lower()}">',
+           f"<p>A: <code>{e(result.a)}</code> ({e(result.a_architecture)})<br>"
+           f"B: <code>{e(result.b)}</code> ({e(result.b_architecture)})</p>",
+           message_html(verdict, state)]
+    rows = [[COMPONENT_NAMES.get(c.name, c.name), _compare_verdict(c), _cosine(c.stats), _relative(c.stats),
+             c.stats.keys_compared, c.stats.keys_different] for c in result.components.values()]
+    if rows:
+        out.append(_table("Per component", ["part", "verdict", "cosine", "rel. difference", "keys", "keys different"], rows))
+    for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
+        if names:
+            out.append(f"<p>Only in {side}: {e(', '.join(names))}</p>")
+    for side, keys in (("A", result.missing_in_a), ("B", result.missing_in_b)):
+        if keys:
+            shown = ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
+            out.append(f"<p>Missing in {side}: {len(keys)} key{'s' * (len(keys) != 1)} (<code>{e(shown)}</code>)</p>")
+    for c in result.components.values():
+        if not c.blocks:
+            continue
+        changed = sum(1 for _, s in c.blocks if not s.identical)
+        rows = [[name, "identical" if s.identical else "different", _cosine(s), _relative(s),
+                 f"{s.keys_different}/{s.keys_compared}"] for name, s in c.blocks]
+        out.append(f"<details><summary>{e(COMPONENT_NAMES.get(c.name, c.name))}: {changed} of {len(c.blocks)} blocks "
+                   f"differ</summary>" + _table("Blocks", ["block", "verdict", "cosine", "rel. difference",
+                                                            "keys different"], rows) + "</details>")
+    out.append("</div>")
     return "".join(out)
 
 

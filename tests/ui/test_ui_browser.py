@@ -113,7 +113,7 @@ def _pick(page, label):
     page.keyboard.press("Enter")
 
 
-def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server):
+def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, tmp_path):
     page = _open(browser, server)
     try:
         _pick(page, "damaged-merge-sd15.safetensors")
@@ -130,8 +130,29 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server):
         assert "8.20 GB → 2.13 GB" in page.inner_text("#modeldoc_convert_result")
         # the hidden bridge elements stay hidden
         assert not page.is_visible("#modeldoc_js_value") and not page.is_visible("#modeldoc_js_inspect")
+        # "Scan every value" turns Inspect into a job that reads every tensor: a planted NaN is found
+        _pick(page, _nan_sample(tmp_path))
+        assert not page.is_visible("#modeldoc_inspect_deep")
+        page.click("#modeldoc_scan input")
+        page.wait_for_selector("#modeldoc_inspect_deep", state="visible")
+        assert not page.is_visible("#modeldoc_inspect")
+        page.click("#modeldoc_inspect_deep")
+        page.wait_for_selector("#modeldoc_verdict .modeldoc-verdict[data-verdict='error'] >> text=NaN or infinite values")
+        assert "nan-sample.safetensors" in page.inner_text("#modeldoc_verdict")
+        assert page.locator("#modeldoc_details .modeldoc-scan").count() == 1
     finally:
         page.close()
+
+
+def _nan_sample(folder) -> str:
+    """A tiny file whose one weight holds a NaN (outside the sample library, pasted as a path)."""
+    import numpy as np
+
+    from lib_modeldoc.samples import Spec, write_safetensors_sample
+
+    key = "model.diffusion_model.input_blocks.0.0.weight"
+    values = {key: np.array([0.5, np.nan, -0.25, 1.0], dtype=np.float16)}
+    return write_safetensors_sample(str(folder / "nan-sample.safetensors"), [Spec(key, "F16", (4,))], values)
 
 
 @pytest.mark.parametrize("selector,title", [

@@ -252,3 +252,91 @@ def test_build_previews_a_checkpoint_from_parts_and_refuses_misfits(library):
                     modeldoc_build_vae="VAE: sd-vae-fp32.safetensors",
                     modeldoc_build_clip="sdxl-base-fp16.safetensors")["modeldoc_build_result"]
     assert "modeldoc-error" in bad and "unet_sd1" in bad and "unet_sdxl" in bad
+
+
+# --- know your files: scan, known components, hashes, compare --------------------------------------
+
+def test_ticking_a_read_option_swaps_inspect_for_the_job_button(toy_webui):
+    drv, *_ = toy_webui
+    out = drv.click("modeldoc_scan", "change", modeldoc_scan=True)
+    assert out["modeldoc_inspect"]["visible"] is False and out["modeldoc_inspect_deep"]["visible"] is True
+    assert out["modeldoc_inspect_interrupt"]["visible"] is True
+    out = drv.click("modeldoc_identify", "change", modeldoc_scan=False, modeldoc_identify=False)
+    assert out["modeldoc_inspect"]["visible"] is True and out["modeldoc_inspect_deep"]["visible"] is False
+
+
+def test_scan_finds_a_planted_nan_and_shows_the_scan_section(toy_webui):
+    drv, host, models, _ = toy_webui
+    values = toy_values()
+    values["unet"][next(iter(values["unet"]))].flat[3] = np.nan
+    bad = save_safetensors(models / "Stable-diffusion" / "nan.safetensors", checkpoint(values))
+    out = drv.click("modeldoc_inspect_deep", modeldoc_model=str(bad), modeldoc_scan=True)
+    assert out["modeldoc_status"] == "" and out["modeldoc_inspect_progress"] == ""
+    assert "NaN or infinite values" in out["modeldoc_verdict"] and "Damaged" in out["modeldoc_verdict"]
+    details = out["modeldoc_details"]
+    assert "values.nonfinite" in details and "Values scan" in details and "Offending tensors" in details
+    assert "NaN/Inf" in details and "Known components" not in details
+    clean = drv.click("modeldoc_inspect_deep", modeldoc_model="toy.safetensors", modeldoc_scan=True)
+    assert "No NaN, Inf, all-zero or huge weights." in clean["modeldoc_details"]
+
+
+def test_identify_shows_the_toolkit_metric_and_fingerprints(toy_webui):
+    drv, *_ = toy_webui
+    out = drv.click("modeldoc_inspect_deep", modeldoc_model="toy.safetensors", modeldoc_identify=True)
+    assert "Model-toolkit metric (UNET/VAE/CLIP)" in out["modeldoc_verdict"]
+    details = out["modeldoc_details"]
+    assert "Known components" in details and "fingerprint (SHA-256 of fp16 values)" in details
+    assert "Values scan" not in details
+
+
+def test_an_interrupted_read_stops_with_one_line(toy_webui):
+    from lib_modeldoc.progress import Cancelled
+    from lib_modeldoc.ui import actions
+
+    class Stopped:
+        def progress(self, done, total, message):
+            raise AssertionError("no progress after an interrupt")
+
+        def cancelled(self):
+            return True
+
+    drv, host, *_ = toy_webui
+    with pytest.raises(Cancelled, match="hashing: interrupted"):
+        actions.hashes(host.checkpoints()[0].path, Stopped())
+    with pytest.raises(Cancelled):
+        actions.inspect_file(host.checkpoints()[0].path, scan=True, progress=actions.job_progress(Stopped(), "inspect"))
+
+
+def test_hashes_of_the_picked_file_with_civitai_forms(toy_webui):
+    import hashlib
+
+    drv, host, models, _ = toy_webui
+    out = drv.click("modeldoc_hash", modeldoc_model="toy.safetensors")["modeldoc_hash_result"]
+    sha = hashlib.sha256((models / "Stable-diffusion" / "toy.safetensors").read_bytes()).hexdigest()
+    assert f'data-sha256="{sha}"' in out and sha.upper() in out and sha[:10] in out
+    for label in ("SHA-256", "AutoV1", "AutoV2", "AutoV3", "CRC32", "BLAKE3", "as Civitai shows it"):
+        assert label in out
+    try:
+        import blake3  # noqa: F401
+    except ImportError:
+        assert "blake3 not installed" in out
+    assert "none loaded" in drv.click("modeldoc_hash", modeldoc_model="")["modeldoc_hash_result"]
+
+
+def test_compare_shows_a_table_per_component_and_blocks_collapsed(toy_webui):
+    drv, host, models, other = toy_webui
+    values = toy_values()
+    values["vae"] = other["vae"]
+    save_safetensors(models / "Stable-diffusion" / "toy-other-vae.safetensors", checkpoint(values))
+    host.refresh()
+    out = drv.click("modeldoc_compare", modeldoc_model="toy.safetensors",
+                    modeldoc_compare_other="toy-other-vae.safetensors")["modeldoc_compare_result"]
+    assert 'data-identical="false"' in out and "Per component" in out
+    assert "<td>UNet</td><td>identical</td>" in out and "<td>VAE</td><td>different</td>" in out
+    assert "<details><summary>VAE:" in out
+    same = drv.click("modeldoc_compare", modeldoc_model="toy.safetensors",
+                     modeldoc_compare_other="VAE: other-vae.safetensors")["modeldoc_compare_result"]
+    assert "Only in A" in same
+    assert "pick the second model" in drv.click("modeldoc_compare", modeldoc_model="toy.safetensors")["modeldoc_compare_result"]
+    assert "different second model" in drv.click("modeldoc_compare", modeldoc_model="toy.safetensors",
+                                                 modeldoc_compare_other="toy.safetensors")["modeldoc_compare_result"]
