@@ -97,6 +97,7 @@ class WebUIHost:
     job_js = "modeldoc_start_job"
     can_load_models = True
     in_memory = True
+    start_model = None  # the picker starts on the loaded model
 
     def __init__(self) -> None:
         self.name = "Forge" if FORGE else "AUTOMATIC1111"

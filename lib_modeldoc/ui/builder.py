@@ -42,7 +42,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
     """Build the tab. ``css`` and ``theme`` are for the standalone page (the WebUI has its own)."""
     defaults = host.defaults()
     folders = host.folders()
-    loaded = host.loaded_checkpoint()
+    loaded = host.loaded_checkpoint() or host.start_model
     loaded_label = actions.label_for(loaded, host.checkpoints()) if loaded else None
     blocks_kwargs: dict[str, Any] = {"analytics_enabled": False, "title": title}
     if css:

@@ -88,12 +88,15 @@ class Host(Protocol):
             progress bar), or ``None``.
         can_load_models: whether :meth:`load_checkpoint` does anything.
         in_memory: whether the program holds a loaded model (the "Loaded model" button and tab).
+        start_model: the file the picker starts on when no model is loaded (the standalone
+            sample library opens on its damaged merge), or ``None``.
     """
 
     name: str
     job_js: str | None
     can_load_models: bool
     in_memory: bool
+    start_model: str | None
 
     def checkpoints(self) -> list[Choice]:
         """The checkpoint list, as the program's own dropdown shows it."""

@@ -49,8 +49,11 @@ class FolderHost:
     can_load_models = False
     in_memory = False
 
-    def __init__(self, models_dir: str, *, defaults: Defaults | None = None, name: str = "standalone") -> None:
+    def __init__(
+        self, models_dir: str, *, defaults: Defaults | None = None, name: str = "standalone", start_model: str | None = None
+    ) -> None:
         self.name = name
+        self.start_model = start_model
         self.root = os.path.abspath(os.path.expanduser(models_dir))
         self._defaults = defaults or Defaults()
         self._lists: dict[str, list[Choice]] = {}
@@ -206,7 +209,9 @@ def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
     from .builder import build_ui, offline_theme, read_css
 
     folder = models_dir or write_sample_library(default_library())
-    host = FolderHost(folder)
+    # On the sample library the picker starts on the damaged merge: one click shows a verdict.
+    start = None if models_dir else os.path.join(folder, SUBFOLDERS[CHECKPOINTS], "damaged-merge-sd15.safetensors")
+    host = FolderHost(folder, start_model=start)
     return build_ui(host, css=read_css(), theme=offline_theme()), host
 
 

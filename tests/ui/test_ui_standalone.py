@@ -110,3 +110,17 @@ def test_folder_host_lists_webui_layout_and_flat_folders(tmp_path):
     assert [c.label for c in host.checkpoints()] == ["damaged-merge-sd15.safetensors"]
     assert [c.label for c in host.vaes()] == ["VAE: model.vae.safetensors"]
     assert host.loaded_checkpoint() is None and not host.live_clip(fix=False).supported
+
+
+def test_sample_library_opens_on_the_damaged_merge(monkeypatch, tmp_path):
+    import lib_modeldoc.ui.standalone as standalone
+
+    monkeypatch.setattr(standalone, "default_library", lambda: str(tmp_path / "library"))
+    blocks, host = standalone.build_standalone(None)
+    assert host.start_model == str(tmp_path / "library" / "Stable-diffusion" / "damaged-merge-sd15.safetensors")
+    picker = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "modeldoc_model")
+    assert picker.value and "damaged-merge-sd15" in picker.value
+    assert inspect_model(host.start_model).has("clip.position_ids.offset")
+    # A user's own folder opens with nothing picked.
+    _, own = standalone.build_standalone(str(tmp_path / "library"))
+    assert own.start_model is None
