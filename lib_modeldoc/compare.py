@@ -127,6 +127,20 @@ class DiffStats:
     def identical(self) -> bool:
         return self.keys_different == 0
 
+    @property
+    def cosine_text(self) -> str:
+        """The cosine for people: ``-`` when none, ``1-3.2e-08`` when it rounds to 1 but differs."""
+        c = self.cosine
+        if c is None:
+            return "-"
+        return f"1-{max(1 - c, 0.0):.1e}" if not self.identical and c > 0.999999 else f"{c:.6f}"
+
+    @property
+    def relative_text(self) -> str:
+        """The relative difference for people: ``-`` when none, ``0``, or ``1.23e-04``."""
+        r = self.relative_difference
+        return "-" if r is None else ("0" if r == 0 else f"{r:.2e}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "identical": self.identical,
@@ -154,6 +168,15 @@ class ComponentDiff:
     def identical(self) -> bool:
         """Same keys and the same values (storage precision aside: an fp32 copy of fp16 values is identical)."""
         return self.stats.identical and not self.missing_in_a and not self.missing_in_b
+
+    @property
+    def verdict(self) -> str:
+        """``identical``, ``same at fp16`` (differs only below fp16 precision) or ``different``."""
+        if self.identical:
+            return "identical"
+        if self.stats.keys_different_fp16 == 0 and not self.missing_in_a and not self.missing_in_b:
+            return "same at fp16"
+        return "different"
 
     def to_dict(self) -> dict[str, Any]:
         out = self.stats.to_dict()

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..compare import Comparison, ComponentDiff, DiffStats, compare_models
+from ..compare import Comparison, compare_models
 
 _SHOWN_KEYS = 8
 
@@ -59,28 +59,10 @@ def _progress() -> Callable[[int, int, str], None]:
     return show
 
 
-def _cosine(stats: DiffStats) -> str:
-    c = stats.cosine
-    if c is None:
-        return "-"
-    if not stats.identical and c > 0.999999:
-        return f"1-{max(1 - c, 0.0):.1e}"
-    return f"{c:.6f}"
 
 
-def _relative(stats: DiffStats) -> str:
-    r = stats.relative_difference
-    if r is None:
-        return "-"
-    return "0" if r == 0 else f"{r:.2e}"
 
 
-def _verdict(c: ComponentDiff) -> str:
-    if c.identical:
-        return "identical"
-    if c.stats.keys_different_fp16 == 0 and not c.missing_in_a and not c.missing_in_b:
-        return "same at fp16"
-    return "different"
 
 
 def render_comparison(result: Comparison) -> str:
@@ -97,7 +79,7 @@ def render_comparison(result: Comparison) -> str:
         lines.append(f"  {'part':<10} {'verdict':<13} {'cosine':>11} {'rel.diff':>9} {'keys':>6} {'differ':>6}")
         for c in result.components.values():
             s = c.stats
-            lines.append(f"  {c.name:<10} {_verdict(c):<13} {_cosine(s):>11} {_relative(s):>9} "
+            lines.append(f"  {c.name:<10} {c.verdict:<13} {s.cosine_text:>11} {s.relative_text:>9} "
                          f"{s.keys_compared:>6} {s.keys_different:>6}")
     for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
         if names:
@@ -115,6 +97,6 @@ def render_comparison(result: Comparison) -> str:
         lines.append("")
         lines.append(f"{c.name}, blocks that differ ({len(changed)} of {len(c.blocks)}):")
         for name, s in changed:
-            lines.append(f"  {name:<18} cosine {_cosine(s):>11}  rel {_relative(s):>9}  "
+            lines.append(f"  {name:<18} cosine {s.cosine_text:>11}  rel {s.relative_text:>9}  "
                          f"{s.keys_different}/{s.keys_compared} keys differ")
     return "\n".join(lines)

@@ -257,24 +257,10 @@ def hashes_html(hashes: Any) -> str:
                      ["hash", "value", "as Civitai shows it"], rows) + "</div>")
 
 
-def _cosine(stats: Any) -> str:
-    c = stats.cosine
-    if c is None:
-        return "-"
-    return f"1-{max(1 - c, 0.0):.1e}" if not stats.identical and c > 0.999999 else f"{c:.6f}"
 
 
-def _relative(stats: Any) -> str:
-    r = stats.relative_difference
-    return "-" if r is None else ("0" if r == 0 else f"{r:.2e}")
 
 
-def _compare_verdict(c: Any) -> str:
-    if c.identical:
-        return "identical"
-    if c.stats.keys_different_fp16 == 0 and not c.missing_in_a and not c.missing_in_b:
-        return "same at fp16"
-    return "different"
 
 
 def comparison_html(result: Any) -> str:
@@ -288,7 +274,7 @@ def comparison_html(result: Any) -> str:
            f"<p>A: <code>{e(result.a)}</code> ({e(result.a_architecture)})<br>"
            f"B: <code>{e(result.b)}</code> ({e(result.b_architecture)})</p>",
            message_html(verdict, state)]
-    rows = [[COMPONENT_NAMES.get(c.name, c.name), _compare_verdict(c), _cosine(c.stats), _relative(c.stats),
+    rows = [[COMPONENT_NAMES.get(c.name, c.name), c.verdict, c.stats.cosine_text, c.stats.relative_text,
              c.stats.keys_compared, c.stats.keys_different] for c in result.components.values()]
     if rows:
         out.append(_table("Per component", ["part", "verdict", "cosine", "rel. difference", "keys", "keys different"], rows))
@@ -303,7 +289,7 @@ def comparison_html(result: Any) -> str:
         if not c.blocks:
             continue
         changed = sum(1 for _, s in c.blocks if not s.identical)
-        rows = [[name, "identical" if s.identical else "different", _cosine(s), _relative(s),
+        rows = [[name, "identical" if s.identical else "different", s.cosine_text, s.relative_text,
                  f"{s.keys_different}/{s.keys_compared}"] for name, s in c.blocks]
         out.append(f"<details><summary>{e(COMPONENT_NAMES.get(c.name, c.name))}: {changed} of {len(c.blocks)} blocks "
                    f"differ</summary>" + _table("Blocks", ["block", "verdict", "cosine", "rel. difference",
