@@ -7,18 +7,26 @@ import os
 import shlex
 from typing import Any
 
+from .arch.families import FAMILIES
 from .report import Report, Severity
 from .units import human_bytes
 
-__all__ = ["render_report", "verdict_lines", "suggested_command"]
+__all__ = ["render_report", "verdict_lines", "suggested_command", "pruning_saving", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
-_CHECKPOINTS = {"SD1", "SD1-inpaint", "SD1-pix2pix", "SD2", "SD2-inpaint", "SD2-depth", "SDXL", "SDXL-inpaint", "SDXL-refiner"}
+CHECKPOINTS = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
+"""Architectures that are whole checkpoints: the only ones ``convert`` prunes and repairs."""
+
+
+def pruning_saving(report: Report) -> int:
+    """Bytes a default ``convert`` saves, when that is worth saying (a checkpoint, over 1 %); else 0."""
+    saving = report.size_bytes - report.pruned_size_bytes
+    return saving if report.architecture in CHECKPOINTS and saving > 0.01 * report.size_bytes else 0
 
 
 def suggested_command(report: Report) -> str | None:
     """The one ``convert`` command that repairs and prunes this model, if it needs one."""
-    if report.architecture not in _CHECKPOINTS:
+    if report.architecture not in CHECKPOINTS:
         return None
     saving = report.size_bytes - report.pruned_size_bytes
     repairable = {f.id for f in report.findings} & {
@@ -47,8 +55,8 @@ def verdict_lines(report: Report) -> list[str]:
         counts = f"{errors} error{'s' * (errors != 1)}, {len(problems) - errors} warning{'s' * (len(problems) - errors != 1)}"
         lines.append(f"Verdict: {word} ({counts})")
         lines += [f"  {_MARK[f.severity]} {f.message}" for f in problems]
-    saving = report.size_bytes - report.pruned_size_bytes
-    if report.architecture in _CHECKPOINTS and saving > 0.01 * report.size_bytes:
+    saving = pruning_saving(report)
+    if saving:
         lines.append(
             f"Pruning would save {human_bytes(saving)}: {human_bytes(report.size_bytes)} -> "
             f"{human_bytes(report.pruned_size_bytes)} (no junk, no EMA, fp16)"

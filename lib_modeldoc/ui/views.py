@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..render import suggested_command
+from ..render import CHECKPOINTS, pruning_saving, suggested_command
 from ..report import Report, Severity
 from ..units import human_bytes
 
@@ -24,7 +24,6 @@ COMPONENT_NAMES = {
     "unet": "UNet", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G (OpenCLIP bigG)", "clip_h": "CLIP-H (OpenCLIP)",
     "ema_unet": "EMA copy of the UNet", "depth": "depth model", "controlnet": "ControlNet",
 }
-_CHECKPOINTS = {"SD1", "SD1-inpaint", "SD1-pix2pix", "SD2", "SD2-inpaint", "SD2-depth", "SDXL", "SDXL-inpaint", "SDXL-refiner"}
 _ICON = {Severity.ERROR: "✖", Severity.WARNING: "!", Severity.INFO: "i"}
 # What the tab offers for each finding (the CLI's option names stay in the command line shown).
 _REASONS = {
@@ -80,8 +79,8 @@ def verdict_html(report: Report) -> str:
         out.append('<ul class="modeldoc-problems">')
         out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(f.message)}</li>' for f in problems]
         out.append("</ul>")
-    saving = report.size_bytes - report.pruned_size_bytes
-    if report.architecture in _CHECKPOINTS and saving > 0.01 * report.size_bytes:
+    saving = pruning_saving(report)
+    if saving:
         out.append(
             f'<div class="modeldoc-gain">Space to gain: <b>{e(human_bytes(saving))}</b> '
             f'({e(human_bytes(report.size_bytes))} → {e(human_bytes(report.pruned_size_bytes))}: no junk, no EMA, fp16)</div>'
@@ -104,7 +103,7 @@ def _todo(report: Report) -> list[str]:
         {"precision.waste"} if report.has("precision.waste") else set())
     todo: list[str] = []
     convert = [_REASONS[i] for i in _REASONS if i in ids]
-    if report.format == "ckpt" and report.architecture in _CHECKPOINTS:
+    if report.format == "ckpt" and report.architecture in CHECKPOINTS:
         convert.append("save it as .safetensors (a pickle can run code when loaded)")
     if convert:
         todo.append("Fix / prune / convert below: " + "; ".join(dict.fromkeys(convert)) + ".")
@@ -142,7 +141,7 @@ def chart_html(report: Report) -> str:
     if rest > 0.005 * total:
         parts.append(("other", "other (buffers, headers, unsorted)", rest))
     out = ['<div class="modeldoc-chart">', _bar("file", "now", parts, total)]
-    if report.architecture in _CHECKPOINTS and report.pruned_size_bytes < report.size_bytes:
+    if report.architecture in CHECKPOINTS and report.pruned_size_bytes < report.size_bytes:
         pruned = [("pruned", "after pruning (fp16, no EMA, no junk)", report.pruned_size_bytes)]
         out.append(_bar("pruned", "pruned", pruned, total))
     out.append('<div class="modeldoc-legend">')
