@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "hash": "hash_cmd",
     "compare": "compare_cmd",
     "audit": "audit_cmd",
+    "meta": "meta_cmd",
     "demo": "demo",
     "serve": "serve",
 }
