@@ -42,6 +42,21 @@ def torch_with_sleef():
     return torch
 
 
+def torch_sigmoid_is_the_tables(torch) -> bool:
+    """Whether this machine's torch gives, for every fp16 input, the float32 sigmoid the table holds.
+
+    torch's vectorised sigmoid differs by CPU kernel (an AVX-512 machine rounds some inputs
+    differently from the AVX2 build the table was made on), and so do the toolkit's numbers.
+    """
+    from lib_modeldoc.fingerprint import _metric_table
+
+    halves = np.arange(1 << 16, dtype=np.uint16).view("<f2").astype(np.float32)
+    ours = _metric_table()
+    theirs = (torch.sigmoid(torch.from_numpy(halves)) - 0.5).numpy()
+    finite = ~np.isnan(halves)
+    return bool(np.array_equal(ours[finite].view(np.uint32), theirs[finite].view(np.uint32)))
+
+
 @pytest.mark.parametrize("component", ["unet", "vae", "clip_l", "clip_h"])
 @pytest.mark.parametrize("ratio", [1.0, 0.9999, 1.00031, 0.7018, 1.5, 3.0, 0.0, -2.0])
 def test_metric_number_is_the_toolkits(component, ratio):
@@ -90,11 +105,19 @@ def test_metric_elements_are_torchs_float32_sigmoid():
     for v in values:  # the toolkit's expression, each element in torch's float32, summed in float64
         t = torch.from_numpy(v).to(torch.float16).to(torch.float32)
         expected += float((torch.sigmoid(t) - 0.5).double().sum())
-    assert sum(metric_sum(v) for v in values) == pytest.approx(expected, rel=1e-13)
+    total = sum(metric_sum(v) for v in values)
+    assert total == pytest.approx(expected, rel=1e-8)  # any kernel: within an ulp or so per element
+    if not torch_sigmoid_is_the_tables(torch):
+        pytest.skip(f"this CPU's torch sigmoid ({torch.backends.cpu.get_cpu_capability()}) rounds differently "
+                    "from the table's; exactness is checked where they agree")
+    assert total == pytest.approx(expected, rel=1e-13)
 
 
 def test_shipped_sigmoid_table_regenerates(tmp_path):
-    torch_with_sleef()
+    torch = torch_with_sleef()
+    if not torch_sigmoid_is_the_tables(torch):
+        pytest.skip(f"this CPU's torch sigmoid ({torch.backends.cpu.get_cpu_capability()}) rounds differently "
+                    "from the table's, which was generated with the AVX2 kernels")
     import importlib.util
     import pathlib
 
