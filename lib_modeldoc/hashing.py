@@ -32,6 +32,7 @@ from typing import Any
 
 from .crc32 import crc32_combine, crc32_of
 from .errors import ModelReadError
+from .io.positioned import PositionedFile
 from .io.sniff import Format, sniff_bytes
 from .progress import Progress
 
@@ -113,8 +114,8 @@ def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None)
     """
     where = os.fspath(path)
     try:
-        with open(where, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
+        with PositionedFile(where) as f:
+            size = f.size()
             data_start = _data_start(f, size, where)
             return _hash_stream(f, where, size, data_start, progress)
     except FileNotFoundError:
@@ -127,16 +128,16 @@ def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None)
         raise ModelReadError(f"{where}: cannot be read ({exc.strerror or exc})") from None
 
 
-def _data_start(f: Any, size: int, where: str) -> int | None:
+def _data_start(f: PositionedFile, size: int, where: str) -> int | None:
     """Where a safetensors data section starts, or ``None`` when there is none to hash."""
-    head = os.pread(f.fileno(), 512, 0)
+    head = f.read_at(0, 512)
     if len(head) < 8 or sniff_bytes(head, where) is not Format.SAFETENSORS:
         return None
     (n,) = struct.unpack("<Q", head[:8])
     return 8 + n if 8 + n <= size else None  # a header length past EOF: damaged, no data section
 
 
-def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress: Progress | None) -> FileHashes:
+def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | None, progress: Progress | None) -> FileHashes:
     full = hashlib.sha256()
     data = hashlib.sha256() if data_start is not None else None
     b3 = _blake3()
@@ -160,7 +161,7 @@ def _hash_stream(f: Any, where: str, size: int, data_start: int | None, progress
             slot = free.get()  # a buffer every lane is done with
             if progress is not None and slot.end:
                 progress(slot.end, max(size, pos), "hashing")
-            length = _read_block(f, slot.buffer)
+            length = f.readinto_at(slot.buffer, pos)
             if not length:
                 break
             slot.arm(pos, length, len(lanes))
@@ -250,19 +251,6 @@ class _Lane(threading.Thread):
         if self.crc_part is not None:
             begin, end = {"first": (0, length // 2), "second": (length // 2, length), "all": (0, length)}[self.crc_part]
             self.crcs.append((crc32_of(buffer, begin, end), end - begin))
-
-
-def _read_block(f: Any, buffer: bytearray) -> int:
-    """Fill ``buffer`` from ``f``; fewer bytes only at the end of the file."""
-    view = memoryview(buffer)
-    got = 0
-    while got < len(buffer):
-        n = f.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    view.release()
-    return got
 
 
 def _take_window(window: bytearray, buffer: bytearray, pos: int, length: int) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from .dtypes import DTYPES, to_float32
 from .errors import ModelReadError
 from .io.pickle_read import InertObject, StorageRef, TensorRef, load_torch_legacy, load_torch_zip
+from .io.positioned import PositionedFile
 from .io.safetensors_read import read_safetensors_header
 from .io.sniff import Format, sniff_bytes
 from .io.tensor import TensorInfo
@@ -57,7 +58,7 @@ class ModelFile(Mapping[str, TensorInfo]):
         self.extras: dict[str, Any] = dict(extras or {})
         self.stray_tensors: dict[str, TensorInfo] = dict(stray_tensors or {})
         self._tensors = tensors
-        self._file = open(path, "rb") if size else None
+        self._file = PositionedFile(path) if size else None
 
     # Mapping protocol -------------------------------------------------------------------------
     def __getitem__(self, key: str) -> TensorInfo:
@@ -134,7 +135,7 @@ class ModelFile(Mapping[str, TensorInfo]):
                 continue
             view = memoryview(buffer)[:length]
             assert self._file is not None
-            if os.preadv(self._file.fileno(), [view], info.data_offset + start) != length:
+            if self._file.readinto_at(view, info.data_offset + start) != length:
                 raise ModelReadError(f"{self.path}: file is truncated: tensor '{info.key}' runs past its end")
             yield view
 
@@ -154,7 +155,7 @@ class ModelFile(Mapping[str, TensorInfo]):
             chunk = data[offset : offset + length]
         else:
             assert self._file is not None
-            chunk = os.pread(self._file.fileno(), length, offset)
+            chunk = self._file.read_at(offset, length)
         if len(chunk) != length:
             raise ModelReadError(f"{self.path}: file is truncated: tensor '{info.key}' runs past its end")
         return chunk
