@@ -142,6 +142,22 @@ class WebUIHost:
         except Exception as exc:  # a fork without it: the VAE list just stays as it is
             logger.debug("VAE list not refreshed: %s", exc)
 
+    def find_listed(self, name: str) -> str | None:
+        """A list entry's file (a label, or a title/name the WebUI's own lookup knows); never a bare path."""
+        from lib_modeldoc.ui.routes import listed_file
+
+        def closest(text: str) -> str | None:
+            info = sd_models.get_closet_checkpoint_match(text)
+            return getattr(info, "filename", None)
+
+        return listed_file(name, self.checkpoints() + self.vaes() + self.loras(), closest)
+
+    def model_folders(self) -> list[str]:
+        """The folders whose files the routes may read (besides what the WebUI lists)."""
+        folders = self.folders()
+        return [f for f in (_models_path(), _checkpoint_dir(), _vae_dir(), _lora_dir(), folders.checkpoints,
+                            folders.vae, folders.components) if f]
+
     # -- the loaded model ------------------------------------------------------------------------
     def _model(self) -> Any:
         # model_data.sd_model, not shared.sd_model: the latter loads a model when none is loaded.
@@ -256,65 +272,14 @@ def on_ui_settings() -> None:
         shared.opts.add_option(key, info)
 
 
-def _allowed_roots(host: WebUIHost) -> list[str]:
-    folders = host.folders()
-    roots = [_models_path(), _checkpoint_dir(), _vae_dir(), _lora_dir(), folders.checkpoints, folders.vae,
-             folders.components]
-    return [os.path.realpath(r) for r in roots if r]
-
-
-def _inside(path: str, roots: list[str]) -> bool:
-    real = os.path.realpath(path)
-    for root in roots:
-        try:
-            if os.path.commonpath([real, root]) == root:
-                return True
-        except ValueError:  # another drive on Windows
-            continue
-    return False
-
-
 def on_app_started(demo: Any, app: Any) -> None:
-    from fastapi import HTTPException
+    """``/modeldoc/*`` routes, behind the WebUI's own ``--api-auth`` (see :mod:`lib_modeldoc.ui.routes`)."""
+    from lib_modeldoc.ui.routes import add_routes
 
-    from lib_modeldoc.diagnose import inspect_model
-
-    host = WebUIHost()
-
-    def inspect(path: str | None = None, name: str | None = None) -> dict[str, Any]:
-        """Inspect a model file in the WebUI's model folders, by path or by checkpoint name/title."""
-        target = path or (host.resolve(name) if name else None) or (None if (path or name) else host.loaded_checkpoint())
-        if not target:
-            raise HTTPException(status_code=404, detail="no such model (give ?path= or ?name=)")
-        if not _inside(target, _allowed_roots(host)):
-            raise HTTPException(status_code=403, detail="only files in the WebUI's model folders can be inspected")
-        try:
-            return inspect_model(target).to_dict()
-        except ModelDocError as exc:
-            raise HTTPException(status_code=400, detail=str(exc)) from None
-
-    def inspect_post(body: dict[str, Any]) -> dict[str, Any]:
-        return inspect(body.get("path"), body.get("name"))
-
-    def models() -> dict[str, Any]:
-        """The model lists the tab shows, with their files."""
-        return {
-            "loaded": host.loaded_checkpoint(),
-            "checkpoints": [{"title": c.label, "path": c.path} for c in host.checkpoints()],
-            "vae": [{"title": c.label, "path": c.path} for c in host.vaes()],
-            "lora": [{"title": c.label, "path": c.path} for c in host.loras()],
-        }
-
-    def live_clip(fix: bool = False) -> dict[str, Any]:
-        """The loaded model's CLIP position_ids in memory; ``fix=true`` resets them."""
-        result = host.live_clip(fix=fix)
-        return {"supported": result.supported, "message": result.message,
-                "wrong": {k: list(v) for k, v in result.wrong.items()}, "fixed": result.fixed}
-
-    app.add_api_route("/modeldoc/inspect", inspect, methods=["GET"])
-    app.add_api_route("/modeldoc/inspect", inspect_post, methods=["POST"])
-    app.add_api_route("/modeldoc/models", models, methods=["GET"])
-    app.add_api_route("/modeldoc/live-clip", live_clip, methods=["POST"])
+    opts = shared.cmd_opts
+    add_routes(app, WebUIHost(), api_auth=getattr(opts, "api_auth", None),
+               cors_allow_origins=getattr(opts, "cors_allow_origins", None),
+               cors_allow_origins_regex=getattr(opts, "cors_allow_origins_regex", None))
 
 
 script_callbacks.on_ui_tabs(on_ui_tabs)

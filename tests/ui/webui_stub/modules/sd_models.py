@@ -36,7 +36,7 @@ model_data = SdModelData()
 def list_models():
     checkpoints_list.clear()
     checkpoint_aliases.clear()
-    for dirpath, _, names in os.walk(model_path):
+    for dirpath, _, names in os.walk(model_path, followlinks=True):  # modules.util.walk_files follows links
         for name in sorted(names):
             if name.endswith((".safetensors", ".ckpt")) and not name.endswith((".vae.safetensors", ".vae.ckpt")):
                 CheckpointInfo(os.path.join(dirpath, name)).register()

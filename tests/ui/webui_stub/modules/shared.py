@@ -58,4 +58,5 @@ class State:
 
 opts = Options()
 state = State()
-cmd_opts = SimpleNamespace(ckpt_dir=None, vae_dir=None, lora_dir=None)
+cmd_opts = SimpleNamespace(ckpt_dir=None, vae_dir=None, lora_dir=None, api_auth=None, cors_allow_origins=None,
+                           cors_allow_origins_regex=None)
