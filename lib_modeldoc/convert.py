@@ -19,7 +19,7 @@ from .arch.identify import Identification
 from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
 from .dtypes import DTYPES
 from .errors import PlanError
-from .layout import BUFFER, EMA, JUNK, layout_of
+from .layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
 from .io.tensor import TensorInfo
 from .model import ModelFile
 from .parts import Part, identify_model, require_part
@@ -47,6 +47,7 @@ class ConvertOptions:
     precision: str = "fp16"
     prune: str = "no-ema"
     keep_junk: bool = False
+    drop_unknown: bool = False  # also drop tensors no table claims that are in no junk group
     fix_clip: bool = False
     parts: dict[str, str] = field(default_factory=lambda: {g: "convert" for g in GROUPS})
     bake_vae: str | None = None
@@ -196,8 +197,12 @@ class _Builder:
             return self._drop(key, "ema")
         if part == "unet" and prune == "ema-only":
             return self._drop(key, "UNet replaced by its EMA")
+        if part == EMA and prune == "ema-only" and key not in ema_map:
+            return self._drop(key, "ema bookkeeping")
         if part == JUNK and not self.options.keep_junk:
             return self._drop(key, "junk")
+        if part == UNKNOWN and self.options.drop_unknown:
+            return self._drop(key, "unknown")
         group = part_group(part)
         action = self.options.action(group)
         if action == "delete" and part != BUFFER and key not in KNOWN_BUFFERS:

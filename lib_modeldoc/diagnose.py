@@ -81,7 +81,13 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         junk={
             "keys": len(ctx.junk_keys) + len(model.stray_tensors),
             "bytes": junk_bytes,
-            "groups": [{"pattern": g, "keys": n, "bytes": b} for g, n, b in ctx.junk_groups],
+            "groups": [{"pattern": g, "keys": n, "bytes": b, "group": ctx.junk_group_names.get(g, "junk")}
+                       for g, n, b in ctx.junk_groups],
+        },
+        unknown={
+            "keys": len(ctx.unknown_keys),
+            "bytes": ctx.nbytes(ctx.unknown_keys),
+            "groups": [{"pattern": g, "keys": n, "bytes": b} for g, n, b in ctx.unknown_groups],
         },
         ema={"keys": len(ctx.ema_keys), "bytes": ctx.nbytes(ctx.ema_keys)},
         clip_position_ids=ctx.position_ids,

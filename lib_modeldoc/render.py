@@ -84,6 +84,9 @@ def render_report(report: Report, *, details: bool = True) -> str:
             lines.append(f"  {c.name:<9} {state:<10} {c.keys:>5} tensors {human_bytes(c.bytes):>10}  {dtypes}")
     if report.junk["keys"]:
         lines.append(f"  {'junk':<9} {'':<10} {report.junk['keys']:>5} tensors {human_bytes(report.junk['bytes']):>10}")
+    if report.unknown.get("keys"):
+        lines.append(f"  {'unknown':<9} {'kept':<10} {report.unknown['keys']:>5} tensors "
+                     f"{human_bytes(report.unknown['bytes']):>10}")
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
         lines.append("Notes:")

@@ -98,6 +98,7 @@ class Report:
     container: str = ""
     scan: dict[str, Any] | None = None  # inspect --scan: per component value counts and keys
     known_components: dict[str, Any] | None = None  # inspect --components: fingerprints, toolkit metric
+    unknown: dict[str, Any] = field(default_factory=dict)  # unclaimed tensors in no junk group: kept
 
     @property
     def worst(self) -> Severity | None:
@@ -118,6 +119,7 @@ class Report:
             "label": self.label,
             "components": {k: v.to_dict() for k, v in self.components.items()},
             "junk": self.junk,
+            "unknown": self.unknown,
             "ema": self.ema,
             "clip_position_ids": [p.to_dict() for p in self.clip_position_ids],
             "pruned_size_bytes": self.pruned_size_bytes,

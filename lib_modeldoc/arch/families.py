@@ -154,7 +154,8 @@ SIGNATURES: tuple[Signature, ...] = (
 )
 
 # Small buffers of a full LDM checkpoint that belong to no component but must be kept: the
-# scheduler, EMA bookkeeping, and the markers WebUIs read to pick v-prediction / zero-SNR.
+# scheduler and the markers WebUIs read to pick v-prediction / zero-SNR. (EMA bookkeeping,
+# ``model_ema.decay`` / ``num_updates``, goes with the EMA copy: see ``arch/junk.py``.)
 SCHEDULER_BUFFERS = frozenset({
     "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
     "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
@@ -163,7 +164,7 @@ SCHEDULER_BUFFERS = frozenset({
 })
 EMA_BUFFERS = frozenset({"model_ema.decay", "model_ema.num_updates"})
 PREDICTION_MARKERS = frozenset({"v_pred", "ztsnr", "edm_mean", "edm_std", "edm_vpred.sigma_max", "edm_vpred.sigma_min"})
-KNOWN_BUFFERS = SCHEDULER_BUFFERS | EMA_BUFFERS | PREDICTION_MARKERS
+KNOWN_BUFFERS = SCHEDULER_BUFFERS | PREDICTION_MARKERS
 
 _BY_NAME = {f.name: f for f in FAMILIES}
 

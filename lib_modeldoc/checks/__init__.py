@@ -16,7 +16,7 @@ from .context import CheckContext
 from .identity import check_identity
 from .prediction import check_prediction
 from .precision import check_fp64, check_precision_waste
-from .storage import check_ema, check_junk, check_pickle
+from .storage import check_ema, check_junk, check_pickle, check_unknown
 
 __all__ = ["CHECKS", "CheckContext", "Check", "run_checks"]
 
@@ -28,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     check_position_ids,
     check_nai_layout,
     check_junk,
+    check_unknown,
     check_ema,
     check_fp64,
     check_precision_waste,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arch.identify import Identification
-from ..layout import EMA, JUNK, Layout
+from ..layout import EMA, JUNK, UNKNOWN, Layout
 from ..model import ModelFile
 from ..report import PositionIds
 
@@ -43,8 +43,15 @@ class CheckContext:
         return self.layout.keys(EMA)
 
     @functools.cached_property
+    def unknown_keys(self) -> list[str]:
+        """Tensors no table claims and no junk group names: kept."""
+        return self.layout.keys(UNKNOWN)
+
+    @functools.cached_property
     def junk_groups(self) -> list[tuple[str, int, int]]:
-        """Junk grouped by its leading key segments: ``(pattern, keys, bytes)``, biggest first."""
+        """Junk grouped by its leading key segments: ``(pattern, keys, bytes)``, biggest first.
+
+        :attr:`junk_group_names` gives each pattern's named junk group."""
         counts: Counter[str] = Counter()
         sizes: Counter[str] = Counter()
         for key in self.junk_keys:
@@ -55,6 +62,24 @@ class CheckContext:
             group = key.split(".", 1)[0] + ".* (outside state_dict)"
             counts[group] += 1
             sizes[group] += info.nbytes
+        return sorted(((g, counts[g], sizes[g]) for g in counts), key=lambda t: -t[2])
+
+    @functools.cached_property
+    def junk_group_names(self) -> dict[str, str]:
+        """Junk pattern -> the named junk group it belongs to (``embedding_manager``, ``LoRA leftovers`` ...)."""
+        names = {_group_of(k): self.layout.junk_groups.get(k, "junk") for k in self.junk_keys}
+        names.update({k.split(".", 1)[0] + ".* (outside state_dict)": "training state" for k in self.model.stray_tensors})
+        return names
+
+    @functools.cached_property
+    def unknown_groups(self) -> list[tuple[str, int, int]]:
+        """Unknown tensors grouped by their leading key segments: ``(pattern, keys, bytes)``, biggest first."""
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        for key in self.unknown_keys:
+            group = _group_of(key)
+            counts[group] += 1
+            sizes[group] += self.model[key].nbytes
         return sorted(((g, counts[g], sizes[g]) for g in counts), key=lambda t: -t[2])
 
     @functools.cached_property
@@ -89,5 +114,7 @@ def _group_of(key: str) -> str:
     parts = key.split(".")
     if parts[0].startswith(("lora_", "lyco_")):
         return parts[0].split("_")[0] + "_" + parts[0].split("_")[1] + "_*"
-    depth = 2 if len(parts) > 2 and parts[0] in ("model", "cond_stage_model", "conditioner") else 1
+    depth = 2 if len(parts) > 2 and parts[0] in ("model", "cond_stage_model", "conditioner", "text_encoders") else 1
+    if parts[0] == "model" and len(parts) > 3:
+        depth = 3  # model.diffusion_model.<block>
     return ".".join(parts[:depth]) + ".*" if len(parts) > depth else key

@@ -15,7 +15,11 @@ def check_junk(ctx: CheckContext) -> Iterator[Finding]:
     count = len(keys) + len(ctx.model.stray_tensors)
     if not count:
         return
-    groups = ", ".join(f"{g} ({n} tensors, {human_bytes(b)})" for g, n, b in ctx.junk_groups[:4])
+    names = ctx.junk_group_names
+    groups = ", ".join(
+        f"{g}{'' if names.get(g, g) in g else ' = ' + names[g]} ({n} tensors, {human_bytes(b)})"
+        for g, n, b in ctx.junk_groups[:4]
+    )
     more = f" and {len(ctx.junk_groups) - 4} more groups" if len(ctx.junk_groups) > 4 else ""
     yield Finding(
         "junk", Severity.WARNING,
@@ -24,9 +28,25 @@ def check_junk(ctx: CheckContext) -> Iterator[Finding]:
     )
 
 
+def check_unknown(ctx: CheckContext) -> Iterator[Finding]:
+    keys = ctx.unknown_keys
+    if not keys or ctx.ident.family is None:
+        return  # an unidentified model: arch.unknown already says nothing is called junk
+    size = ctx.nbytes(keys)
+    groups = ", ".join(f"{g} ({n} tensors, {human_bytes(b)})" for g, n, b in ctx.unknown_groups[:4])
+    more = f" and {len(ctx.unknown_groups) - 4} more groups" if len(ctx.unknown_groups) > 4 else ""
+    yield Finding(
+        "unknown.kept", Severity.INFO,
+        f"{human_bytes(size)} in {len(keys)} tensors no {ctx.ident.label} table describes: {groups}{more}; "
+        "kept, since a WebUI or extension may load them (--drop-unknown drops them)",
+        keys=tuple(keys[:20]), bytes_affected=size,
+    )
+
+
 def check_ema(ctx: CheckContext) -> Iterator[Finding]:
     keys = ctx.ema_keys
-    if keys:
+    slot = ctx.ident.slot("ema_unet")
+    if keys and slot is not None and slot.present:  # bookkeeping alone (decay, num_updates) is not worth a line
         size = ctx.nbytes(keys)
         yield Finding(
             "ema", Severity.INFO,

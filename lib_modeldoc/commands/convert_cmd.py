@@ -39,7 +39,10 @@ def add_convert_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp16", help="float precision (default: fp16)")
     p.add_argument("--prune", choices=PRUNE_MODES, default="no-ema",
                    help="none; no-ema drops the EMA copy (default); ema-only makes the EMA weights the UNet")
-    p.add_argument("--keep-junk", action="store_true", help="keep tensors no architecture table claims")
+    p.add_argument("--keep-junk", action="store_true",
+                   help="keep the named junk groups too (embedding_manager, LoRA leftovers, a stray control_model ...)")
+    p.add_argument("--drop-unknown", action="store_true",
+                   help="also drop tensors no table describes that are in no junk group (kept by default)")
     p.add_argument("--force", action="store_true", help="convert a model whose architecture is unknown (keeps every tensor)")
     p.add_argument("--fix-clip", action="store_true", help="reset CLIP position_ids to int64 0..76")
     for group in GROUPS:
@@ -69,7 +72,7 @@ def write_with_progress(plan: Plan, output: str, args: argparse.Namespace) -> Wr
 def options_from(args: argparse.Namespace, output: str) -> ConvertOptions:
     fmt = output_format(output, args.format)
     return ConvertOptions(
-        precision=args.precision, prune=args.prune, keep_junk=args.keep_junk, fix_clip=args.fix_clip,
+        precision=args.precision, prune=args.prune, keep_junk=args.keep_junk, drop_unknown=args.drop_unknown, fix_clip=args.fix_clip,
         parts={g: getattr(args, g) for g in GROUPS}, bake_vae=args.bake_vae, format=fmt,
         strip_metadata=args.strip_metadata, force=args.force,
     )

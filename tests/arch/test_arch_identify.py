@@ -292,7 +292,7 @@ def test_sd1_with_two_gigabytes_of_embedding_manager_is_sd1_with_junk(sparse_mod
     assert report.architecture == "SD1"
     assert report.junk["keys"] == len(junk) == 200
     assert report.junk["bytes"] == junk_bytes
-    assert report.junk["groups"] == [{"pattern": "embedding_manager.*", "keys": 200, "bytes": junk_bytes}]
+    assert report.junk["groups"] == [{"pattern": "embedding_manager.*", "keys": 200, "bytes": junk_bytes, "group": "embedding_manager"}]
     assert "junk" in ids_of(report)
     assert all(c.complete for c in report.components.values())
 
