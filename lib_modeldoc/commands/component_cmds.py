@@ -12,7 +12,8 @@ from ..convert import PRECISIONS
 from ..model import open_model
 from ..plan import Plan
 from ..units import human_bytes
-from .convert_cmd import output_format, write_with_progress
+from ..sidecars import carry_sidecars
+from .convert_cmd import output_format, print_sidecars, write_with_progress
 
 
 def _common(p: argparse.ArgumentParser, precision_help: str) -> None:
@@ -29,7 +30,12 @@ def _format(args: argparse.Namespace) -> str:
     return output_format(args.output, args.format)
 
 
-def _finish(plan: Plan, args: argparse.Namespace) -> int:
+def _sidecar_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-sidecars", action="store_true",
+                   help="do not copy the model's .yaml, preview, .json and .civitai.info files to the output's name")
+
+
+def _finish(plan: Plan, args: argparse.Namespace, sidecars_from: str | None = None) -> int:
     if args.dry_run:
         if args.json:
             print(json.dumps({"dry_run": True, "output": args.output, **plan.to_dict()}, indent=2))
@@ -38,8 +44,11 @@ def _finish(plan: Plan, args: argparse.Namespace) -> int:
             print(f"(dry run: nothing written; {args.output} would be {human_bytes(plan.output_size)})")
         return 0
     result = write_with_progress(plan, args.output, args)
+    carried = []
+    if sidecars_from and not args.no_sidecars:
+        carried = carry_sidecars(sidecars_from, args.output, overwrite=args.overwrite)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps({**result.to_dict(), "sidecars": [c.to_dict() for c in carried]}, indent=2))
     else:
         print(f"Wrote {result.output}: {human_bytes(result.size_bytes)}, {result.keys} tensors"
               + (", verified" if result.verified else ""))
@@ -47,6 +56,7 @@ def _finish(plan: Plan, args: argparse.Namespace) -> int:
             print(f"  - {line}")
         for line in plan.warnings:
             print(f"  warning: {line}")
+        print_sidecars(carried)
     return 0
 
 
@@ -81,6 +91,7 @@ class replace:  # noqa: N801
         p.add_argument("--from", dest="source", required=True, metavar="SOURCE",
                        help="a full model or a component file, prefixed or not")
         _common(p, "precision of the new component (default: keep)")
+        _sidecar_option(p)
         p.set_defaults(run=replace.run)
 
     @staticmethod
@@ -88,7 +99,7 @@ class replace:  # noqa: N801
         fmt = _format(args)
         with open_model(args.target) as target, open_model(args.source) as source:
             plan = plan_replace(target, args.component, source, precision=args.precision, format=fmt)
-            return _finish(plan, args)
+            return _finish(plan, args, sidecars_from=args.target)
 
 
 class build:  # noqa: N801
@@ -106,6 +117,7 @@ class build:  # noqa: N801
                        help="build without a part (the WebUI then keeps the previous model's part)")
         p.add_argument("--fix-clip", action="store_true", help="reset CLIP position_ids to int64 0..76")
         _common(p, "float precision (default: keep)")
+        _sidecar_option(p)
         p.set_defaults(run=build.run)
 
     @staticmethod
@@ -121,4 +133,4 @@ class build:  # noqa: N801
                 parts[name] = opened[path]
             plan = plan_build(args.arch, parts, precision=args.precision, allow_missing=args.allow_missing,
                               fix_clip=args.fix_clip, format=fmt)
-            return _finish(plan, args)
+            return _finish(plan, args, sidecars_from=args.unet)  # the UNet names the model it came from

@@ -8,11 +8,13 @@ import os
 import sys
 from typing import Any
 
+from ..batch import BatchAction, plan_batch
 from ..convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOptions, plan_convert
 from ..errors import ModelDocError, PlanError
 from ..model import open_model
 from ..units import human_bytes
 from ..plan import Plan
+from ..sidecars import Sidecar, carry_sidecars
 from ..writer import WriteResult, write_plan
 from .progress_line import StderrProgress
 
@@ -24,7 +26,11 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("convert", help="prune, repair and re-type a model into a new file (the source is never changed)")
     p.add_argument("source", nargs="?", metavar="SRC", help="the model to convert")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (with --batch: output folder)")
-    p.add_argument("--batch", metavar="DIR", help="convert every model file in DIR into the -o folder")
+    p.add_argument("--batch", metavar="DIR",
+                   help="convert every checkpoint under DIR (subfolders too) into the -o folder, keeping the layout; "
+                        "run again to resume")
+    p.add_argument("--no-sidecars", action="store_true",
+                   help="do not copy the model's .yaml, preview, .json and .civitai.info files to the output's name")
     add_convert_options(p)
     p.add_argument("--format", choices=("safetensors", "ckpt"), help="output format (default: from OUT's suffix)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -88,7 +94,8 @@ def convert_one(source: str, output: str, args: argparse.Namespace) -> dict[str,
             if args.dry_run:
                 return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe()}
             result = write_with_progress(plan, output, args)
-            return {**result.to_dict(), "source": source}
+            carried = [] if args.no_sidecars else carry_sidecars(source, output, overwrite=args.overwrite)
+            return {**result.to_dict(), "source": source, "sidecars": [c.to_dict() for c in carried]}
         finally:
             if vae is not None:
                 vae.close()
@@ -117,34 +124,52 @@ def _print_result(result: dict[str, Any]) -> None:
         print(f"  - {change}")
     for warning in result.get("warnings", []):
         print(f"  warning: {warning}")
+    print_sidecars([Sidecar(**s) for s in result.get("sidecars", [])])
+
+
+def print_sidecars(carried: list[Sidecar]) -> None:
+    """One line per sidecar file: copied, or why not."""
+    for sidecar in carried:
+        if sidecar.copied:
+            print(f"  copied {os.path.basename(sidecar.source)} -> {os.path.basename(sidecar.target)}")
+        else:
+            print(f"  {os.path.basename(sidecar.target)}: {sidecar.note}")
 
 
 def _run_batch(args: argparse.Namespace) -> int:
     folder, out_dir = args.batch, args.output
-    if not os.path.isdir(folder):
-        raise PlanError(f"{folder}: not a folder")
-    if not os.path.isdir(out_dir):
-        raise PlanError(f"{out_dir}: output folder does not exist")
-    sources = sorted(
-        os.path.join(folder, name) for name in os.listdir(folder)
-        if name.lower().endswith(MODEL_SUFFIXES) and os.path.isfile(os.path.join(folder, name))
-    )
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise PlanError(f"{out_dir}: is a file; the batch output must be a folder")
     suffix = "." + (args.format or "safetensors")
-    results, failures = [], []
-    for source in sources:
-        output = os.path.join(out_dir, os.path.splitext(os.path.basename(source))[0] + suffix)
+    items = plan_batch(folder, out_dir, suffix, overwrite=args.overwrite, force=args.force)
+    results, failures, skipped = [], [], []
+    for item in items:
+        if item.action is BatchAction.FAIL:
+            failures.append({"source": item.source, "error": item.note})
+            print(f"modeldoc: error: {item.note}", file=sys.stderr)
+            continue
+        if item.action is not BatchAction.CONVERT:
+            skipped.append({"source": item.source, "reason": item.note})
+            if not args.json:
+                print(f"{item.source}: skipped ({item.note})")
+            continue
         try:
-            result = convert_one(source, output, args)
-        except ModelDocError as exc:
-            failures.append({"source": source, "error": str(exc)})
-            print(f"modeldoc: error: {exc}", file=sys.stderr)
+            if not args.dry_run:
+                os.makedirs(os.path.dirname(os.path.abspath(item.output)), exist_ok=True)
+            result = convert_one(item.source, item.output, args)
+        except (ModelDocError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ModelDocError) else f"{item.output}: {exc.strerror or exc}"
+            failures.append({"source": item.source, "error": message})
+            print(f"modeldoc: error: {message}", file=sys.stderr)
             continue
         results.append(result)
         if not args.json:
             verb = "would write" if result.get("dry_run") else "wrote"
-            print(f"{source}: {verb} {output} ({human_bytes(result['size_bytes'])})")
+            print(f"{item.source}: {verb} {item.output} ({human_bytes(result['size_bytes'])})")
     if args.json:
-        print(json.dumps({"converted": [{k: v for k, v in r.items() if k != "plan"} for r in results], "failed": failures}, indent=2))
+        print(json.dumps({"converted": [{k: v for k, v in r.items() if k != "plan"} for r in results],
+                          "skipped": skipped, "failed": failures}, indent=2))
     else:
-        print(f"Batch: {len(results)} converted, {len(failures)} failed, of {len(sources)} model files in {folder}")
+        print(f"Batch: {len(results)} converted, {len(skipped)} skipped, {len(failures)} failed, "
+              f"of {len(items)} model files in {folder}")
     return 2 if failures else 0
