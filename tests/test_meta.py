@@ -16,7 +16,11 @@ from lib_modeldoc.cli import main
 from lib_modeldoc.errors import OutputError, PlanError
 from lib_modeldoc.meta import MergeInput, MetadataEdit, edit_metadata, read_metadata, resolve_merge_inputs
 
-from conftest import sha256_of
+
+
+def sha256_of(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def data_section(path) -> bytes:
