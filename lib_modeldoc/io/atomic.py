@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -60,11 +61,13 @@ def atomic_output(path: str, *, expected_size: int | None = None) -> Iterator[Bi
         os.fsync(f.fileno())
         f.close()
         os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        _replace(path, tmp, target)
     except BaseException as exc:
         f.close()
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OutputError):
+            raise
         if isinstance(exc, OSError):
             if exc.errno == errno.ENOSPC:
                 raise OutputError(f"{path}: disk full while writing; nothing was written") from None
@@ -72,12 +75,28 @@ def atomic_output(path: str, *, expected_size: int | None = None) -> Iterator[Bi
         raise
 
 
+def _replace(path: str, tmp: str, target: str) -> None:
+    """Rename the finished file onto ``target`` (``os.replace``: atomic on POSIX and Windows).
+
+    On Windows a target another program holds open (the WebUI with the model loaded, a viewer)
+    cannot be replaced: that is a ``PermissionError``, said in one line.
+    """
+    try:
+        os.replace(tmp, target)
+    except PermissionError as exc:
+        if os.path.exists(target):
+            raise OutputError(
+                f"{path}: cannot replace it: the file is open in another program or read-only "
+                f"({exc.strerror or exc}); close it and try again; nothing was written"
+            ) from None
+        raise
+
+
 def _check_free_space(path: str, folder: str, needed: int) -> None:
     try:
-        stat = os.statvfs(folder)
-    except (OSError, AttributeError):
+        free = shutil.disk_usage(folder).free  # POSIX and Windows alike
+    except OSError:
         return
-    free = stat.f_bavail * stat.f_frsize
     if needed > free:
         raise OutputError(
             f"{path}: needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB are free in {folder}"

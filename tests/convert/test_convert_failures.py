@@ -9,6 +9,7 @@ import errno
 import importlib
 import os
 import re
+import shutil
 import tempfile
 
 import pytest
@@ -178,14 +179,34 @@ def test_disk_full_mid_write(refused, tmp_path, monkeypatch, fmt):
 
 
 def test_not_enough_free_space_is_refused_before_writing(refused, tmp_path, monkeypatch):
-    real = os.statvfs(tmp_path)
+    real = shutil.disk_usage(tmp_path)  # what Windows has too (no os.statvfs there)
+    asked = []
 
-    class Full:
-        f_bavail, f_frsize = 0, real.f_frsize
+    def full(folder):
+        asked.append(folder)
+        return real._replace(free=0)
 
-    monkeypatch.setattr(atomic.os, "statvfs", lambda folder: Full())
+    monkeypatch.setattr(atomic.shutil, "disk_usage", full)
     out = tmp_path / "out.safetensors"
     refused(out, f"{out}: needs 0.00 GB but only 0.00 GB are free in {tmp_path}")
+    assert asked == [str(tmp_path)]
+
+
+def test_a_target_open_in_another_program_is_one_line_and_no_temp_file(refused, tmp_path, monkeypatch):
+    """Windows: ``os.replace`` onto a file another process holds open raises PermissionError."""
+    out = tmp_path / "out.safetensors"
+    out.write_bytes(b"the model the WebUI has loaded")
+    real_replace = os.replace
+
+    def held_open(src, dst):
+        if os.path.exists(dst):
+            raise PermissionError(13, "Access is denied", dst, 5)  # WinError 5, as Windows reports it
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", held_open)
+    refused(out, f"{out}: cannot replace it: the file is open in another program or read-only "
+                 "(Access is denied); close it and try again; nothing was written", "--overwrite")
+    assert out.read_bytes() == b"the model the WebUI has loaded"
 
 
 def test_verify_catches_bytes_that_do_not_read_back(cli, src, tmp_path, monkeypatch):
