@@ -243,23 +243,47 @@ def compare(a: str, b: str, job: JobContext) -> str:
     return views.comparison_html(compare_models(a, b, progress=job_progress(job, "compare")))
 
 
-def preview(request: Any) -> str:
+def loaded_conflict(output: str, host: Host | None) -> str | None:
+    """Why ``output`` may not be written: it is the checkpoint ``host`` has loaded (``None`` if it is not).
+
+    Replacing that file would leave the running model, and the hash the WebUI shows, out of step
+    with the file, so it is refused whether or not "Overwrite" is ticked.
+    """
+    loaded = host.loaded_checkpoint() if host is not None else None
+    try:
+        same = bool(loaded) and os.path.exists(output) and os.path.samefile(output, loaded)
+    except OSError:
+        same = False
+    if not same:
+        return None
+    return (f"{os.path.basename(output)} is the checkpoint {host.name} has loaded; it is never overwritten, "
+            "even with “Overwrite” ticked: choose another output name")
+
+
+def preview(request: Any, host: Host | None = None) -> str:
     """A request's plan as HTML: sizes before and after, every change, where it goes. Writes nothing."""
     with ExitStack() as stack:
         plan = request.plan(stack)
         output = request.output
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
                                description=plan.describe(),
-                               saving=isinstance(request, (ConvertRequest, ReplaceRequest)))
+                               saving=isinstance(request, (ConvertRequest, ReplaceRequest)),
+                               refused=loaded_conflict(output, host) or "")
 
 
-def run(request: Any, job: JobContext) -> dict[str, Any]:
-    """Write a request's output; returns :meth:`WriteResult.to_dict`. ``Cancelled`` if stopped."""
+def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, Any]:
+    """Write a request's output; returns :meth:`WriteResult.to_dict`. ``Cancelled`` if stopped.
+
+    Raises ``OutputError`` when the output is the checkpoint ``host`` has loaded (see :func:`loaded_conflict`).
+    """
     from ..writer import write_plan
 
     with ExitStack() as stack:
         plan = request.plan(stack)
         output = request.output
+        conflict = loaded_conflict(output, host)
+        if conflict:
+            raise OutputError(conflict)
         os.makedirs(os.path.dirname(output), exist_ok=True)
         result = write_plan(plan, output, overwrite=request.overwrite, verify=request.verify,
                             progress=job.progress, cancel=job.cancelled)

@@ -185,12 +185,12 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
     b = panel.buttons
 
     def do_preview(value: str | None, *values: Any) -> str:
-        html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values)))
+        html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values), host))
         return error or html
 
     def do_write(job: JobContext, sess: Session, value: str | None, *values: Any) -> list[Any]:
         try:
-            result = actions.run(panel.request(host, value, *values), job)
+            result = actions.run(panel.request(host, value, *values), job, host)
         except Cancelled as exc:
             return [hide, hide, actions.error_html(exc, "warning")]
         except ModelDocError as exc:

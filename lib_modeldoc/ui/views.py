@@ -308,11 +308,12 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "", saving: bool = True) -> str:
+def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "", saving: bool = True,
+              refused: str = "") -> str:
     """The preview before writing: sizes, every change, warnings, where it goes.
 
     ``saving`` is False for a new file that does not replace its source (an exported part, a
-    built model): then only the output size is shown.
+    built model): then only the output size is shown. ``refused`` says why Write will refuse this output.
     """
     before, after = int(plan.get("source_size_bytes", 0)), int(plan.get("size_bytes", 0))
     size = f"{e(human_bytes(before))} → {e(human_bytes(after))}" if saving else e(human_bytes(after))
@@ -322,7 +323,8 @@ def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description
         f'({e(plan.get("format", ""))}, {e(plan.get("keys", ""))} tensors)'
         + (f', saves {e(human_bytes(before - after))}' if saving and before > after else "") + "</div>",
         f'<div>Output: <code>{e(output)}</code>'
-        + (' <span class="modeldoc-warning">exists — tick “Overwrite” to replace it</span>' if exists else "") + "</div>",
+        + (f' <span class="modeldoc-error">{e(refused)}</span>' if refused else
+           ' <span class="modeldoc-warning">exists — tick “Overwrite” to replace it</span>' if exists else "") + "</div>",
     ]
     changes = list(plan.get("changes") or [])
     if changes:
