@@ -171,12 +171,20 @@ class ComponentDiff:
 
     @property
     def verdict(self) -> str:
-        """``identical``, ``same at fp16`` (differs only below fp16 precision) or ``different``."""
+        """``identical``, ``same at fp16`` (differs only below fp16 precision) or ``different``.
+
+        When the shared keys hold the same values and the part differs only because one file has keys
+        the other lacks, it says that instead: ``same values, 2 keys only in A`` (a bare "different"
+        beside cosine 1 and 0 keys different reads as a contradiction).
+        """
         if self.identical:
             return "identical"
-        if self.stats.keys_different_fp16 == 0 and not self.missing_in_a and not self.missing_in_b:
-            return "same at fp16"
-        return "different"
+        if self.stats.keys_different_fp16:
+            return "different"
+        values = "same values" if self.stats.keys_different == 0 else "same at fp16"
+        only = [f"{n} key{'s' * (n != 1)} only in {side}" for n, side in ((self.missing_in_b, "A"), (self.missing_in_a, "B"))
+                if n]
+        return ", ".join([values, *only]) if only else values
 
     def to_dict(self) -> dict[str, Any]:
         out = self.stats.to_dict()

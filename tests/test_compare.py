@@ -130,3 +130,29 @@ def test_plot_is_a_png(two_models, tmp_path):
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".partial")]
+
+
+def test_a_part_whose_values_match_but_keys_do_not_says_so(tmp_path, toy_family, capsys):
+    """Issue 9.14: "other: different" beside cosine 1.000000, rel. difference 0 and 0 keys different. The
+    unclaimed tensors compared equal; the part differed only because one file has a key the other lacks."""
+    from lib_modeldoc.ui.views import comparison_html
+
+    values = toy_values()
+    a_flat = checkpoint(values)
+    a_flat["extra.shared.weight"] = np.ones((4,), np.float32)
+    a_flat["extra.only_a.weight"] = np.ones((3,), np.float32)
+    b_flat = checkpoint(values)
+    b_flat["extra.shared.weight"] = np.ones((4,), np.float32)
+    a = save_safetensors(tmp_path / "a.safetensors", a_flat)
+    b = save_safetensors(tmp_path / "b.safetensors", b_flat)
+    other = compare_models(a, b).components["other"]
+    assert other.stats.keys_different == 0 and other.stats.cosine == pytest.approx(1.0)
+    assert not other.identical and other.verdict != "different"
+    assert "key" in other.verdict and "A" in other.verdict, other.verdict
+    html = comparison_html(compare_models(a, b))
+    row = html[html.index("<td>other</td>") if "<td>other</td>" in html else html.index("Other"):]
+    row = row[: row.index("</tr>")]
+    assert "different<" not in row and "1 key only in A" in row, row
+    assert main(["compare", a, b]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("other"))
+    assert "1 key only in A" in line and " different " not in line, line

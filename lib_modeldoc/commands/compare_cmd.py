@@ -76,11 +76,11 @@ def render_comparison(result: Comparison) -> str:
                      + (", some parts exist in one file only)" if result.only_in_a or result.only_in_b else ")"))
     if result.components:
         lines.append("")
-        lines.append(f"  {'part':<10} {'verdict':<13} {'cosine':>11} {'rel.diff':>9} {'keys':>6} {'differ':>6}")
+        lines.append(f"  {'part':<10} {'cosine':>11} {'rel.diff':>9} {'keys':>6} {'differ':>6}  verdict")
         for c in result.components.values():
             s = c.stats
-            lines.append(f"  {c.name:<10} {c.verdict:<13} {s.cosine_text:>11} {s.relative_text:>9} "
-                         f"{s.keys_compared:>6} {s.keys_different:>6}")
+            lines.append(f"  {c.name:<10} {s.cosine_text:>11} {s.relative_text:>9} "
+                         f"{s.keys_compared:>6} {s.keys_different:>6}  {c.verdict}")
     for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
         if names:
             lines.append(f"Only in {side}: " + ", ".join(names))
