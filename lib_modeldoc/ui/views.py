@@ -244,13 +244,17 @@ def _known_section(known: Mapping[str, Any]) -> str:
 
 
 def hashes_html(hashes: Any) -> str:
-    """A file's hashes, and the forms Civitai shows and searches by."""
+    """A file's hashes, and the forms Civitai shows and searches by.
+
+    BLAKE3 is shown only when it was computed (the optional ``blake3`` package is installed).
+    """
     plain, civitai = hashes.to_dict(), hashes.civitai()
     rows = []
     for key, label in (("sha256", "SHA-256"), ("autov1", "AutoV1"), ("autov2", "AutoV2"), ("autov3", "AutoV3"),
                        ("crc32", "CRC32"), ("blake3", "BLAKE3")):
-        missing = "blake3 not installed" if key == "blake3" else "-"
-        rows.append([label, plain[key] or missing, civitai[key] or "-"])
+        if key == "blake3" and not plain[key]:
+            continue
+        rows.append([label, plain[key] or "-", civitai[key] or "-"])
     return (f'<div class="modeldoc-hashes" data-sha256="{e(hashes.sha256)}">'
             + _table(f"Hashes of {os.path.basename(hashes.path)} ({human_bytes(hashes.size_bytes)})",
                      ["hash", "value", "as Civitai shows it"], rows) + "</div>")
