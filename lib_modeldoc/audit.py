@@ -30,6 +30,7 @@ from .arch.identify import identify
 from .diagnose import inspect_open_model
 from .errors import ModelDocError, ModelReadError
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
+from .io.atomic import Partial, find_partials
 from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
 from .model import open_model
 
@@ -106,6 +107,12 @@ class Audit:
     files: tuple[AuditRow, ...]
     duplicates: tuple[Duplicate, ...]
     errors: tuple[AuditError, ...]
+    partials: tuple[Partial, ...] = ()  # temporary files of writes; stale ones are leftovers of killed writes
+
+    @property
+    def leftovers(self) -> tuple[Partial, ...]:
+        """Hidden ``.NAME.*.partial`` files whose writer is gone (the next write there removes them)."""
+        return tuple(p for p in self.partials if p.stale)
 
     @property
     def total_bytes(self) -> int:
@@ -128,6 +135,7 @@ class Audit:
             "files": [r.to_dict() for r in self.files],
             "duplicates": [d.to_dict() for d in self.duplicates],
             "errors": [e.to_dict() for e in self.errors],
+            "leftovers": [p.to_dict() for p in self.leftovers],
             "summary": {
                 "files": len(self.files), "errors": len(self.errors), "total_bytes": self.total_bytes,
                 "prunable_bytes": self.prunable_bytes, "duplicate_file_bytes": self.duplicate_bytes,
@@ -166,18 +174,25 @@ def find_model_files(folder: str | os.PathLike[str]) -> list[str]:
     Raises:
         ModelReadError: ``folder`` is not a directory.
     """
+    return _walk_models(folder)[0]
+
+
+def _walk_models(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """Model files under ``folder`` and every folder visited (see :func:`find_model_files`)."""
     root = os.fspath(folder)
     if not os.path.isdir(root):
         raise ModelReadError(f"{root}: not a directory" if os.path.exists(root) else f"{root}: no such folder")
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
     folders: set[tuple[int, int]] = set()
+    visited: list[str] = []
     for current, dirs, files in os.walk(root, followlinks=True):
         st = os.stat(current)
         if (st.st_dev, st.st_ino) in folders:  # reached again through a link: no loops
             dirs[:] = []
             continue
         folders.add((st.st_dev, st.st_ino))
+        visited.append(current)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
@@ -193,7 +208,7 @@ def find_model_files(folder: str | os.PathLike[str]) -> list[str]:
             if name.lower().endswith(MODEL_SUFFIXES) or _looks_like_model(path):
                 seen.add((st.st_dev, st.st_ino))
                 found.append(path)
-    return found
+    return found, visited
 
 
 @dataclass
@@ -301,7 +316,8 @@ def audit_folder(
         [('models/Stable-diffusion/a.safetensors', 'models/Stable-diffusion/old/a.safetensors')]
     """
     root = os.fspath(folder)
-    paths = find_model_files(root)
+    paths, visited = _walk_models(root)
+    partials = tuple(p for current in visited for p in find_partials(current))
     workers = max(1, workers or min(4, os.cpu_count() or 1))
     scanned: dict[str, _Scanned] = {}
     errors: dict[str, str] = {}
@@ -356,4 +372,4 @@ def audit_folder(
             duplicates.append(Duplicate("component", tuple(group), digest, scanned[group[0]].component_bytes[name], name))
     duplicates.sort(key=lambda d: (d.kind != "file", d.component or "", d.paths))
     rows = tuple(scanned[p].row for p in sorted(scanned))
-    return Audit(root, rows, tuple(duplicates), tuple(AuditError(p, m) for p, m in sorted(errors.items())))
+    return Audit(root, rows, tuple(duplicates), tuple(AuditError(p, m) for p, m in sorted(errors.items())), partials)

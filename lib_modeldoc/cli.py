@@ -8,7 +8,9 @@ printed as one line; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 
@@ -39,8 +41,23 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def handle_sigterm() -> None:
+    """SIGTERM (``kill``, a service stop) ends a command as Ctrl-C does: no temporary file is left.
+
+    Only from the main thread (Python's rule), and only where the platform has SIGTERM.
+    """
+    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status. Run as a program (``argv`` None), SIGTERM acts as Ctrl-C."""
+    if argv is None:
+        handle_sigterm()
     argv = list(sys.argv[1:] if argv is None else argv)
     named = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=named if named in COMMANDS else None)

@@ -13,6 +13,7 @@ import numpy as np
 from .compare import Comparison
 from .errors import MissingDependencyError
 from .io.atomic import atomic_output
+from .io.output_rule import OutputKind, check_output
 
 __all__ = ["require_matplotlib", "plot_comparison"]
 
@@ -38,7 +39,7 @@ def plot_comparison(comparison: Comparison, path: str | os.PathLike[str], *, dpi
 
     Args:
         comparison: a :func:`~lib_modeldoc.compare.compare_models` result.
-        path: the PNG to write (replaced atomically if it exists).
+        path: the PNG to write (an older plot there is replaced atomically; a model never is).
         dpi: resolution.
 
     Returns:
@@ -46,7 +47,7 @@ def plot_comparison(comparison: Comparison, path: str | os.PathLike[str], *, dpi
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
-        OutputError: the file cannot be written.
+        OutputError: the file cannot be written, or is a model (or one of the compared files).
 
     Example:
         >>> plot_comparison(compare_models("a.safetensors", "b.safetensors"), "diff.png")
@@ -90,6 +91,7 @@ def plot_comparison(comparison: Comparison, path: str | os.PathLike[str], *, dpi
         fig.colorbar(image, ax=list(axes), label="relative difference ||A-B|| / ||A||  (green: identical)",
                      fraction=0.04)
     target = os.fspath(path)
-    with atomic_output(target) as f:
+    check_output(target, kind=OutputKind.REPORT, sources=(comparison.a, comparison.b))
+    with atomic_output(target, like=comparison.a) as f:
         fig.savefig(f, format="png", dpi=dpi)
     return target

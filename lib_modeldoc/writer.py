@@ -18,7 +18,8 @@ import numpy as np
 from .cast import Caster
 from .dtypes import DTYPES
 from .errors import ModelReadError, OutputError
-from .io.atomic import atomic_output, check_output_path
+from .io.atomic import atomic_output
+from .io.output_rule import OutputKind, check_output
 from .io.ckpt_write import write_torch_zip
 from .io.safetensors_write import OutTensor, write_safetensors
 from .model import open_model
@@ -73,6 +74,8 @@ def write_plan(
     verify: bool = False,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
+    sources: tuple[str, ...] = (),
+    protected: tuple[str | None, ...] = (),
 ) -> WriteResult:
     """Write the plan's output file.
 
@@ -83,6 +86,9 @@ def write_plan(
         verify: after writing, re-read every tensor and compare it by SHA-256 with what was written.
         progress: ``progress(done_bytes, total_bytes, message)``.
         cancel: polled between chunks; returning ``True`` stops the job and writes nothing.
+        sources: more files that must never be replaced (a batch's other sources); the plan's
+            own sources always are.
+        protected: files the program has loaded (never replaced, even with ``overwrite``).
 
     Returns:
         A :class:`WriteResult`.
@@ -93,7 +99,8 @@ def write_plan(
         Cancelled: ``cancel()`` returned True.
     """
     path = os.fspath(output)
-    check_output_path(path, overwrite=overwrite, sources=tuple(s.path for s in plan.sources))
+    own = tuple(s.path for s in plan.sources)
+    check_output(path, kind=OutputKind.MODEL, overwrite=overwrite, sources=own + tuple(sources), protected=protected)
     pipeline = _Pipeline(plan)
     tensors = [OutTensor(e.key, e.dtype, e.shape, lambda e=e: pipeline.chunks(e)) for e in plan.entries]
     tracker = Tracker(plan.data_bytes, progress, cancel, path)
@@ -104,7 +111,7 @@ def write_plan(
             digests.setdefault(t.key, hashlib.sha256()).update(data)
         tracker.advance(len(data), t.key)
 
-    with atomic_output(path, expected_size=plan.output_size) as f:
+    with atomic_output(path, expected_size=plan.output_size, like=own[0] if own else None) as f:
         if plan.format == "safetensors":
             write_safetensors(f, tensors, plan.metadata, on_chunk)
         else:

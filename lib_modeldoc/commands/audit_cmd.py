@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 from ..audit import Audit, audit_folder
-from ..io.atomic import atomic_output, check_output_path
+from ..io.atomic import atomic_output
+from ..io.output_rule import OutputKind, check_output
 from ..units import human_bytes
 
 HASH_COLUMNS = ("sha256", "autov1", "autov2", "autov3", "crc32", "blake3")
@@ -33,7 +34,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.csv:
-        check_output_path(args.csv, overwrite=True)  # fail before the long part
+        check_output(args.csv, kind=OutputKind.REPORT)  # fail before the long part
     tty = sys.stderr.isatty()
     result = audit_folder(args.folder, hashes=args.hashes, workers=args.workers, progress=_progress if tty else None)
     if tty:
@@ -78,6 +79,9 @@ def render_audit(result: Audit) -> str:
     if result.errors:
         lines.append("Unreadable:")
         lines += [f"  {e.message}" for e in result.errors]
+    if result.leftovers:
+        lines.append("Leftovers of interrupted writes (the next write into their folder removes them):")
+        lines += [f"  {human_bytes(p.size_bytes):>10}  {_rel(result, p.path)}" for p in result.leftovers]
     savings = []
     if result.prunable_bytes:
         savings.append(f"pruning every file would save {human_bytes(result.prunable_bytes)}")
@@ -112,5 +116,6 @@ def write_csv(result: Audit, path: str, *, hashes: bool = False) -> None:
     for error in result.errors:
         if error.path not in failed_rows:
             writer.writerow({"path": error.path, "error": error.message})
+    check_output(path, kind=OutputKind.REPORT, sources=tuple(r.path for r in result.files))
     with atomic_output(path) as f:
         f.write(buffer.getvalue().encode("utf-8"))

@@ -66,11 +66,15 @@ def output_format(output: str, explicit: str | None) -> str:
     return fmt
 
 
-def write_with_progress(plan: Plan, output: str, args: argparse.Namespace) -> WriteResult:
-    """Carry out ``plan`` with a progress line on stderr (``--overwrite`` / ``--verify`` from ``args``)."""
+def write_with_progress(plan: Plan, output: str, args: argparse.Namespace, sources: tuple[str, ...] = ()) -> WriteResult:
+    """Carry out ``plan`` with a progress line on stderr (``--overwrite`` / ``--verify`` from ``args``).
+
+    ``sources``: more files that must not be replaced (a batch's other sources).
+    """
     progress = StderrProgress(f"writing {os.path.basename(output)}")
     try:
-        return write_plan(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress)
+        return write_plan(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress,
+                          sources=sources)
     finally:
         progress.finish()
 
@@ -84,8 +88,11 @@ def options_from(args: argparse.Namespace, output: str) -> ConvertOptions:
     )
 
 
-def convert_one(source: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Plan (and unless ``--dry-run`` write) one conversion; returns its JSON result."""
+def convert_one(source: str, output: str, args: argparse.Namespace, others: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Plan (and unless ``--dry-run`` write) one conversion; returns its JSON result.
+
+    ``others``: the batch's other sources, never replaced by this output.
+    """
     options = options_from(args, output)
     with open_model(source) as model:
         vae = open_model(options.bake_vae) if options.bake_vae else None
@@ -93,7 +100,7 @@ def convert_one(source: str, output: str, args: argparse.Namespace) -> dict[str,
             plan = plan_convert(model, options, bake_vae=vae)
             if args.dry_run:
                 return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe()}
-            result = write_with_progress(plan, output, args)
+            result = write_with_progress(plan, output, args, others)
             carried = [] if args.no_sidecars else carry_sidecars(source, output, overwrite=args.overwrite)
             return {**result.to_dict(), "source": source, "sidecars": [c.to_dict() for c in carried]}
         finally:
@@ -142,6 +149,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         raise PlanError(f"{out_dir}: is a file; the batch output must be a folder")
     suffix = "." + (args.format or "safetensors")
     items = plan_batch(folder, out_dir, suffix, overwrite=args.overwrite, force=args.force)
+    batch_sources = tuple(i.source for i in items)
     results, failures, skipped = [], [], []
     for item in items:
         if item.action is BatchAction.FAIL:
@@ -156,7 +164,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         try:
             if not args.dry_run:
                 os.makedirs(os.path.dirname(os.path.abspath(item.output)), exist_ok=True)
-            result = convert_one(item.source, item.output, args)
+            result = convert_one(item.source, item.output, args, batch_sources)
         except (ModelDocError, OSError) as exc:
             message = str(exc) if isinstance(exc, ModelDocError) else f"{item.output}: {exc.strerror or exc}"
             failures.append({"source": item.source, "error": message})

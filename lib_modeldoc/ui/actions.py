@@ -275,6 +275,7 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
     """Write a request's output; returns :meth:`WriteResult.to_dict`. ``Cancelled`` if stopped.
 
     Raises ``OutputError`` when the output is the checkpoint ``host`` has loaded (see :func:`loaded_conflict`).
+    The output rule refuses it too (``protected``), whatever the caller checked.
     """
     from ..writer import write_plan
 
@@ -286,7 +287,8 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
             raise OutputError(conflict)
         os.makedirs(os.path.dirname(output), exist_ok=True)
         result = write_plan(plan, output, overwrite=request.overwrite, verify=request.verify,
-                            progress=job.progress, cancel=job.cancelled)
+                            progress=job.progress, cancel=job.cancelled,
+                            protected=(host.loaded_checkpoint(),) if host is not None else ())
         return result.to_dict()
 
 

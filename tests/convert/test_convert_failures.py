@@ -10,7 +10,6 @@ import importlib
 import os
 import re
 import shutil
-import tempfile
 
 import pytest
 import torch
@@ -162,7 +161,7 @@ def test_read_only_output_folder(refused, tmp_path, monkeypatch):
             def denied(*args, **kwargs):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-            monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
+            monkeypatch.setattr(atomic, "_new_partial", denied)
         except PermissionError:
             pass
         out = folder / "out.safetensors"
@@ -302,17 +301,18 @@ def test_api_output_errors_are_output_errors(plan, src, tmp_path):
         write_plan(plan, missing)
 
 
-def test_temp_files_are_made_beside_the_target(plan, tmp_path, monkeypatch):
+def test_temp_files_are_made_beside_the_target(plan, src, tmp_path, monkeypatch):
     """The temporary file lives in the output folder (so os.replace never crosses filesystems)."""
+    os.chmod(src, 0o644)  # safetensors writes 0600; the output follows the source's mode
     seen = []
-    real = tempfile.mkstemp
+    real = atomic._new_partial
 
     def spy(*args, **kwargs):
         fd, name = real(*args, **kwargs)
         seen.append(name)
         return fd, name
 
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", spy)
+    monkeypatch.setattr(atomic, "_new_partial", spy)
     out = tmp_path / "out.safetensors"
     write_plan(plan, out)
     [temp] = seen
