@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from .arch.identify import Identification, identify
 from .checks import CheckContext, run_checks
@@ -14,11 +15,14 @@ from .model import ModelFile, open_model
 from .progress import Progress
 from .report import ComponentSummary, Report, decode_metadata
 
+if TYPE_CHECKING:
+    from .vae_test import VaeTestOptions
+
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
 
 
 def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_components: bool = False,
-                  progress: Progress | None = None) -> Report:
+                  vae_test: VaeTestOptions | None = None, progress: Progress | None = None) -> Report:
     """Inspect one model file: what it is, what is wrong, what pruning would save.
 
     Reads the header and the few tensors the checks need (CLIP position_ids); never the whole
@@ -31,6 +35,9 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
         identify_components: also read every component once to compute its fingerprint and
             the model-toolkit metric (:mod:`~lib_modeldoc.fingerprint`): the report's
             ``known_components`` section and ``component.known`` findings.
+        vae_test: also run the file's VAE on the built-in test image
+            (:func:`~lib_modeldoc.vae_test.run_vae_test`, needs torch): the report's ``vae_test``
+            section and ``vae.*`` findings.
         progress: ``progress(done_bytes, total_bytes, message)`` of the scan and the
             fingerprints (each counts from 0); may raise to stop them.
 
@@ -46,11 +53,12 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
         ['clip.position_ids.offset', 'junk']
     """
     with open_model(path) as model:
-        return inspect_open_model(model, scan=scan, identify_components=identify_components, progress=progress)
+        return inspect_open_model(model, scan=scan, identify_components=identify_components, vae_test=vae_test,
+                                  progress=progress)
 
 
 def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_components: bool = False,
-                       progress: Progress | None = None) -> Report:
+                       vae_test: VaeTestOptions | None = None, progress: Progress | None = None) -> Report:
     """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
     ident = identify({k: info.shape for k, info in model.items()})
     layout = layout_of(list(model), ident)
@@ -67,6 +75,13 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
     known = fingerprint_model(model, ident, progress=progress) if identify_components else None  # reads whole components
     if known is not None:
         findings += known.findings()
+    tested = None
+    if vae_test is not None:
+        from .vae_test import run_vae_test
+
+        tested = run_vae_test(model, size=vae_test.size, vae_dir=vae_test.vae_dir, fp16=vae_test.fp16,
+                              device=vae_test.device, progress=progress, cancel=vae_test.cancel)
+        findings += tested.findings()
     junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes
     dtypes: Counter[str] = Counter()
     for info in model.values():
@@ -106,6 +121,8 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         container=model.container,
         scan=scanned.to_dict() if scanned is not None else None,
         known_components=known.to_dict() if known is not None else None,
+        vae_test=tested.to_dict() if tested is not None else None,
+        vae_result=tested,
     )
 
 

@@ -98,6 +98,8 @@ def render_report(report: Report, *, details: bool = True) -> str:
                      f"in {report.scan['seconds']:.1f} s")
     if report.known_components is not None:
         lines += _known_lines(report.known_components)
+    if report.vae_test is not None:
+        lines += vae_test_lines(report.vae_test)
     if report.extras:
         lines.append("Other entries: " + ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:8]))
     if report.metadata:
@@ -106,6 +108,44 @@ def render_report(report: Report, *, details: bool = True) -> str:
             lines.append(f"  {key}: {_short(value, 200)}")
     lines.append("Identified by: " + "; ".join(report.evidence[:4]))
     return "\n".join(lines)
+
+
+def vae_test_lines(test: dict[str, Any]) -> list[str]:
+    """``inspect --vae-test``: half-precision safety, reconstruction, alternatives."""
+    lines = [f"VAE test ({test['family']} VAE, {test['image_size']}x{test['image_size']} test image, "
+             f"{test['seconds']:.1f} s on {test['device']}):"]
+    peak = test["peak_abs"]
+    peak_text = "NaN" if peak is None else f"{peak:.4g}"
+    over = test["first_overflow_layer"]
+    fp16 = {"nonfinite": "an fp16 run gives NaN/Inf", "clean": "an fp16 run stays finite",
+            "unsupported": "fp16 run not possible on this device (unconfirmed)", "skipped": "no fp16 run"}[test["fp16_run"]]
+    if over:
+        lines.append(f"  fp16: OVERFLOWS first at {over} (peak |activation| {peak_text} in {test['peak_layer']}, "
+                     f"{test['layers_over_fp16']} layers over 65504); {fp16}")
+    else:
+        lines.append(f"  fp16: safe (peak |activation| {peak_text} in {test['peak_layer']}, limit 65504); {fp16}")
+    if test["first_bf16_overflow_layer"]:
+        lines.append(f"  bf16: OVERFLOWS first at {test['first_bf16_overflow_layer']}")
+    psnr = test["psnr_db"]
+    shift = "/".join(f"{255 * v:+.1f}" for v in test["colour_shift"])
+    contrast = "/".join(f"{v:.2f}" for v in test["contrast"])
+    lines.append(f"  reconstruction: PSNR {'n/a' if psnr is None else f'{psnr:.2f} dB'}, colour shift R/G/B "
+                 f"{shift} levels, contrast R/G/B {contrast}")
+    if test["broken"]:
+        lines.append(f"  output: BROKEN - {test['broken']}")
+    if test["folder"]:
+        alts = test["alternatives"]
+        lines.append(f"  VAEs in {test['folder']}: {len(alts)} of the same structure tested")
+        for alt in sorted(alts, key=lambda a: -(a["psnr_db"] or 0.0)):
+            name = os.path.basename(alt["path"])
+            state = "passes" if alt["passes"] else ", ".join(
+                w for w, bad in (("fp16 overflow", not alt["fp16_safe"]), ("bf16 overflow", not alt["bf16_safe"]),
+                                 ("broken output", alt["broken"])) if bad)
+            match = alt["latent_match"]
+            space = "" if match is None else f", latent match {match:.2f}" + (" (other latent space)" if match < 0.8 else "")
+            psnr_alt = "n/a" if alt["psnr_db"] is None else f"{alt['psnr_db']:.2f} dB"
+            lines.append(f"    {name}: PSNR {psnr_alt}{space}, {state}")
+    return lines
 
 
 def _short(value: Any, limit: int = 60) -> str:

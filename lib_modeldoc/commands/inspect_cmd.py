@@ -6,8 +6,10 @@ import argparse
 from typing import Any
 
 from ..diagnose import inspect_model
+from ..errors import PlanError
 from ..render import render_report
 from .per_path import run_per_path
+from .progress_line import StderrSteps
 
 
 def add_parser(sub: Any) -> None:
@@ -17,15 +19,66 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scan", action="store_true", help="also read every tensor once: NaN/Inf, all-zero and huge values")
     p.add_argument("--components", action="store_true",
                    help="also fingerprint each component (reads it whole): known VAE/CLIP, model-toolkit metric")
+    p.add_argument("--vae-test", action="store_true",
+                   help="also run the VAE on a built-in test image (needs torch): fp16/bf16 overflow per layer, "
+                        "reconstruction PSNR, colour shift and contrast")
+    p.add_argument("--vae-dir", metavar="DIR",
+                   help="with --vae-test: test the VAEs in DIR too, to compare and to list those that pass")
+    p.add_argument("--vae-size", type=int, default=256, metavar="PIXELS",
+                   help="with --vae-test: test image side, a multiple of 8 (default 256)")
+    p.add_argument("--no-fp16-run", action="store_true",
+                   help="with --vae-test: skip the confirming fp16 run (the fp32 peaks still predict overflow)")
+    p.add_argument("--vae-image", metavar="OUT.png",
+                   help="with --vae-test: save the test image and its reconstruction side by side")
     p.add_argument("--brief", action="store_true", help="print only the verdict")
     p.set_defaults(run=run)
 
 
+def _vae_options(args: argparse.Namespace) -> Any:
+    uses = args.vae_dir or args.vae_image or args.no_fp16_run or args.vae_size != 256
+    if uses and not args.vae_test:
+        raise PlanError("--vae-dir, --vae-size, --vae-image and --no-fp16-run need --vae-test")
+    if not args.vae_test:
+        return None
+    if args.vae_image and len(args.paths) > 1:
+        raise PlanError("--vae-image takes one PATH")
+    if args.vae_size < 16 or args.vae_size % 8 or args.vae_size > 2048:
+        raise PlanError(f"--vae-size must be a multiple of 8 from 16 to 2048 (got {args.vae_size})")
+    from ..vae_test import VaeTestOptions
+
+    return VaeTestOptions(size=args.vae_size, vae_dir=args.vae_dir, fp16=False if args.no_fp16_run else None)
+
+
 def run(args: argparse.Namespace) -> int:
+    vae = _vae_options(args)
+    progress = StderrSteps("VAE test") if vae is not None else None
+
+    def compute(path: str) -> Any:
+        try:
+            report = inspect_model(path, scan=args.scan, identify_components=args.components, vae_test=vae,
+                                   progress=progress)
+        finally:
+            if progress is not None:
+                progress.finish()
+        if vae is not None and args.vae_image:
+            _save_image(report, args.vae_image)
+        return report
+
     return run_per_path(
         args.paths,
-        lambda path: inspect_model(path, scan=args.scan, identify_components=args.components),
+        compute,
         lambda report: report.to_dict(),
         lambda report: render_report(report, details=not args.brief),
         as_json=args.json,
     )
+
+
+def _save_image(report: Any, out: str) -> None:
+    """The test image (left) and its reconstruction (right) as a PNG, written atomically."""
+    from ..io.atomic import atomic_output, check_output_path
+    from ..vae_image import png_bytes, side_by_side
+
+    result = report.vae_result
+    check_output_path(out, overwrite=True, sources=(report.path,))
+    with atomic_output(out) as f:
+        f.write(png_bytes(side_by_side(result.original, result.decoded)))

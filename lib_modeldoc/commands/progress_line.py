@@ -33,3 +33,28 @@ class StderrProgress:
         if self.enabled:
             sys.stderr.write("\r" + " " * 80 + "\r")
             sys.stderr.flush()
+
+
+class StderrSteps:
+    """``progress(done, total, message)`` for jobs counted in steps: percent and the current step."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        line = f"\r{self.label}: {100 * done / max(total, 1):5.1f}%  {message}"
+        sys.stderr.write(line[:120].ljust(80))
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 120 + "\r")
+            sys.stderr.flush()
