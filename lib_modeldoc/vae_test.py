@@ -348,13 +348,16 @@ def _hooked_modules(model: Autoencoder) -> Iterator[tuple[str, Any]]:
 def _attention_scores_hook(recorder: _Recorder, name: str) -> Callable[..., None]:
     """Pre-hook on an attention block: the peak of its scaled q.k scores (what fp16 attention computes)."""
     import torch
+    import torch.nn.functional as F
 
     def record(module: Any, inputs: tuple[Any, ...]) -> None:
         x = inputs[0]
         b, c, h, w = x.shape
-        normed = module.norm(x)
-        q = module.q(normed).reshape(b, c, h * w).transpose(1, 2)
-        k = module.k(normed).reshape(b, c, h * w)
+        # Functional calls, not the submodules: their own hooks must see each layer once.
+        norm = module.norm
+        normed = F.group_norm(x, norm.num_groups, norm.weight, norm.bias, norm.eps)
+        q = F.conv2d(normed, module.q.weight, module.q.bias).reshape(b, c, h * w).transpose(1, 2)
+        k = F.conv2d(normed, module.k.weight, module.k.bias).reshape(b, c, h * w)
         peak = 0.0
         for start in range(0, h * w, _SCORE_ROWS):  # a 4096x4096 score matrix at 512x512 is built in slices
             scores = torch.bmm(q[:, start:start + _SCORE_ROWS], k) / math.sqrt(c)
@@ -475,10 +478,11 @@ def _latent_match(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
         return None
     values = []
     for ca, cb in zip(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)):
-        if ca.std() < 1e-12 or cb.std() < 1e-12:
-            return 0.0
-        values.append(float(np.corrcoef(ca, cb)[0, 1]))
-    return float(np.mean(values))
+        flat_a, flat_b = ca.std() < 1e-9, cb.std() < 1e-9
+        if flat_a and flat_b:
+            continue  # a channel neither uses says nothing
+        values.append(0.0 if flat_a or flat_b else float(np.corrcoef(ca, cb)[0, 1]))
+    return float(np.mean(values)) if values else None
 
 
 def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: bool | None = None, device: str = "cpu",
