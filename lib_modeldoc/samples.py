@@ -20,7 +20,10 @@ from .dtypes import DTYPES
 from .io.atomic import atomic_output
 from .io.safetensors_write import OutTensor, build_header
 
-__all__ = ["Spec", "family_specs", "write_safetensors_sample", "write_demo_sample", "broken_position_ids"]
+__all__ = [
+    "Spec", "family_specs", "write_safetensors_sample", "write_demo_sample", "broken_position_ids",
+    "Sample", "SAMPLES", "sample_specs", "write_sample",
+]
 
 
 @dataclass(frozen=True)
@@ -36,17 +39,25 @@ class Spec:
         return math.prod(self.shape) * DTYPES[self.dtype].itemsize
 
 
-def family_specs(arch: str, *, dtype: str = "F16", ema: bool = False, components: Iterable[str] | None = None) -> list[Spec]:
-    """Every tensor of a family's components at their checkpoint keys (floats in ``dtype``)."""
+def family_specs(arch: str, *, dtype: str = "F16", ema: bool = False, components: Iterable[str] | None = None,
+                 tables: dict[str, str] | None = None) -> list[Spec]:
+    """Every tensor of a family's components at their checkpoint keys (floats in ``dtype``).
+
+    ``tables`` picks another of a slot's tables (``{"unet": "unet_sd2_unclip_l"}``); by default
+    each slot's first. The EMA slot follows the UNet's pick.
+    """
     fam = family(arch)
     wanted = set(components) if components is not None else None
+    picks = dict(tables or {})
+    if "unet" in picks:
+        picks.setdefault("ema_unet", picks["unet"])
     specs = []
     for slot in fam.slots:
         if slot.component == "ema_unet" and not ema:
             continue
         if wanted is not None and slot.component not in wanted:
             continue
-        tab = table(slot.tables[0])
+        tab = table(picks.get(slot.component, slot.tables[0]))
         mount = slot.mounts[0]
         for key, shape in tab.shapes.items():
             code = "I64" if key.endswith("position_ids") else dtype
@@ -119,3 +130,225 @@ def write_demo_sample(folder: str) -> str:
     }
     return write_safetensors_sample(path, specs, {pos_key: broken_position_ids()}, metadata=metadata)
 
+
+
+# -- families recognised by key patterns: real key names and shapes, built here -------------------
+
+def _linear(prefix: str, n_out: int, n_in: int, dtype: str, bias: bool = True) -> list[Spec]:
+    out = [Spec(prefix + "weight", dtype, (n_out, n_in))]
+    return out + [Spec(prefix + "bias", dtype, (n_out,))] if bias else out
+
+
+def flux_transformer_specs(prefix: str = "", dtype: str = "BF16", *, guidance: bool = True) -> list[Spec]:
+    """FLUX.1 [dev] transformer in BFL names (19 double, 38 single blocks, hidden 3072)."""
+    h, mlp = 3072, 12288
+    specs = _linear(prefix + "img_in.", h, 64, dtype) + _linear(prefix + "txt_in.", h, 4096, dtype)
+    embedders = ("time_in", "vector_in") + (("guidance_in",) if guidance else ())
+    for name in embedders:
+        specs += _linear(f"{prefix}{name}.in_layer.", h, 768 if name == "vector_in" else 256, dtype)
+        specs += _linear(f"{prefix}{name}.out_layer.", h, h, dtype)
+    for i in range(19):
+        for stream in ("img", "txt"):
+            b = f"{prefix}double_blocks.{i}.{stream}_"
+            specs += _linear(b + "mod.lin.", 6 * h, h, dtype) + _linear(b + "attn.qkv.", 3 * h, h, dtype)
+            specs += [Spec(b + "attn.norm.query_norm.scale", dtype, (128,)), Spec(b + "attn.norm.key_norm.scale", dtype, (128,))]
+            specs += _linear(b + "attn.proj.", h, h, dtype) + _linear(b + "mlp.0.", mlp, h, dtype) + _linear(b + "mlp.2.", h, mlp, dtype)
+    for i in range(38):
+        b = f"{prefix}single_blocks.{i}."
+        specs += _linear(b + "linear1.", 3 * h + mlp, h, dtype) + _linear(b + "linear2.", h, h + mlp, dtype)
+        specs += [Spec(b + "norm.query_norm.scale", dtype, (128,)), Spec(b + "norm.key_norm.scale", dtype, (128,))]
+        specs += _linear(b + "modulation.lin.", 3 * h, h, dtype)
+    specs += _linear(prefix + "final_layer.linear.", 64, h, dtype) + _linear(prefix + "final_layer.adaLN_modulation.1.", 2 * h, h, dtype)
+    return specs
+
+
+def sd3_transformer_specs(prefix: str = "", dtype: str = "F16") -> list[Spec]:
+    """SD3 Medium MMDiT in SAI names (24 joint blocks, hidden 1536, 192x192 position grid)."""
+    h, depth = 1536, 24
+    specs = [Spec(prefix + "x_embedder.proj.weight", dtype, (h, 16, 2, 2)), Spec(prefix + "x_embedder.proj.bias", dtype, (h,)),
+             Spec(prefix + "pos_embed", dtype, (1, 36864, h))]
+    specs += _linear(prefix + "context_embedder.", h, 4096, dtype)
+    specs += _linear(prefix + "t_embedder.mlp.0.", h, 256, dtype) + _linear(prefix + "t_embedder.mlp.2.", h, h, dtype)
+    specs += _linear(prefix + "y_embedder.mlp.0.", h, 2048, dtype) + _linear(prefix + "y_embedder.mlp.2.", h, h, dtype)
+    for i in range(depth):
+        for block in ("x_block", "context_block"):
+            b = f"{prefix}joint_blocks.{i}.{block}."
+            specs += _linear(b + "adaLN_modulation.1.", 6 * h, h, dtype) + _linear(b + "attn.qkv.", 3 * h, h, dtype)
+            specs += _linear(b + "attn.proj.", h, h, dtype) + _linear(b + "mlp.fc1.", 4 * h, h, dtype) + _linear(b + "mlp.fc2.", h, 4 * h, dtype)
+    specs += _linear(prefix + "final_layer.linear.", 64, h, dtype) + _linear(prefix + "final_layer.adaLN_modulation.1.", 2 * h, h, dtype)
+    return specs
+
+
+def t5xxl_specs(prefix: str = "", dtype: str = "F16") -> list[Spec]:
+    """T5 v1.1 XXL encoder (24 blocks, d_model 4096, gated-GELU 10240) as Flux and SD3 load it."""
+    d, ff = 4096, 10240
+    specs = [Spec(prefix + "shared.weight", dtype, (32128, d))]
+    for i in range(24):
+        b = f"{prefix}encoder.block.{i}.layer."
+        specs += [Spec(f"{b}0.SelfAttention.{x}.weight", dtype, (d, d)) for x in "qkvo"]
+        if i == 0:
+            specs.append(Spec(b + "0.SelfAttention.relative_attention_bias.weight", dtype, (32, 64)))
+        specs += [Spec(b + "0.layer_norm.weight", dtype, (d,)), Spec(b + "1.layer_norm.weight", dtype, (d,)),
+                  Spec(b + "1.DenseReluDense.wi_0.weight", dtype, (ff, d)), Spec(b + "1.DenseReluDense.wi_1.weight", dtype, (ff, d)),
+                  Spec(b + "1.DenseReluDense.wo.weight", dtype, (d, ff))]
+    return specs + [Spec(prefix + "encoder.final_layer_norm.weight", dtype, (d,))]
+
+
+def _prefixed(prefix: str, table_id: str, dtype: str, skip: tuple[str, ...] = ()) -> list[Spec]:
+    return [Spec(prefix + k, "I64" if k.endswith("position_ids") else dtype, tuple(v))
+            for k, v in table(table_id).shapes.items() if not k.startswith(skip)]
+
+
+def flux_checkpoint_specs(dtype: str = "BF16") -> list[Spec]:
+    """A ComfyUI-style FLUX.1 checkpoint: transformer, clip_l, t5xxl and the 16-channel VAE in one file."""
+    return (flux_transformer_specs("model.diffusion_model.", dtype)
+            + _prefixed("text_encoders.clip_l.transformer.text_model.", "clip_l", dtype)
+            + t5xxl_specs("text_encoders.t5xxl.transformer.", dtype)
+            + _prefixed("first_stage_model.", "vae_16ch", dtype))
+
+
+def sd3_checkpoint_specs(dtype: str = "F16") -> list[Spec]:
+    """sd3_medium_incl_clips_t5xxlfp8-style: MMDiT, CLIP-L, CLIP-G, T5-XXL and the 16-channel VAE."""
+    clip_g: list[Spec] = []
+    for i in range(32):  # CLIP-G in HF names (CLIPTextModelWithProjection, width 1280)
+        b = f"text_encoders.clip_g.transformer.text_model.encoder.layers.{i}."
+        for x in ("q", "k", "v", "out"):
+            clip_g += _linear(f"{b}self_attn.{x}_proj.", 1280, 1280, dtype)
+        clip_g += _linear(b + "mlp.fc1.", 5120, 1280, dtype) + _linear(b + "mlp.fc2.", 1280, 5120, dtype)
+    clip_g.append(Spec("text_encoders.clip_g.transformer.text_projection.weight", dtype, (1280, 1280)))
+    return (sd3_transformer_specs("model.diffusion_model.", dtype)
+            + _prefixed("text_encoders.clip_l.transformer.text_model.", "clip_l", dtype) + clip_g
+            + t5xxl_specs("text_encoders.t5xxl.transformer.", "F8_E4M3")
+            + _prefixed("first_stage_model.", "vae_16ch", dtype))
+
+
+def controlnet_diffusers_specs(base: str = "SDXL", dtype: str = "F16") -> list[Spec]:
+    """A diffusers ``ControlNetModel`` (down/mid blocks in diffusers names + the controlnet heads)."""
+    xl = base == "SDXL"
+    context = {"SD1": 768, "SD2": 1024, "SDXL": 2048}[base]
+    channels = (320, 640, 1280) if xl else (320, 640, 1280, 1280)
+    specs = [Spec("conv_in.weight", dtype, (320, 4, 3, 3)), Spec("conv_in.bias", dtype, (320,))]
+    specs += _linear("time_embedding.linear_1.", 1280, 320, dtype) + _linear("time_embedding.linear_2.", 1280, 1280, dtype)
+    if xl:
+        specs += _linear("add_embedding.linear_1.", 1280, 2816, dtype) + _linear("add_embedding.linear_2.", 1280, 1280, dtype)
+    hint = (3, 16, 16, 32, 32, 96, 96, 256)
+    specs += [Spec("controlnet_cond_embedding.conv_in.weight", dtype, (16, 3, 3, 3))]
+    for n in range(6):
+        specs.append(Spec(f"controlnet_cond_embedding.blocks.{n}.weight", dtype, (hint[n + 2], hint[n + 1], 3, 3)))
+    specs.append(Spec("controlnet_cond_embedding.conv_out.weight", dtype, (320, 256, 3, 3)))
+    zero = [320] * 3 + [640] * 3 + [1280] * (3 if xl else 6)
+    for n, c in enumerate(zero):
+        specs += [Spec(f"controlnet_down_blocks.{n}.weight", dtype, (c, c, 1, 1)), Spec(f"controlnet_down_blocks.{n}.bias", dtype, (c,))]
+    specs += [Spec("controlnet_mid_block.weight", dtype, (1280, 1280, 1, 1)), Spec("controlnet_mid_block.bias", dtype, (1280,))]
+    previous = 320
+    for level, c in enumerate(channels):
+        for j in range(2):
+            r = f"down_blocks.{level}.resnets.{j}."
+            specs += [Spec(r + "conv1.weight", dtype, (c, previous if j == 0 else c, 3, 3)),
+                      Spec(r + "conv2.weight", dtype, (c, c, 3, 3))] + _linear(r + "time_emb_proj.", c, 1280, dtype)
+            if (not xl and level < 3) or (xl and level > 0):
+                a = f"down_blocks.{level}.attentions.{j}.transformer_blocks.0."
+                specs += [Spec(a + "attn2.to_k.weight", dtype, (c, context)), Spec(a + "attn2.to_v.weight", dtype, (c, context)),
+                          Spec(a + "attn1.to_q.weight", dtype, (c, c))]
+        previous = c
+    specs += [Spec("mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", dtype, (1280, context))]
+    return specs
+
+
+def t2i_adapter_specs(xl: bool = False, dtype: str = "F16") -> list[Spec]:
+    """A TencentARC T2I-Adapter in its original names (4 levels x 2 resnet blocks)."""
+    channels = (320, 640, 1280, 1280)
+    specs = [Spec("conv_in.weight", dtype, (320, 768 if xl else 192, 3, 3)), Spec("conv_in.bias", dtype, (320,))]
+    previous = 320
+    for level, c in enumerate(channels):
+        for j in range(2):
+            b = f"body.{level * 2 + j}."
+            if j == 0 and c != previous:
+                specs += [Spec(b + "in_conv.weight", dtype, (c, previous, 1, 1)), Spec(b + "in_conv.bias", dtype, (c,))]
+            specs += [Spec(b + "block1.weight", dtype, (c, c, 3, 3)), Spec(b + "block1.bias", dtype, (c,)),
+                      Spec(b + "block2.weight", dtype, (c, c, 1, 1)), Spec(b + "block2.bias", dtype, (c,))]
+        previous = c
+    return specs
+
+
+def ip_adapter_specs(base: str = "SD1", dtype: str = "F16") -> list[Spec]:
+    """An IP-Adapter (``image_proj`` + ``to_k_ip`` / ``to_v_ip`` per cross-attention layer)."""
+    context = {"SD1": 768, "SDXL": 2048}[base]
+    layers = {"SD1": (320, 320, 640, 640, 1280, 1280, 1280, 1280, 1280, 640, 640, 640, 320, 320, 320, 1280),
+              "SDXL": (640,) * 4 + (1280,) * 40 + (1280,) * 10 + (640,) * 6 + (1280,) * 10}[base]
+    specs = _linear("image_proj.proj.", 4 * context, 1024 if base == "SD1" else 1280, dtype)
+    specs += [Spec("image_proj.norm.weight", dtype, (context,)), Spec("image_proj.norm.bias", dtype, (context,))]
+    for n, c in enumerate(layers):
+        specs += [Spec(f"ip_adapter.{2 * n + 1}.to_k_ip.weight", dtype, (c, context)),
+                  Spec(f"ip_adapter.{2 * n + 1}.to_v_ip.weight", dtype, (c, context))]
+    return specs
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A real-shape model of one family: what it should identify as, and how to make it."""
+
+    architecture: str
+    specs: Callable[[], list[Spec]]
+    metadata: dict[str, str] | None = None
+    values: Callable[[], dict[str, np.ndarray]] | None = None
+
+
+def _ids(specs: list[Spec]) -> dict[str, np.ndarray]:
+    return {s.key: np.arange(s.shape[-1], dtype=np.int64).reshape(s.shape) for s in specs if s.key.endswith("position_ids")}
+
+
+def _markers(*names: str) -> list[Spec]:
+    shapes = {"v_pred": (0,), "ztsnr": (0,), "edm_mean": (1, 4, 1, 1), "edm_std": (1, 4, 1, 1)}
+    return [Spec(n, "F32", shapes[n]) for n in names]
+
+
+# One sample per family of issue 12 (and the families before it): name -> Sample.
+SAMPLES: dict[str, Sample] = {
+    "sd21-unclip-h": Sample("SD2-unCLIP", lambda: family_specs("SD2-unCLIP") + [
+        Spec(k, "F32", (1000,)) for k in sorted(_noise_augmentor_keys())]),
+    "sd21-unclip-l": Sample("SD2-unCLIP", lambda: family_specs(
+        "SD2-unCLIP", tables={"unet": "unet_sd2_unclip_l", "embedder": "unclip_embedder_l"})),
+    "altdiffusion-m9": Sample("AltDiffusion", lambda: family_specs("AltDiffusion")),
+    "altdiffusion-m18": Sample("AltDiffusion", lambda: family_specs(
+        "AltDiffusion", tables={"unet": "unet_sd2", "xlm_roberta": "xlmr_m18"})),
+    "controlnet-sd15-ldm": Sample("ControlNet", lambda: family_specs("ControlNet")),
+    "controlnet-sd21-ldm": Sample("ControlNet-SD2", lambda: family_specs("ControlNet-SD2")),
+    "controlnet-sdxl-ldm": Sample("ControlNet-SDXL", lambda: family_specs("ControlNet-SDXL")),
+    "controlnet-sd15-diffusers": Sample("ControlNet", lambda: controlnet_diffusers_specs("SD1")),
+    "controlnet-sd21-diffusers": Sample("ControlNet-SD2", lambda: controlnet_diffusers_specs("SD2")),
+    "controlnet-sdxl-diffusers": Sample("ControlNet-SDXL", lambda: controlnet_diffusers_specs("SDXL")),
+    "t2i-adapter-sd15": Sample("T2I-Adapter", lambda: t2i_adapter_specs(False)),
+    "t2i-adapter-sdxl": Sample("T2I-Adapter", lambda: t2i_adapter_specs(True)),
+    "ip-adapter-sd15": Sample("IP-Adapter", lambda: ip_adapter_specs("SD1")),
+    "ip-adapter-sdxl": Sample("IP-Adapter", lambda: ip_adapter_specs("SDXL")),
+    "sd3-medium": Sample("SD3", sd3_checkpoint_specs),
+    "sd3-transformer": Sample("SD3-transformer", lambda: sd3_transformer_specs()),
+    "flux1-dev-checkpoint": Sample("Flux", flux_checkpoint_specs),
+    "flux1-dev-transformer": Sample("Flux-transformer", lambda: flux_transformer_specs()),
+    "flux1-schnell-transformer-fp8": Sample("Flux-transformer", lambda: flux_transformer_specs(dtype="F8_E4M3", guidance=False)),
+    "clip_l": Sample("CLIP-SD1", lambda: _prefixed("text_model.", "clip_l", "F16")),
+    "t5xxl-fp16": Sample("T5XXL", lambda: t5xxl_specs()),
+    "t5xxl-fp8": Sample("T5XXL", lambda: t5xxl_specs(dtype="F8_E4M3")),
+    "flux-ae": Sample("VAE", lambda: _prefixed("", "vae_16ch", "F32")),
+    "playground-v2.5-edm": Sample("SDXL", lambda: family_specs("SDXL") + _markers("edm_mean", "edm_std")),
+    "noobai-xl-vpred": Sample("SDXL", lambda: family_specs("SDXL") + _markers("v_pred", "ztsnr"),
+                              metadata={"modelspec.prediction_type": "v"}),
+}
+
+
+def _noise_augmentor_keys() -> frozenset[str]:
+    from .arch.families import NOISE_AUGMENTOR_BUFFERS
+    return NOISE_AUGMENTOR_BUFFERS
+
+
+def sample_specs(name: str) -> list[Spec]:
+    """The tensors of the sample ``name`` (a key of :data:`SAMPLES`)."""
+    return SAMPLES[name].specs()
+
+
+def write_sample(path: str, name: str) -> str:
+    """Write the sample ``name`` sparse at ``path`` (position_ids hold their real values)."""
+    sample = SAMPLES[name]
+    specs = sample.specs()
+    return write_safetensors_sample(path, specs, _ids(specs), metadata=sample.metadata)

@@ -10,6 +10,13 @@ mount point) are facts recorded from the public SD architectures; this script re
 the package's table ids, normalises the lines and sorts them. The EMA tables are not copied:
 EMA keys follow from the UNet keys by a rule (see ``arch/families.py``), which a test checks
 against the reference.
+
+Components the reference lists lack are *built* from their published structure (:data:`BUILT`:
+widths, depths, patch sizes from the models' inference configs) by the same naming rules that
+reproduce a reference list exactly (a test rebuilds CLIP-v2-SD and ControlNet-v1-SD this way):
+the OpenCLIP / OpenAI-CLIP towers of SD 2.1 unCLIP's image embedder, AltDiffusion's XLM-RoBERTa
+text encoder (AUTOMATIC1111 ``modules/xlmr.py``, ``xlmr_m18.py``), and the SD2 / SDXL ControlNets
+(the UNet's encoder half, as ``cldm`` builds it from the UNet config).
 """
 
 from __future__ import annotations
@@ -42,6 +49,153 @@ TABLES = {
 }
 LINE = re.compile(r"^(\S+) \[(-?\d+(?:,-?\d+)*)?\]$")
 
+Shapes = dict  # key -> shape tuple
+
+
+# -- builders: naming rules of the public code, sizes from the configs --------------------------
+
+def _ln(out: Shapes, prefix: str, width: int) -> None:
+    out[prefix + "weight"] = (width,)
+    out[prefix + "bias"] = (width,)
+
+
+def _linear(out: Shapes, prefix: str, n_out: int, n_in: int) -> None:
+    out[prefix + "weight"] = (n_out, n_in)
+    out[prefix + "bias"] = (n_out,)
+
+
+def clip_resblocks(prefix: str, layers: int, width: int) -> Shapes:
+    """The residual attention blocks of OpenAI CLIP / OpenCLIP (``transformer.resblocks.N``)."""
+    out: Shapes = {}
+    for i in range(layers):
+        b = f"{prefix}{i}."
+        out[b + "attn.in_proj_weight"] = (3 * width, width)
+        out[b + "attn.in_proj_bias"] = (3 * width,)
+        _linear(out, b + "attn.out_proj.", width, width)
+        _ln(out, b + "ln_1.", width)
+        _ln(out, b + "ln_2.", width)
+        _linear(out, b + "mlp.c_fc.", 4 * width, width)
+        _linear(out, b + "mlp.c_proj.", width, 4 * width)
+    return out
+
+
+def clip_text_root(width: int, embed: int, vocab: int = 49408, context: int = 77) -> Shapes:
+    """The text-side tensors at a CLIP model's root (without the text transformer)."""
+    out: Shapes = {"token_embedding.weight": (vocab, width), "positional_embedding": (context, width),
+                   "text_projection": (width, embed), "logit_scale": ()}
+    _ln(out, "ln_final.", width)
+    return out
+
+
+def clip_text(width: int, layers: int, embed: int) -> Shapes:
+    """A whole OpenCLIP text encoder (SD2's CLIP-H is ``clip_text(1024, 24, 1024)``)."""
+    return {**clip_text_root(width, embed), **clip_resblocks("transformer.resblocks.", layers, width)}
+
+
+def clip_vision(width: int, layers: int, patch: int, image: int, embed: int, prefix: str = "visual.") -> Shapes:
+    """A CLIP vision transformer (OpenAI ``VisionTransformer``, OpenCLIP the same names)."""
+    out: Shapes = {prefix + "conv1.weight": (width, 3, patch, patch), prefix + "class_embedding": (width,),
+                   prefix + "positional_embedding": ((image // patch) ** 2 + 1, width),
+                   prefix + "proj": (width, embed)}
+    _ln(out, prefix + "ln_pre.", width)
+    _ln(out, prefix + "ln_post.", width)
+    out.update(clip_resblocks(prefix + "transformer.resblocks.", layers, width))
+    return out
+
+
+def unclip_embedder_h() -> Shapes:
+    """SD 2.1 unCLIP-H ``embedder.model``: OpenCLIP ViT-H-14 with its text transformer deleted."""
+    return {**clip_text_root(1024, 1024), **clip_vision(1280, 32, 14, 224, 1024)}
+
+
+def unclip_embedder_l() -> Shapes:
+    """SD 2.1 unCLIP-L ``embedder.model``: the whole OpenAI CLIP ViT-L/14 (``clip.load``)."""
+    return {**clip_text(768, 12, 768), **clip_vision(1024, 24, 14, 224, 768)}
+
+
+def xlm_roberta(project_dim: int, pre_transformation: bool) -> Shapes:
+    """AltDiffusion's ``cond_stage_model``: XLM-RoBERTa large + a projection to the UNet's context.
+
+    m9 (``modules/xlmr.py``): ``transformation`` 1024 -> 768 and ``pre_LN``; m18
+    (``xlmr_m18.py``): ``transformation`` 1024 -> 1024, ``transformation_pre`` and ``pre_LN``.
+    """
+    width, inner, layers, vocab, positions = 1024, 4096, 24, 250002, 514
+    out: Shapes = {"roberta.embeddings.word_embeddings.weight": (vocab, width),
+                   "roberta.embeddings.position_embeddings.weight": (positions, width),
+                   "roberta.embeddings.token_type_embeddings.weight": (1, width),
+                   "roberta.embeddings.position_ids": (1, positions)}
+    _ln(out, "roberta.embeddings.LayerNorm.", width)
+    for i in range(layers):
+        b = f"roberta.encoder.layer.{i}."
+        for name in ("query", "key", "value"):
+            _linear(out, f"{b}attention.self.{name}.", width, width)
+        _linear(out, b + "attention.output.dense.", width, width)
+        _ln(out, b + "attention.output.LayerNorm.", width)
+        _linear(out, b + "intermediate.dense.", inner, width)
+        _linear(out, b + "output.dense.", width, inner)
+        _ln(out, b + "output.LayerNorm.", width)
+    _linear(out, "roberta.pooler.dense.", width, width)
+    _linear(out, "transformation.", project_dim, width)
+    if pre_transformation:
+        _linear(out, "transformation_pre.", project_dim, width)
+    _ln(out, "pre_LN.", width)
+    return out
+
+
+HINT_CHANNELS = (16, 16, 32, 32, 96, 96, 256)  # cldm input_hint_block convs before the last
+
+
+def controlnet(unet: Shapes) -> Shapes:
+    """A ControlNet (``cldm.ControlNet``) built like the UNet it controls: its encoder half (time
+    embedding, label embedding, input and middle blocks) plus one zero conv per input block, the
+    middle block's zero conv and the hint encoder."""
+    out: Shapes = {k: s for k, s in unet.items() if k.startswith(("time_embed.", "label_emb.", "input_blocks.", "middle_block."))}
+    blocks = sorted({int(k.split(".")[1]) for k in out if k.startswith("input_blocks.")})
+    for i in blocks:
+        for key in (f"input_blocks.{i}.0.out_layers.3.weight", f"input_blocks.{i}.0.op.weight", f"input_blocks.{i}.0.weight"):
+            if key in unet:
+                channels = unet[key][0]
+                break
+        else:
+            raise SystemExit(f"cannot tell the channels of input block {i}")
+        out[f"zero_convs.{i}.0.weight"] = (channels, channels, 1, 1)
+        out[f"zero_convs.{i}.0.bias"] = (channels,)
+    middle = unet["middle_block.2.out_layers.3.weight"][0]
+    out["middle_block_out.0.weight"] = (middle, middle, 1, 1)
+    out["middle_block_out.0.bias"] = (middle,)
+    channels_in = 3
+    hint = (*HINT_CHANNELS, unet["input_blocks.0.0.weight"][0])
+    for n, channels in enumerate(hint):
+        out[f"input_hint_block.{2 * n}.weight"] = (channels, channels_in, 3, 3)
+        out[f"input_hint_block.{2 * n}.bias"] = (channels,)
+        channels_in = channels
+    return out
+
+
+# table id -> (builder, package tables it is built from)
+BUILT = {
+    "unclip_embedder_h": (unclip_embedder_h, ()),
+    "unclip_embedder_l": (unclip_embedder_l, ()),
+    "xlmr_m9": (lambda: xlm_roberta(768, False), ()),
+    "xlmr_m18": (lambda: xlm_roberta(1024, True), ()),
+    "controlnet_sd2": (controlnet, ("unet_sd2",)),
+    "controlnet_sdxl": (controlnet, ("unet_sdxl",)),
+}
+
+
+def parse(text: str) -> Shapes:
+    shapes: Shapes = {}
+    for line in text.splitlines():
+        match = LINE.match(line.strip())
+        if match:
+            shapes[match.group(1)] = tuple(int(d) for d in match.group(2).split(",")) if match.group(2) else ()
+    return shapes
+
+
+def render(shapes: Shapes, origin: str) -> str:
+    rows = sorted(f"{k} [{','.join(str(d) for d in s)}]" for k, s in shapes.items())
+    return f"# generated by tools/gen_tables.py ({origin}); do not edit\n" + "\n".join(rows) + "\n"
+
 
 def convert(source: pathlib.Path) -> str:
     rows = []
@@ -64,9 +218,13 @@ def main(argv: list[str]) -> int:
     target.mkdir(parents=True, exist_ok=True)
     for stem, table_id in TABLES.items():
         (target / f"{table_id}.txt").write_text(convert(source_dir / f"{stem}.txt"))
+    for table_id, (build, inputs) in BUILT.items():
+        args = [parse((target / f"{name}.txt").read_text()) for name in inputs]
+        origin = f"built by {getattr(build, '__name__', 'a builder')}" + (f" from {', '.join(inputs)}" if inputs else "")
+        (target / f"{table_id}.txt").write_text(render(build(*args), origin))
     licence = source_dir / "LICENSE.toolkit-data"
     (target / "LICENSE.toolkit-data").write_text(licence.read_text())
-    print(f"wrote {len(TABLES)} tables to {target}")
+    print(f"wrote {len(TABLES) + len(BUILT)} tables to {target}")
     return 0
 
 

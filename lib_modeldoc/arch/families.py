@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Mount", "Slot", "Family", "FAMILIES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "family"]
+__all__ = ["Mount", "Slot", "Family", "FAMILIES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,33 @@ class Family:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A more precise id for a signature's file, told by one key (and optionally one of its sizes).
+
+    Applies when a key matches ``key`` (a regular expression) and, with ``dim``, that key's
+    ``shape[dim] == size``.
+    """
+
+    name: str
+    label: str
+    key: str
+    dim: int | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class Signature:
     """A family recognised by key patterns only (adapters, and newer models we only inspect).
 
     It applies when the share of keys matching ``patterns`` is at least ``min_share`` (and at
-    least one key matches).
+    least one key matches). The first of ``variants`` that applies names the file more precisely.
     """
 
     name: str
     label: str
     patterns: tuple[str, ...]
     min_share: float
+    variants: tuple[Variant, ...] = ()
 
 
 UNET = "model.diffusion_model."
@@ -102,6 +118,24 @@ def _sd2(name: str, unet: str, label: str, *extra: Slot) -> Family:
     return Family(name, "checkpoint", "SD2", label, (_unet(unet), _VAE, _SD2_CLIP, *extra, _ema(unet)))
 
 
+def _sd2_unclip() -> Family:
+    tables = ("unet_sd2_unclip_h", "unet_sd2_unclip_l")
+    embedder = Slot("embedder", ("unclip_embedder_h", "unclip_embedder_l"), (Mount("embedder.model."),))
+    return Family("SD2-unCLIP", "checkpoint", "SD2", "Stable Diffusion 2.1 unCLIP (image variations)",
+                  (_unet(*tables), _VAE, _SD2_CLIP, embedder, _ema(*tables)))
+
+
+def _alt_diffusion() -> Family:
+    # m9: SD1's UNet (context 768); m18: SD2's (context 1024, linear proj), alt-diffusion-*-inference.yaml.
+    text = Slot("xlm_roberta", ("xlmr_m9", "xlmr_m18"), (Mount("cond_stage_model."),))
+    return Family("AltDiffusion", "checkpoint", "SD1", "AltDiffusion (XLM-RoBERTa text encoder)",
+                  (_unet("unet_sd1", "unet_sd2"), _VAE, text, _ema("unet_sd1", "unet_sd2")))
+
+
+def _controlnet(name: str, table_id: str, base: str, label: str) -> Family:
+    return Family(name, "component", base, label, (Slot("controlnet", (table_id,), (Mount("control_model."), Mount(""))),))
+
+
 def _sdxl(name: str, unet: str, label: str) -> Family:
     return Family(name, "checkpoint", "SDXL", label, (_unet(unet), _VAE, _XL_CLIP_L, _XL_CLIP_G, _ema(unet)))
 
@@ -115,6 +149,8 @@ FAMILIES: tuple[Family, ...] = (
     _sd2("SD2-inpaint", "unet_sd2_inpaint", "Stable Diffusion 2.x inpainting"),
     _sd2("SD2-depth", "unet_sd2_depth", "Stable Diffusion 2.x depth",
          Slot("depth", ("depth_midas",), (Mount("depth_model.model."),))),
+    _sd2_unclip(),
+    _alt_diffusion(),
     _sdxl("SDXL", "unet_sdxl", "Stable Diffusion XL"),
     _sdxl("SDXL-inpaint", "unet_sdxl_inpaint", "Stable Diffusion XL inpainting"),
     Family("SDXL-refiner", "checkpoint", "SDXL", "Stable Diffusion XL refiner", (
@@ -126,8 +162,8 @@ FAMILIES: tuple[Family, ...] = (
            (_unet("unet_sd2", "unet_sd2_inpaint", "unet_sd2_depth", prefix=""),)),
     Family("UNET-SDXL", "component", "SDXL", "SDXL UNet",
            (_unet("unet_sdxl", "unet_sdxl_inpaint", "unet_sdxl_refiner", prefix=""),)),
-    Family("VAE", "component", "SD", "VAE (SD1/SD2/SDXL share one structure)",
-           (Slot("vae", ("vae",), (Mount(""),)),)),
+    Family("VAE", "component", "SD", "VAE (SD1/SD2/SDXL share one structure; SD3/Flux 'ae': 16 channels)",
+           (Slot("vae", ("vae", "vae_16ch"), (Mount(""),)),)),
     Family("CLIP-SD1", "component", "SD1", "CLIP ViT-L text encoder",
            (Slot("clip_l", ("clip_l",), (Mount("text_model."), Mount(""))),)),
     Family("CLIP-SD2", "component", "SD2", "OpenCLIP ViT-H text encoder",
@@ -135,9 +171,13 @@ FAMILIES: tuple[Family, ...] = (
     Family("CLIP-SDXL", "component", "SDXL", "SDXL text encoders", (
         Slot("clip_l", ("clip_l",), (Mount("clip_l.text_model."),), required=False),
         Slot("clip_g", ("clip_g",), (Mount("clip_g."), Mount(""))))),
-    Family("ControlNet", "component", "SD1", "ControlNet",
-           (Slot("controlnet", ("controlnet_sd1",), (Mount("control_model."), Mount(""))),)),
+    _controlnet("ControlNet", "controlnet_sd1", "SD1", "ControlNet (SD1)"),
+    _controlnet("ControlNet-SD2", "controlnet_sd2", "SD2", "ControlNet (SD2)"),
+    _controlnet("ControlNet-SDXL", "controlnet_sdxl", "SDXL", "ControlNet (SDXL)"),
 )
+
+_PREFIXED = r"^model\.diffusion_model\."
+_CONTROLNET_TO_K = r"^down_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn2\.to_k\.weight$"
 
 # Recognised from key patterns; inspected, never pruned or rebuilt. Tried in order: a LoRA is
 # told by its tensor suffixes first, whatever model's block names it patches (Flux, SD3).
@@ -147,8 +187,38 @@ SIGNATURES: tuple[Signature, ...] = (
         r"\.(lora_(down|up|A|B)|hada_w[12]_[ab]|lokr_w[12](_[ab])?)(\.weight)?$",
         r"\.alpha$",
     ), 0.5),
-    Signature("Flux", "FLUX.1", (r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.",), 0.0),
-    Signature("SD3", "Stable Diffusion 3", (r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",), 0.0),
+    # image_proj + one to_k_ip / to_v_ip pair per cross-attention layer (tencent-ailab/IP-Adapter).
+    Signature("IP-Adapter", "IP-Adapter", (r"^image_proj\.", r"^ip_adapter\.\d+\.to_[kv]_ip\."), 0.9, (
+        Variant("IP-Adapter", "IP-Adapter (SDXL)", r"^ip_adapter\.1\.to_k_ip\.weight$", 1, 2048),
+        Variant("IP-Adapter", "IP-Adapter (SD2)", r"^ip_adapter\.1\.to_k_ip\.weight$", 1, 1024),
+        Variant("IP-Adapter", "IP-Adapter (SD1)", r"^ip_adapter\.1\.to_k_ip\.weight$", 1, 768),
+    )),
+    # TencentARC T2I-Adapter (original: body.N.* + conv_in; diffusers: adapter.body.N.resnets.M.*).
+    # conv_in sees the pixel-unshuffled hint: 3*8*8 = 192 channels for SD1/SD2, 3*16*16 = 768 for SDXL.
+    Signature("T2I-Adapter", "T2I-Adapter", (r"^(adapter\.)?body\.\d+\.", r"^(adapter\.)?conv_in\.(weight|bias)$"), 0.9, (
+        Variant("T2I-Adapter", "T2I-Adapter (SDXL)", r"^(adapter\.)?conv_in\.weight$", 1, 768),
+        Variant("T2I-Adapter", "T2I-Adapter (SD1/SD2)", r"^(adapter\.)?conv_in\.weight$", 1, 192),
+    )),
+    # diffusers ControlNetModel: the UNet's encoder in diffusers names + the controlnet_* heads.
+    Signature("ControlNet", "ControlNet (diffusers layout)", (r"^controlnet_(cond_embedding|down_blocks|mid_block)\.",), 0.02, (
+        Variant("ControlNet-SDXL", "ControlNet (SDXL, diffusers layout)", _CONTROLNET_TO_K, 1, 2048),
+        Variant("ControlNet-SDXL", "ControlNet (SDXL, diffusers layout)", r"^add_embedding\.linear_1\.weight$"),
+        Variant("ControlNet-SD2", "ControlNet (SD2, diffusers layout)", _CONTROLNET_TO_K, 1, 1024),
+        Variant("ControlNet", "ControlNet (SD1, diffusers layout)", _CONTROLNET_TO_K, 1, 768),
+    )),
+    # FLUX.1: BFL names (double_blocks / single_blocks) or diffusers (single_transformer_blocks).
+    Signature("Flux-transformer", "FLUX.1 transformer", (
+        r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.", r"^single_transformer_blocks\.\d+\.",
+    ), 0.0, (Variant("Flux", "FLUX.1 checkpoint", _PREFIXED),)),
+    Signature("SD3-transformer", "Stable Diffusion 3 transformer", (
+        r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",
+        r"^transformer_blocks\.\d+\.attn\.add_k_proj\.",
+    ), 0.0, (Variant("SD3", "Stable Diffusion 3 checkpoint", _PREFIXED),)),
+    # T5 v1.1 encoder (d_model 4096 = XXL), as Flux and SD3 load it; "scaled" fp8 files add scales.
+    Signature("T5XXL", "T5-XXL text encoder", (
+        r"^encoder\.block\.\d+\.layer\.\d+\.", r"^(shared|encoder\.embed_tokens)\.weight$",
+        r"^encoder\.final_layer_norm\.weight$", r"\.scale_(weight|input)$", r"^scaled_fp8$",
+    ), 0.9),
     Signature("Embedding", "textual-inversion embedding",
               (r"^(emb_params|string_to_param\..+|clip_l|clip_g|string_to_token\..+)$",), 1.0),
 )
@@ -164,7 +234,10 @@ SCHEDULER_BUFFERS = frozenset({
 })
 EMA_BUFFERS = frozenset({"model_ema.decay", "model_ema.num_updates"})
 PREDICTION_MARKERS = frozenset({"v_pred", "ztsnr", "edm_mean", "edm_std", "edm_vpred.sigma_max", "edm_vpred.sigma_min"})
-KNOWN_BUFFERS = SCHEDULER_BUFFERS | PREDICTION_MARKERS
+# SD 2.1 unCLIP's noise_augmentor (CLIPEmbeddingNoiseAugmentation): the same schedule buffers.
+NOISE_AUGMENTOR_BUFFERS = frozenset("noise_augmentor." + k for k in SCHEDULER_BUFFERS - {"posterior_variance",
+    "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2", "logvar"})
+KNOWN_BUFFERS = SCHEDULER_BUFFERS | PREDICTION_MARKERS | NOISE_AUGMENTOR_BUFFERS
 
 _BY_NAME = {f.name: f for f in FAMILIES}
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, Family, Mount, Signature, Slot
+from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, Family, Mount, Signature, Slot, Variant
 from .tables import shape_matches, table
 
 __all__ = ["SlotMatch", "Candidate", "Identification", "identify"]
@@ -191,6 +191,18 @@ def _signature_share(signature: Signature, keys: Iterable[str]) -> float:
     return hits / len(keys) if keys and hits else 0.0
 
 
+def _variant(signature: Signature, shapes: Mapping[str, tuple[int, ...]]) -> Variant | None:
+    for variant in signature.variants:
+        pattern = re.compile(variant.key)
+        key = next((k for k in shapes if pattern.search(k)), None)
+        if key is None:
+            continue
+        shape = shapes[key]
+        if variant.dim is None or (len(shape) > variant.dim and shape[variant.dim] == variant.size):
+            return variant
+    return None
+
+
 def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
     """Identify a model from ``key -> shape``.
 
@@ -204,10 +216,12 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
     for signature in SIGNATURES:
         share = _signature_share(signature, shapes)
         if share and share >= signature.min_share:
-            return Identification(
-                signature.name, None, (), (), (f"{share:.0%} of keys match the {signature.label} key pattern",),
-                signature.label,
-            )
+            name, label, evidence = signature.name, signature.label, [f"{share:.0%} of keys match the {signature.label} key pattern"]
+            variant = _variant(signature, shapes)
+            if variant is not None:
+                name, label = variant.name, variant.label
+                evidence.append(f"{variant.label}: key {variant.key!r}" + (f" has size {variant.size} in dim {variant.dim}" if variant.dim is not None else ""))
+            return Identification(name, None, (), (), tuple(evidence), label)
 
     cache: dict = {}
     present = frozenset(shapes)

@@ -13,15 +13,36 @@ __all__ = ["Table", "table", "TABLE_IDS", "shape_matches"]
 
 _LINE = re.compile(r"^(\S+) \[(-?\d+(?:,-?\d+)*)?\]$")
 
-# Keys (per table id) a correct file may lack: transformers >= 4.31 no longer saves CLIP position_ids.
+# Keys (per table id) a correct file may lack: transformers >= 4.31 no longer saves position_ids
+# buffers; whether AltDiffusion's saved text encoder kept the (unused) RoBERTa pooler varies.
+_XLMR_OPTIONAL = frozenset({"roberta.embeddings.position_ids", "roberta.pooler.dense.weight", "roberta.pooler.dense.bias"})
 OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
     "clip_l": frozenset({"embeddings.position_ids"}),
+    "xlmr_m9": _XLMR_OPTIONAL,
+    "xlmr_m18": _XLMR_OPTIONAL,
 }
 
-# Tables that differ from a shipped one only in a few shapes (SDXL inpaint = base, 9 input channels).
-DERIVED: Mapping[str, tuple[str, Mapping[str, tuple[int, ...]]]] = {
+
+def _label_emb(adm_in: int, time_dim: int = 1280) -> dict[str, tuple[int, ...] | None]:
+    """The ``num_classes: sequential`` label embedding (``label_emb.0.0`` / ``label_emb.0.2`` linears)."""
+    return {"label_emb.0.0.weight": (time_dim, adm_in), "label_emb.0.0.bias": (time_dim,),
+            "label_emb.0.2.weight": (time_dim, time_dim), "label_emb.0.2.bias": (time_dim,)}
+
+
+# Tables that differ from a shipped one in a few keys: shape overrides, additions, ``None`` removes.
+# SDXL inpaint = base with 9 input channels; SD 2.1 unCLIP = SD2 UNet + label_emb (adm_in_channels
+# 2048 for H, 1536 for L, v2-1-stable-unclip-*-inference.yaml); the SD3 / Flux VAE ("ae") = the KL-f8
+# VAE with 16 latent channels and no quant convs.
+DERIVED: Mapping[str, tuple[str, Mapping[str, tuple[int, ...] | None]]] = {
     "unet_sdxl_inpaint": ("unet_sdxl", {"input_blocks.0.0.weight": (320, 9, 3, 3)}),
     "unet_sdxl_pix2pix": ("unet_sdxl", {"input_blocks.0.0.weight": (320, 8, 3, 3)}),
+    "unet_sd2_unclip_h": ("unet_sd2", _label_emb(2048)),
+    "unet_sd2_unclip_l": ("unet_sd2", _label_emb(1536)),
+    "vae_16ch": ("vae", {
+        "encoder.conv_out.weight": (32, 512, 3, 3), "encoder.conv_out.bias": (32,),
+        "decoder.conv_in.weight": (512, 16, 3, 3),
+        "quant_conv.weight": None, "quant_conv.bias": None, "post_quant_conv.weight": None, "post_quant_conv.bias": None,
+    }),
 }
 
 
@@ -68,7 +89,8 @@ def table(table_id: str) -> Table:
     if table_id in DERIVED:
         base_id, overrides = DERIVED[table_id]
         base = table(base_id)
-        return Table(table_id, MappingProxyType({**base.shapes, **overrides}), base.optional)
+        merged = {k: v for k, v in {**base.shapes, **overrides}.items() if v is not None}
+        return Table(table_id, MappingProxyType(merged), base.optional)
     text = resources.files(__package__).joinpath("tables", f"{table_id}.txt").read_text()
     return Table(table_id, MappingProxyType(_parse(table_id, text)), OPTIONAL_KEYS.get(table_id, frozenset()))
 

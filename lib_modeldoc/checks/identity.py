@@ -10,6 +10,13 @@ from .context import CheckContext
 INSPECT_ONLY = {
     "SD3": "Stable Diffusion 3 is recognised for inspection only; repairs and conversions do not apply",
     "Flux": "FLUX.1 is recognised for inspection only; repairs and conversions do not apply",
+    "SD3-transformer": "an SD3 transformer alone: ComfyUI loads it from models/diffusion_models (Forge: models/"
+                       "Stable-diffusion) with separate text encoders and VAE; inspection only",
+    "Flux-transformer": "a FLUX.1 transformer alone: Forge and ComfyUI load it with separate clip_l, t5xxl and "
+                        "ae files; inspection only",
+    "T5XXL": "a T5-XXL text encoder (for Flux and SD3): it goes in models/text_encoder (ComfyUI: models/clip)",
+    "T2I-Adapter": "a T2I-Adapter: load it from the ControlNet extension's models folder, not as a checkpoint",
+    "IP-Adapter": "an IP-Adapter: load it from the ControlNet extension's models folder, not as a checkpoint",
     "LoRA": "a LoRA / LyCORIS network: load it from the WebUI's Lora folder, not as a checkpoint",
     "Embedding": "a textual-inversion embedding: put it in the WebUI's embeddings folder",
 }

@@ -23,6 +23,14 @@ def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
             "AUTOMATIC1111 1.10 does not read the 'v_pred' key: give it a .yaml config",
             keys=tuple(k for k in ("v_pred",) if k in ctx.model),
         )
+    edm = [k for k in ("edm_mean", "edm_std") if k in ctx.model]
+    if edm:
+        yield Finding(
+            "prediction.edm", Severity.INFO,
+            f"EDM model with its own latent statistics ({', '.join(repr(k) for k in edm)} tensors, as Playground v2.5); "
+            "ComfyUI and Forge read them to pick the EDM sampler setup; Model Doctor keeps them",
+            keys=tuple(edm),
+        )
     ztsnr = [f"'ztsnr' tensor"] if "ztsnr" in ctx.model else []
     if meta.get("ss_zero_terminal_snr", "").lower() == "true":
         ztsnr.append("metadata ss_zero_terminal_snr=True")

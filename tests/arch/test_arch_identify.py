@@ -19,6 +19,9 @@ CONTRACT_ARCHITECTURES = {
     "SD1", "SD1-inpaint", "SD1-pix2pix", "SD2", "SD2-inpaint", "SD2-depth", "SDXL", "SDXL-inpaint",
     "SDXL-refiner", "SD3", "Flux", "VAE", "UNET-SD1", "UNET-SD2", "UNET-SDXL", "CLIP-SD1", "CLIP-SD2",
     "CLIP-SDXL", "ControlNet", "LoRA", "Embedding", "unknown",
+    # added by issue 12
+    "SD2-unCLIP", "AltDiffusion", "ControlNet-SD2", "ControlNet-SDXL", "T2I-Adapter", "IP-Adapter",
+    "SD3-transformer", "Flux-transformer", "T5XXL",
 }
 SD1_POS = "cond_stage_model.transformer.text_model.embeddings.position_ids"
 XL_POS = "conditioner.embedders.0.transformer.text_model.embeddings.position_ids"
@@ -216,8 +219,8 @@ def test_pt_embedding_with_string_to_param_is_embedding(write_ckpt):
 
 @pytest.mark.parametrize(("maker", "arch"), [
     (lambda: sd3_specs(), "SD3"),
-    (lambda: sd3_specs(prefix=""), "SD3"),
-    (lambda: flux_specs(), "Flux"),
+    (lambda: sd3_specs(prefix=""), "SD3-transformer"),
+    (lambda: flux_specs(), "Flux-transformer"),
     (lambda: flux_specs(prefix="model.diffusion_model."), "Flux"),
 ], ids=["sd3", "sd3-bare", "flux", "flux-prefixed"])
 def test_newer_models_are_recognised_by_their_keys(sparse_model, maker, arch):
@@ -228,7 +231,9 @@ def test_newer_models_are_recognised_by_their_keys(sparse_model, maker, arch):
 
 
 def test_every_contract_architecture_is_covered_here():
-    covered = set(FULL) | {"LoRA", "Embedding", "SD3", "Flux", "unknown"}
+    from lib_modeldoc.samples import SAMPLES
+
+    covered = set(FULL) | {"LoRA", "Embedding", "SD3", "Flux", "unknown"} | {s.architecture for s in SAMPLES.values()}
     assert covered == CONTRACT_ARCHITECTURES
 
 
