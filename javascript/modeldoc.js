@@ -90,10 +90,15 @@
             lastButton = button;
         }
     }, true);
-    window.modeldoc_start_job = function() {
-        var args = Array.prototype.slice.call(arguments);
-        if (typeof randomId === "function" && typeof requestProgress === "function") {
-            var id = randomId();
+    // The job starter of every job button (the tab's Python wires it with compat.js_call):
+    // gradio passes the values of the inputs, then of the outputs; gradio 4 takes what this returns
+    // as the inputs, so it returns exactly `count` values, the first one the job's task id. In a
+    // WebUI the task id is the WebUI's and its progress bar polls it; standalone it is our own.
+    window.modeldoc_start_job = function(count) {
+        var args = Array.prototype.slice.call(arguments, 1, 1 + count);
+        var webui = typeof randomId === "function" && typeof requestProgress === "function";
+        var id = webui ? randomId() : "task(modeldoc-" + Math.random().toString(36).slice(2, 12) + ")";
+        if (webui) {
             // the result box of the section whose button was pressed, else the first on screen
             var near = lastButton;
             while (near && near.querySelector && !near.querySelector(".modeldoc-job-result")) {
@@ -108,8 +113,8 @@
                 }
             }
             requestProgress(id, container, null, function() {});
-            args[0] = id;
         }
+        args[0] = id;
         return args;
     };
     // After the tab writes a file, refresh the WebUI's own checkpoint and VAE dropdowns

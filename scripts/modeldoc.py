@@ -94,7 +94,6 @@ class _Job:
 class WebUIHost:
     """The :class:`~lib_modeldoc.ui.host.Host` of a running WebUI."""
 
-    job_js = "modeldoc_start_job"
     can_load_models = True
     in_memory = True
     start_model = None  # the picker starts on the loaded model

@@ -21,16 +21,18 @@ import gradio as gr
 from ..errors import ModelDocError
 from ..progress import Cancelled
 from . import actions, views
-from .compat import hidden_textbox, js_kwargs
+from .compat import hidden_textbox, js_call, js_kwargs
 from .host import Host, JobContext, Session
 from .panels import (
     CONVERT_FIELDS, Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, replace_panel,
 )
 
-__all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "read_css", "offline_theme"]
+__all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script", "offline_theme"]
 
 TAB_TITLE = "Model Doctor"
 TAB_ID = "modeldoc"
+# The page's job starter (javascript/modeldoc.js): a task id for the job, and in a WebUI its progress bar.
+JOB_JS = "modeldoc_start_job"
 INTRO = (
     "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
     "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
@@ -38,8 +40,10 @@ INTRO = (
 )
 
 
-def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, theme: Any = None) -> gr.Blocks:
-    """Build the tab. ``css`` and ``theme`` are for the standalone page (the WebUI has its own)."""
+def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, theme: Any = None,
+             script: str | None = None) -> gr.Blocks:
+    """Build the tab. ``css``, ``theme`` and ``script`` (``javascript/modeldoc.js``, run when the
+    page loads) are for the standalone page: a WebUI brings its own and loads the script itself."""
     defaults = host.defaults()
     folders = host.folders()
     loaded = host.loaded_checkpoint() or host.start_model
@@ -159,8 +163,9 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             box.change(do_options, [scan, identify], [inspect_button, deep_button, deep_interrupt], queue=False)
         deep_outputs = [*inspect_outputs, deep_progress]
         do_inspect_deep.__name__ = "modeldoc_inspect"
+        deep_inputs = [task_id, session, model, scan, identify]
         deep_button.click(host.wrap_job(do_inspect_deep, len(deep_outputs), len(deep_outputs) - 1),
-                          [task_id, session, model, scan, identify], deep_outputs, **js_kwargs(host.job_js))
+                          deep_inputs, deep_outputs, **js_call(JOB_JS, len(deep_inputs)))
         deep_interrupt.click(lambda sess: host.interrupt(sess), [session], None, queue=False)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
@@ -170,6 +175,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         _wire_files(host, files, model, session, task_id)
         if live is not None:
             _wire_loaded(host, live, session)
+        if script:
+            blocks.load(None, None, None, **js_kwargs("() => {\n" + script + "\n}"))
     # The WebUI would otherwise freeze every labelled value into ui-config.json at first start and
     # override the settings section (and the loaded model) from then on.
     for block in blocks.blocks.values():
@@ -226,8 +233,9 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
     b["preview"].click(do_preview, [model, *panel.fields], [panel.result])
     outputs = [b["load"], b["inspect_new"], panel.result]
     do_write.__name__ = f"modeldoc_{panel.prefix}"
-    b["write"].click(host.wrap_job(do_write, len(outputs), len(outputs) - 1), [task_id, session, model, *panel.fields],
-                     outputs, **js_kwargs(host.job_js))
+    inputs = [task_id, session, model, *panel.fields]
+    b["write"].click(host.wrap_job(do_write, len(outputs), len(outputs) - 1), inputs, outputs,
+                     **js_call(JOB_JS, len(inputs)))
     b["interrupt"].click(do_interrupt, [session], None, queue=False)
     b["load"].click(do_load, [session], [panel.result])
     b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
@@ -246,7 +254,7 @@ def _wire_read(host: Host, name: str, button: Any, interrupt: Any, inputs: list[
             return [actions.error_html(exc)]
 
     do_read.__name__ = f"modeldoc_{name}"
-    button.click(host.wrap_job(do_read, 1, 0), inputs, [result], **js_kwargs(host.job_js))
+    button.click(host.wrap_job(do_read, 1, 0), inputs, [result], **js_call(JOB_JS, len(inputs)))
     interrupt.click(lambda sess: host.interrupt(sess), [inputs[1]], None, queue=False)
 
 
@@ -288,11 +296,22 @@ def offline_theme() -> Any:
     return gr.themes.Default(font=system, font_mono=["ui-monospace", "Consolas", "monospace"])
 
 
-def read_css() -> str:
-    """The tab's stylesheet (``style.css`` at the extension root, which the WebUI loads itself)."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "style.css")
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _read(*parts: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(os.path.join(_ROOT, *parts), encoding="utf-8") as f:
             return f.read()
     except OSError:
         return ""
+
+
+def read_css() -> str:
+    """The tab's stylesheet (``style.css`` at the extension root, which the WebUI loads itself)."""
+    return _read("style.css")
+
+
+def read_script() -> str:
+    """The tab's script (``javascript/modeldoc.js``, which the WebUI loads itself)."""
+    return _read("javascript", "modeldoc.js")

@@ -84,8 +84,6 @@ class Host(Protocol):
 
     Attributes:
         name: shown in the tab ("AUTOMATIC1111", "Forge", "standalone" ...).
-        job_js: name of the JavaScript function to run when a long job starts (the WebUI's
-            progress bar), or ``None``.
         can_load_models: whether :meth:`load_checkpoint` does anything.
         in_memory: whether the program holds a loaded model (the "Loaded model" button and tab).
         start_model: the file the picker starts on when no model is loaded (the standalone
@@ -93,7 +91,6 @@ class Host(Protocol):
     """
 
     name: str
-    job_js: str | None
     can_load_models: bool
     in_memory: bool
     start_model: str | None
@@ -131,7 +128,8 @@ class Host(Protocol):
     def wrap_job(self, fn: Callable[..., Sequence[Any]], n_outputs: int, progress_index: int) -> Callable[..., Any]:
         """Turn ``fn(job, session, *inputs) -> outputs`` into a gradio event handler.
 
-        The handler's first input is a task id (filled by :attr:`job_js`); the second is the
+        The handler's first input is a task id (filled by the page's job starter,
+        ``modeldoc_start_job`` in ``javascript/modeldoc.js``); the second is the
         :class:`Session`. ``outputs[progress_index]`` is the HTML element that shows progress
         and, in the WebUI, errors.
         """

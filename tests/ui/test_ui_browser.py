@@ -136,6 +136,8 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, tmp
         page.click("#modeldoc_scan input")
         page.wait_for_selector("#modeldoc_inspect_deep", state="visible")
         assert not page.is_visible("#modeldoc_inspect")
+        # the job goes through the same job starter as in a WebUI (loaded with the page)
+        assert page.evaluate("typeof window.modeldoc_start_job") == "function"
         page.click("#modeldoc_inspect_deep")
         page.wait_for_selector("#modeldoc_verdict .modeldoc-verdict[data-verdict='error'] >> text=NaN or infinite values")
         assert "nan-sample.safetensors" in page.inner_text("#modeldoc_verdict")

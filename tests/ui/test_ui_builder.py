@@ -166,7 +166,6 @@ class MemoryHost(FolderHost):
 
     in_memory = True
     can_load_models = True
-    job_js = "modeldoc_start_job"
 
     def __init__(self, folder, loaded):
         super().__init__(folder)
@@ -194,8 +193,8 @@ def test_loaded_model_is_the_default_and_can_be_checked_and_fixed_in_memory(libr
     assert "Damaged" in out["modeldoc_verdict"]
     assert "shifted" in drv.click("modeldoc_live_check")["modeldoc_live_result"]
     assert "reset 2 positions" in drv.click("modeldoc_live_fix")["modeldoc_live_result"] and host.fixed
-    # the WebUI's progress bar is started by JavaScript on the write button
-    assert drv.js("modeldoc_convert_write") == "modeldoc_start_job"
+    # the job starter (javascript/modeldoc.js) is told how many inputs to give back
+    assert drv.js("modeldoc_convert_write") == "(...args) => modeldoc_start_job(17, ...args)"
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from . import shared
 
 queue_lock = threading.Lock()
 calls = []
+finished = set()  # task ids whose job has ended (what ./internal/progress reports as completed)
 
 
 def wrap_gradio_gpu_call(func, extra_outputs=None):
@@ -20,6 +21,7 @@ def wrap_gradio_gpu_call(func, extra_outputs=None):
                     res = list(func(*args, **kwargs))
                 finally:
                     shared.state.end()
+                    finished.add(id_task)
         except Exception as e:  # wrap_gradio_call: extra outputs + an error HTML
             return list(extra_outputs or [None]) + [f"<div class='error'>{html.escape(type(e).__name__ + ': ' + str(e))}</div>"]
         res[-1] += "<div class='performance'>time</div>"  # add_stats=True: the last output must be a string
