@@ -77,15 +77,32 @@ def _zlib_crc(buffer: bytearray, start: int, end: int) -> int:
         return zlib.crc32(view[start:end])
 
 
+# What ctypes.util.find_library is asked: "deflate" finds libdeflate.so / libdeflate.dylib;
+# Windows looks for NAME.dll on PATH, and libdeflate's DLL is "libdeflate.dll" (or "deflate.dll").
+_LIBRARY_NAMES = ("deflate", "libdeflate")
+
+
+def _find_libdeflate() -> str | None:
+    for name in _LIBRARY_NAMES:
+        try:
+            found = ctypes.util.find_library(name)
+        except Exception:  # noqa: BLE001 - a lookup helper failing (no ldconfig/gcc) means "not found"
+            found = None
+        if found:
+            return found
+    return None
+
+
 def _load_libdeflate() -> CrcFunction | None:
+    """libdeflate's CRC-32 if the system has a working one; ``None`` (zlib, quietly) otherwise."""
     if os.environ.get("MODELDOC_NO_LIBDEFLATE"):
         return None
-    name = ctypes.util.find_library("deflate")
+    name = _find_libdeflate()
     if not name:
         return None
     try:
         function = ctypes.CDLL(name).libdeflate_crc32  # CDLL calls release the GIL
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ValueError):
         return None
     function.restype = ctypes.c_uint32
     function.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]

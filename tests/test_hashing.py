@@ -261,3 +261,29 @@ def test_cli_text_shows_civitai_forms(tmp_path, capsys, no_blake3):
     crc = f"{zlib.crc32(big_data):08x}"
     assert f"Civitai: {civitai_crc32(crc)}" in big_part
     assert os.path.basename(big) in big_part
+
+
+@pytest.mark.parametrize("lookup", ["missing", "lookup fails", "windows dll that will not load", "wrong library"])
+def test_libdeflate_lookup_falls_back_to_zlib_quietly(monkeypatch, caplog, capsys, lookup):
+    """Windows and macOS name the library differently (libdeflate.dll, .dylib) or lack it: zlib, no noise."""
+    asked = []
+
+    def find_library(name):
+        asked.append(name)
+        if lookup == "lookup fails":
+            raise OSError("no ldconfig, no gcc")
+        if lookup == "windows dll that will not load":
+            return "libdeflate.dll" if name == "libdeflate" else None
+        if lookup == "wrong library":
+            return crc_module.ctypes.util.find_library("c") if name == "deflate" else None
+        return None
+
+    monkeypatch.delenv("MODELDOC_NO_LIBDEFLATE", raising=False)
+    monkeypatch.setattr(crc_module.ctypes.util, "find_library", find_library)
+    assert crc_module._load_libdeflate() is None
+    assert asked[0] == "deflate" and ("libdeflate" in asked or lookup == "wrong library")
+    assert capsys.readouterr() == ("", "") and not caplog.records
+    monkeypatch.setattr(crc_module, "_FAST", None)
+    assert crc_module.backend() == "zlib"
+    data = bytearray(random_bytes(10_000, seed=9))
+    assert crc32_of(data, 5, 9_000) == zlib.crc32(data[5:9_000])
