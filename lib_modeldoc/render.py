@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from typing import Any
 
 from .arch.families import FAMILIES
 from .report import Report, Severity
+from .shell import Shell, join, shells_for
 from .units import human_bytes
 
-__all__ = ["render_report", "verdict_lines", "suggested_command", "pruning_saving", "CHECKPOINTS"]
+__all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
 CHECKPOINTS = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
@@ -24,8 +24,8 @@ def pruning_saving(report: Report) -> int:
     return saving if report.architecture in CHECKPOINTS and saving > 0.01 * report.size_bytes else 0
 
 
-def suggested_command(report: Report) -> str | None:
-    """The one ``convert`` command that repairs and prunes this model, if it needs one."""
+def suggested_args(report: Report) -> list[str] | None:
+    """The CLI arguments of the one ``convert`` that repairs and prunes this model, if it needs one."""
     if report.architecture not in CHECKPOINTS:
         return None
     saving = report.size_bytes - report.pruned_size_bytes
@@ -36,10 +36,19 @@ def suggested_command(report: Report) -> str | None:
         return None
     stem = os.path.splitext(report.path)[0]
     out = f"{stem}-fixed.safetensors"
-    parts = ["python", "-m", "lib_modeldoc", "convert", report.path, "-o", out]
+    parts = ["convert", report.path, "-o", out]
     if report.has("clip.position_ids.offset") or report.has("clip.position_ids.float"):
         parts.append("--fix-clip")
-    return " ".join(shlex.quote(p) for p in parts)
+    return parts
+
+
+def suggested_command(report: Report, shell: Shell | None = None) -> str | None:
+    """:func:`suggested_args` as ``python -m lib_modeldoc ...``, quoted for ``shell`` (default:
+    this OS's usual one, the Command Prompt on Windows)."""
+    args = suggested_args(report)
+    if args is None:
+        return None
+    return join(["python", "-m", "lib_modeldoc", *args], shell or shells_for()[0])
 
 
 def verdict_lines(report: Report) -> list[str]:

@@ -11,8 +11,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..render import CHECKPOINTS, pruning_saving, suggested_command
+from ..render import CHECKPOINTS, pruning_saving, suggested_args
 from ..report import Report, Severity
+from ..shell import Shell, module_command, shells_for
 from ..units import human_bytes
 
 __all__ = [
@@ -91,11 +92,24 @@ def verdict_html(report: Report) -> str:
     todo = _todo(report)
     if todo:
         out.append('<div class="modeldoc-todo">What to do:<ul>' + "".join(f"<li>{e(t)}</li>" for t in todo) + "</ul></div>")
-    command = suggested_command(report)
-    if command:
-        out.append(f'<div class="modeldoc-cli">Command line: <code>{e(command)}</code></div>')
+    out += [f'<div class="modeldoc-cli">{label}: <code>{e(command)}</code></div>' for label, command in command_lines(report)]
     out.append("</div>")
     return "".join(out)
+
+
+def command_lines(report: Report, *, os_name: str = os.name, python: str | None = None,
+                  folder: str | None = None) -> list[tuple[str, str]]:
+    """(label, line) of the repairing ``convert``, for each shell of this OS, pasteable as is.
+
+    The line runs this Python (the WebUI's own) from the folder holding ``lib_modeldoc``, with
+    absolute paths: ``cd``/``pushd``/``Set-Location`` first, then ``python -m lib_modeldoc``.
+    """
+    args = suggested_args(report)
+    if args is None:
+        return []
+    shells = shells_for(os_name)
+    label = {Shell.POSIX: "Command line", Shell.CMD: "Command line (Command Prompt)", Shell.POWERSHELL: "PowerShell"}
+    return [(label[s], module_command(args, s, python=python, folder=folder)) for s in shells]
 
 
 def _todo(report: Report) -> list[str]:
