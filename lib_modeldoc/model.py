@@ -13,6 +13,7 @@ import numpy as np
 from .dtypes import DTYPES, to_float32
 from .errors import ModelReadError
 from .io.pickle_read import InertObject, StorageRef, TensorRef, load_torch_legacy, load_torch_zip
+from .io.paths import native_path
 from .io.positioned import PositionedFile
 from .io.safetensors_read import read_safetensors_header
 from .io.sniff import Format, sniff_bytes
@@ -196,12 +197,13 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
         ...     print(len(model), model.format)
     """
     where = os.fspath(path)
-    if not os.path.exists(where):
+    native = native_path(where)  # Windows: long paths get the \\?\ prefix; messages keep `where`
+    if not os.path.exists(native):
         raise ModelReadError(f"{where}: no such file")
-    if os.path.isdir(where):
+    if os.path.isdir(native):
         raise ModelReadError(f"{where}: is a directory, not a model file")
     try:
-        with open(where, "rb") as f:
+        with open(native, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 raise ModelReadError(f"{where}: file is empty")

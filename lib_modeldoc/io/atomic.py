@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from ..errors import OutputError
 from .output_rule import OutputKind, check_output
+from .paths import native_path
 
 __all__ = ["atomic_output", "check_output_path", "find_partials", "partial_name", "sweep_stale_partials", "Partial"]
 
@@ -139,15 +140,15 @@ def atomic_output(path: str, *, expected_size: int | None = None, like: str | No
     On any exception (including KeyboardInterrupt) the temporary file is removed and ``path`` is
     left as it was. OS errors become :class:`OutputError` with one line.
     """
-    target = os.path.abspath(path)
+    target = native_path(os.path.abspath(path))  # Windows: the \\?\ form of a long path
     folder = os.path.dirname(target)
     if expected_size is not None:
-        _check_free_space(path, folder, expected_size)
+        _check_free_space(path, folder, expected_size, os.path.dirname(os.path.abspath(path)))
     sweep_stale_partials(folder)
     try:
         fd, tmp = _new_partial(folder, os.path.basename(target))
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
+        raise OutputError(f"{path}: cannot write in {os.path.dirname(os.path.abspath(path))} ({exc.strerror or exc})") from None
     os.close(fd)
     f = open(tmp, "wb")  # noqa: SIM115 - closed below; by name so that f.name is the temporary path
     try:
@@ -201,12 +202,12 @@ def _follow_mode(tmp: str, like: str | None) -> None:
         os.chmod(tmp, wanted)
 
 
-def _check_free_space(path: str, folder: str, needed: int) -> None:
+def _check_free_space(path: str, folder: str, needed: int, shown: str) -> None:
     try:
         free = shutil.disk_usage(folder).free  # POSIX and Windows alike
     except OSError:
         return
     if needed > free:
         raise OutputError(
-            f"{path}: needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB are free in {folder}"
+            f"{path}: needs {needed / 1e9:.2f} GB but only {free / 1e9:.2f} GB are free in {shown}"
         )

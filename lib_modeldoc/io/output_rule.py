@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 
 from ..errors import OutputError
+from .paths import native_path
 from .sniff import Format, sniff_bytes
 
 __all__ = ["OutputKind", "check_output", "is_model_file", "MODEL_SUFFIXES"]
@@ -44,7 +45,7 @@ def _same(a: str, b: str) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
-        return os.path.samefile(a, b)
+        return os.path.samefile(native_path(a), native_path(b))
     except OSError:
         return False
 
@@ -69,7 +70,7 @@ def check_output(
     Raises:
         OutputError: one line saying why, and what to do instead.
     """
-    target = os.path.abspath(path)
+    target = native_path(os.path.abspath(path))  # Windows: a long path in its \\?\ form, or it "does not exist"
     for source in sources:
         if source and _same(source, target):
             raise OutputError(f"{path}: output is the same file as the source {source}; choose another name")
@@ -85,4 +86,4 @@ def check_output(
             raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise OutputError(f"{path}: folder {folder} does not exist")
+        raise OutputError(f"{path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")

@@ -18,6 +18,8 @@ import os
 import threading
 from typing import Any
 
+from .paths import native_path
+
 __all__ = ["PositionedFile", "HAS_PREAD", "HAS_PREADV", "strategy"]
 
 HAS_PREAD = hasattr(os, "pread")
@@ -45,7 +47,7 @@ class PositionedFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._file: Any = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._file: Any = open(native_path(self.path), "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._fd = self._file.fileno()
         self._lock = threading.Lock()
 

@@ -31,6 +31,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import ModelDocError
+from ..io.paths import native_path
 from .host import Choice, LiveClip
 
 __all__ = ["RouteHost", "Confinement", "RouteError", "parse_credentials", "add_routes"]
@@ -141,7 +142,7 @@ def find_target(host: RouteHost, path: Any = None, name: Any = None) -> str:
         raise RouteError(400, f"unusable path: {_one_line(exc)}") from None
     if not allowed:
         raise RouteError(403, "only files the WebUI lists or files in its model folders can be inspected")
-    if not os.path.exists(target):
+    if not os.path.exists(native_path(target)):  # Windows: a long path in its \\?\ form
         raise RouteError(404, f"{path}: no such file")
     return target
 
