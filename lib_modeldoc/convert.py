@@ -16,6 +16,8 @@ import numpy as np
 from . import __version__
 from .arch.families import KNOWN_BUFFERS
 from .arch.identify import Identification
+from .arch.modelspec import EPSILON_FAMILIES, modelspec_architecture, v_prediction_sources, ztsnr_sources
+from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
 from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
 from .dtypes import DTYPES
 from .errors import PlanError
@@ -23,7 +25,7 @@ from .layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
 from .io.tensor import TensorInfo
 from .model import ModelFile
 from .parts import Part, identify_model, require_part
-from .plan import CAST, COPY, FIX, Drop, Entry, Plan
+from .plan import CAST, COPY, FIX, SYNTH, Drop, Entry, Plan
 
 __all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group", "position_ids_entry"]
 
@@ -166,6 +168,7 @@ class _Builder:
         self.nai = clip is not None and clip.present and clip.mount.layout == "nai"
         self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == "clip_l" and s.present}
         self.vae_keys = set(ident.slot("vae").keys) if ident.slot("vae") is not None else set()
+        self.kept_16bit = 0  # tensors kept out of fp8 (norms, biases, embedders)
         self.replaced: dict[str, str] = {}  # file key -> component being replaced
         for component in replacements:
             slot = ident.slot(component)
@@ -212,7 +215,7 @@ class _Builder:
             dst = NAI_PREFIX + "text_model." + key[len(NAI_PREFIX):]
         if key in self.position_keys:
             return self._position_ids(key, info, dst)
-        dtype = self._dtype(info.dtype, part, action)
+        dtype = self._dtype(info.dtype, part, action, key, info.shape)
         self.entries.append(Entry(
             dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info,
             renamed_from=key if dst != key else None,
@@ -221,11 +224,14 @@ class _Builder:
     def _drop(self, key: str, reason: str) -> None:
         self.dropped.append(Drop(key, reason, self.model[key].nbytes))
 
-    def _dtype(self, dtype: str, part: str, action: str) -> str:
+    def _dtype(self, dtype: str, part: str, action: str, key: str = "", shape: tuple[int, ...] = ()) -> str:
         if not DTYPES[dtype].is_float:
             return dtype  # integers are never cast
         if part == BUFFER or action == "copy" or self.target is None:
             return "F32" if dtype == "F64" else dtype  # float64 is always narrowed
+        if self.target in FP8_DTYPES and keeps_16bit_in_fp8(key, shape):
+            self.kept_16bit += 1
+            return dtype if dtype in ("F16", "BF16") or dtype in FP8_DTYPES else sixteen_bit_for(dtype)
         return self.target
 
     def _position_ids(self, key: str, info: TensorInfo, dst: str) -> None:
@@ -248,7 +254,7 @@ class _Builder:
         self.sources.append(part.model)
         mount = slot.mounts[0]  # the standard layout
         for table_key, info in part.tensors.items():
-            dtype = self._dtype(info.dtype, component, action)
+            dtype = self._dtype(info.dtype, component, action, mount.key(table_key), info.shape)
             self.entries.append(Entry(
                 mount.key(table_key), dtype, info.shape, CAST if dtype != info.dtype else COPY,
                 info, origin=origin, renamed_from=info.key, note=f"{component} from {os.path.basename(part.model.path)}",
@@ -257,13 +263,43 @@ class _Builder:
         self.changes.append(f"{verb} from {os.path.basename(part.model.path)} ({part.architecture})")
 
     # -- result ----------------------------------------------------------------------------------
+    def _markers(self) -> dict[str, str]:
+        """ModelSpec keys to add, and in a .ckpt (no metadata) the marker tensors the metadata stood for."""
+        if self.options.preserve or self.ident.family is None or self.ident.family.kind != "checkpoint":
+            return {}
+        meta = self.model.metadata
+        v = bool(v_prediction_sources(self.model, meta))
+        tables = {s.table for s in self.ident.slots if s.present}
+        spec: dict[str, str] = {}
+        architecture = modelspec_architecture(self.ident.architecture, tables, v)
+        if architecture and "modelspec.architecture" not in meta:
+            spec["modelspec.architecture"] = architecture
+        prediction = "v" if v else ("epsilon" if self.ident.architecture in EPSILON_FAMILIES else None)
+        if prediction and "modelspec.prediction_type" not in meta:
+            spec["modelspec.prediction_type"] = prediction
+        if spec and "modelspec.sai_model_spec" not in meta:
+            spec["modelspec.sai_model_spec"] = "1.0.0"
+        if self.options.format == "ckpt":
+            written = {e.key for e in self.entries}
+            wanted = (["v_pred"] if v else []) + (["ztsnr"] if ztsnr_sources(self.model, meta) else [])
+            for marker in wanted:
+                if marker not in written:
+                    self.entries.append(Entry(marker, "F32", (0,), SYNTH, value=np.zeros(0, np.float32),
+                                              note="marker the source's metadata stood for"))
+                    self.changes.append(f"added the '{marker}' marker tensor (a .ckpt keeps no metadata)")
+        return spec
+
     def finish(self) -> Plan:
         options = self.options
+        spec = self._markers()
         self._summarise()
         metadata = None
         if options.format == "safetensors":
             metadata = {} if options.strip_metadata else dict(self.model.metadata)
             metadata["format"] = "pt"
+            if not options.strip_metadata and spec:
+                metadata.update(spec)
+                self.changes.append("ModelSpec: " + ", ".join(f"{k}={v}" for k, v in spec.items()))
             if not options.strip_metadata:
                 metadata["modeldoc"] = json.dumps(
                     {"version": __version__, "source": os.path.basename(self.model.path), "changes": self.changes},
@@ -284,6 +320,8 @@ class _Builder:
             self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
         if self.nai and not options.preserve:  # ``replace`` copies a NAI-layout CLIP as it is
             self.changes.append("renamed NAI-layout CLIP keys to the standard layout")
+        if self.kept_16bit:
+            self.changes.append(f"kept {self.kept_16bit} norms, biases and embedders in 16 bit (not fp8)")
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")

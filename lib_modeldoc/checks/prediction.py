@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..arch.modelspec import v_prediction_sources, ztsnr_sources
 from ..report import Finding, Severity
 from .context import CheckContext
-
-V_METADATA = {"modelspec.prediction_type": "v", "modelspec.predict_key": "v"}
 
 
 def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
     meta = ctx.model.metadata
-    sources = [f"'{k}' tensor" for k in ("v_pred", "edm_vpred.sigma_max") if k in ctx.model]
-    sources += [f"metadata {k}={v}" for k, v in V_METADATA.items() if meta.get(k, "").strip().lower() == v]
-    if meta.get("ss_base_model_version", "").endswith("_v"):
-        sources.append(f"metadata ss_base_model_version={meta['ss_base_model_version']}")
+    sources = v_prediction_sources(ctx.model, meta)
     if sources:
         yield Finding(
             "prediction.v", Severity.INFO,
@@ -31,9 +27,7 @@ def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
             "ComfyUI and Forge read them to pick the EDM sampler setup; Model Doctor keeps them",
             keys=tuple(edm),
         )
-    ztsnr = [f"'ztsnr' tensor"] if "ztsnr" in ctx.model else []
-    if meta.get("ss_zero_terminal_snr", "").lower() == "true":
-        ztsnr.append("metadata ss_zero_terminal_snr=True")
+    ztsnr = ztsnr_sources(ctx.model, meta)
     if ztsnr:
         yield Finding(
             "prediction.ztsnr", Severity.INFO,

@@ -112,7 +112,7 @@ def test_estimated_size_is_close(slim_model, cli, tmp_path):
 @pytest.mark.parametrize("precision, dtype", [("fp8_e4m3fn", torch.float8_e4m3fn), ("fp8_e5m2", torch.float8_e5m2)])
 def test_fp8_ckpt_loads_with_weights_only_and_warns(tmp_path, cli, precision, dtype):
     src = tmp_path / "small.safetensors"
-    save_file({"w": torch.tensor([1.0, -2.0, 500.0, 0.25]), "n": torch.arange(3)}, str(src))
+    save_file({"w": torch.tensor([[1.0, -2.0], [500.0, 0.25]]), "n": torch.arange(3)}, str(src))  # 2-D: a layer weight
     out = tmp_path / "fp8.ckpt"
     rc, stdout, _ = cli("convert", src, "-o", out, "--keep-junk", "--precision", precision)
     assert rc == 0
@@ -121,7 +121,7 @@ def test_fp8_ckpt_loads_with_weights_only_and_warns(tmp_path, cli, precision, dt
     assert back["w"].dtype == dtype
     # 500 saturates to 448 in e4m3fn; e5m2 (max 57344) rounds it to 512
     saturated = 448.0 if precision == "fp8_e4m3fn" else 512.0
-    assert back["w"].float().tolist() == [1.0, -2.0, saturated, 0.25]
+    assert back["w"].float().flatten().tolist() == [1.0, -2.0, saturated, 0.25]
     assert torch.equal(back["n"], torch.arange(3))
     assert all(WEBUI_ZIP_MEMBER.match(n) for n in zipfile.ZipFile(out).namelist())
 

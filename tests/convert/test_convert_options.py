@@ -208,7 +208,10 @@ def test_metadata_is_kept_with_provenance(rich, cli, tmp_path):
     for expected in ("dropped junk", "dropped ema", "cast fp32 -> fp16", "cast fp64 -> fp32",
                      "fixed CLIP position_ids"):
         assert expected in changes, expected
-    assert set(metadata) == {*METADATA, "format", "modeldoc"}
+    # ModelSpec keys the source lacked are added (v-prediction: the source has a v_pred marker).
+    assert set(metadata) == {*METADATA, "format", "modeldoc", "modelspec.sai_model_spec", "modelspec.architecture",
+                             "modelspec.prediction_type"}
+    assert (metadata["modelspec.architecture"], metadata["modelspec.prediction_type"]) == ("stable-diffusion-v1", "v")
 
 
 def test_strip_metadata_keeps_only_format(rich, cli, tmp_path):

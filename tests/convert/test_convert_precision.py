@@ -58,13 +58,14 @@ def outputs(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("precision")
     src = folder / "mixed.safetensors"
-    save_file(source_tensors(), str(src))
+    # Float weights are 2-D, as layer weights are: 1-D tensors (biases, norms) stay 16-bit in fp8.
+    save_file({k: v.reshape(1, -1) if k in FLOATS else v for k, v in source_tensors().items()}, str(src))
     done = {}
     for precision in (*TARGET, "keep"):
         for fmt in ("safetensors", "ckpt"):
             out = folder / f"{precision}.{fmt}"
             assert main(["convert", str(src), "-o", str(out), "--precision", precision, "--keep-junk"]) == 0
-            done[precision, fmt] = read_any(out)
+            done[precision, fmt] = {k: v.flatten() if k in FLOATS else v for k, v in read_any(out).items()}
     return done
 
 
@@ -132,11 +133,11 @@ def test_buffers_and_markers_keep_their_precision(outputs, precision, fmt):
 
 def test_nan_stays_nan(tmp_path, cli):
     src = tmp_path / "nan.safetensors"
-    save_file({"w": torch.tensor([float("nan"), 1.0, float("inf"), -float("inf")])}, str(src))
+    save_file({"w": torch.tensor([[float("nan"), 1.0], [float("inf"), -float("inf")]])}, str(src))
     for precision in ("fp16", "fp8_e4m3fn", "fp8_e5m2"):
         out = tmp_path / f"{precision}.safetensors"
         assert cli("convert", src, "-o", out, "--keep-junk", "--precision", precision)[0] == 0
-        w = read_any(out)["w"].float()
+        w = read_any(out)["w"].float().flatten()
         limit = FINITE[TARGET[precision]]
         assert math.isnan(w[0].item()) and w[1:].tolist() == [1.0, limit, -limit], precision
 
@@ -178,8 +179,8 @@ def test_numpy_fallback_asks_for_torch_for_fp8(monkeypatch):
 
 
 def test_fp8_sources_widen_exactly_and_narrow_with_saturation(tmp_path, cli):
-    e5m2 = torch.tensor([0.25, -3.0, 448.0, 512.0, 57344.0, -57344.0]).to(torch.float8_e5m2)
-    e4m3 = torch.tensor([0.25, -3.0, 448.0, -448.0]).to(torch.float8_e4m3fn)
+    e5m2 = torch.tensor([[0.25, -3.0, 448.0], [512.0, 57344.0, -57344.0]]).to(torch.float8_e5m2)
+    e4m3 = torch.tensor([[0.25, -3.0], [448.0, -448.0]]).to(torch.float8_e4m3fn)
     src = tmp_path / "fp8.safetensors"
     save_file({"e5m2": e5m2, "e4m3": e4m3}, str(src))
     for precision in ("fp32", "fp16", "bf16"):
@@ -191,4 +192,4 @@ def test_fp8_sources_widen_exactly_and_narrow_with_saturation(tmp_path, cli):
         assert torch.equal(back["e5m2"], e5m2.float().to(TARGET[precision])), precision
     out = tmp_path / "e4m3.safetensors"
     assert cli("convert", src, "-o", out, "--keep-junk", "--precision", "fp8_e4m3fn")[0] == 0
-    assert read_any(out)["e5m2"].float().tolist() == [0.25, -3.0, 448.0, 448.0, 448.0, -448.0]
+    assert read_any(out)["e5m2"].float().flatten().tolist() == [0.25, -3.0, 448.0, 448.0, 448.0, -448.0]
