@@ -22,7 +22,6 @@ import struct
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from .fingerprint import component_tensors, fingerprint_component, quick_fingerp
 from .io.atomic import Partial, find_partials
 from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
 from .model import open_model
+from .workers import worker_pool
 
 __all__ = ["MODEL_SUFFIXES", "AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "audit_folder"]
 
@@ -322,7 +322,7 @@ def audit_folder(
     scanned: dict[str, _Scanned] = {}
     errors: dict[str, str] = {}
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modeldoc-audit") as pool:
+    with worker_pool(workers, "modeldoc-audit") as pool:
         def run(fn: Callable[..., Any], jobs: list[Any], message: str) -> dict[Any, Any]:
             """``fn`` over ``jobs`` in the pool; failures go to ``errors``, successes are returned."""
             out = {}

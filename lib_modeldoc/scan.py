@@ -32,6 +32,7 @@ from .layout import BUFFER, EMA, JUNK, Layout
 from .model import ModelFile
 from .progress import Progress
 from .report import Finding, Severity
+from .workers import worker_pool
 
 __all__ = ["TensorValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
 
@@ -234,7 +235,7 @@ def scan_model(
     results: list[TensorValues] = []
     done = 0
     count = workers if workers is not None else min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=max(1, count), thread_name_prefix="modeldoc-scan") as pool:
+    with worker_pool(count, "modeldoc-scan") as pool:
         for info, values in zip(floats, _ordered(pool, scan_one, floats, count)):
             results.append(values)
             done += info.nbytes

@@ -1,0 +1,66 @@
+"""Ctrl-C (KeyboardInterrupt) and a cancelled job stop the threaded readers promptly, the same on
+Windows (no signals are used): the work not yet started is dropped, not finished first."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lib_modeldoc import audit, scan
+from lib_modeldoc.arch.identify import identify
+from lib_modeldoc.layout import layout_of
+from lib_modeldoc.model import open_model
+from lib_modeldoc.progress import Cancelled
+from lib_modeldoc.samples import Spec, write_safetensors_sample
+
+
+class _Slow:
+    """Wraps a per-item function: each call takes a while and is counted."""
+
+    def __init__(self, fn, seconds=0.05):
+        self.fn, self.seconds, self.calls = fn, seconds, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            self.calls += 1
+        time.sleep(self.seconds)
+        return self.fn(*args, **kwargs)
+
+
+def _stop_at_first(exc):
+    def progress(done, total, message):
+        raise exc
+
+    return progress
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), Cancelled("scan: interrupted")])
+def test_a_stopped_scan_drops_the_queued_tensors(tmp_path, monkeypatch, exc):
+    specs = [Spec(f"w.{i}", "F32", (16, 16)) for i in range(60)]
+    path = write_safetensors_sample(str(tmp_path / "m.safetensors"), specs,
+                                    {s.key: np.ones(s.shape, np.float32) for s in specs})
+    slow = _Slow(scan._scan_tensor)
+    monkeypatch.setattr(scan, "_scan_tensor", slow)
+    with open_model(path) as model:
+        layout = layout_of(list(model), identify({k: t.shape for k, t in model.items()}))
+        with pytest.raises(type(exc)):
+            scan.scan_model(model, layout, progress=_stop_at_first(exc), workers=2)
+    # 8 tensors are queued ahead (4 per worker), 1 more after the first result: only the first
+    # and the two running when it stopped are read, the queued ones dropped
+    assert slow.calls <= 4, slow.calls
+    assert not [t for t in threading.enumerate() if t.name.startswith("modeldoc-scan")]
+
+
+def test_a_stopped_audit_drops_the_queued_files(tmp_path, monkeypatch):
+    for i in range(12):
+        write_safetensors_sample(str(tmp_path / f"m{i}.safetensors"), [Spec("w", "F32", (8, 8))])
+    slow = _Slow(audit._scan)
+    monkeypatch.setattr(audit, "_scan", slow)
+    with pytest.raises(KeyboardInterrupt):
+        audit.audit_folder(str(tmp_path), workers=2, progress=_stop_at_first(KeyboardInterrupt()))
+    assert slow.calls <= 4, slow.calls  # not all 12
+    assert not [t for t in threading.enumerate() if t.name.startswith("modeldoc-audit")]
