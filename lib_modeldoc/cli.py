@@ -45,13 +45,21 @@ def _terminate_like_ctrl_c(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def handle_sigterm() -> None:
-    """SIGTERM (``kill``, a service stop) ends a command as Ctrl-C does: no temporary file is left.
+# SIGTERM: kill, a service stop (POSIX). SIGBREAK: Ctrl+Break in a Windows console, which would
+# otherwise end Python at once, leaving a temporary file (Windows delivers no SIGTERM).
+_STOP_SIGNALS = ("SIGTERM", "SIGBREAK")
 
-    Only from the main thread (Python's rule), and only where the platform has SIGTERM.
+
+def handle_sigterm() -> None:
+    """SIGTERM (and Ctrl+Break on Windows) end a command as Ctrl-C does: no temporary file is left.
+
+    Only from the main thread (Python's rule), and only the signals this platform has.
     """
-    if hasattr(signal, "SIGTERM") and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in _STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _terminate_like_ctrl_c)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,3 +64,27 @@ def test_a_stopped_audit_drops_the_queued_files(tmp_path, monkeypatch):
         audit.audit_folder(str(tmp_path), workers=2, progress=_stop_at_first(KeyboardInterrupt()))
     assert slow.calls <= 4, slow.calls  # not all 12
     assert not [t for t in threading.enumerate() if t.name.startswith("modeldoc-audit")]
+
+
+def test_ctrl_break_on_windows_ends_a_command_like_ctrl_c(monkeypatch):
+    """Where the platform has SIGBREAK (Windows' Ctrl+Break), it raises KeyboardInterrupt as Ctrl-C does;
+    where it lacks SIGTERM nothing fails. (SIGUSR1 stands in for SIGBREAK on this machine.)"""
+    import signal
+
+    from lib_modeldoc import cli
+
+    stand_in = getattr(signal, "SIGUSR1", None)
+    if stand_in is None:
+        pytest.skip("no spare signal to stand in for SIGBREAK")
+    before = {s: signal.getsignal(s) for s in (stand_in, signal.SIGTERM)}
+    try:
+        monkeypatch.setattr(signal, "SIGBREAK", stand_in, raising=False)
+        monkeypatch.delattr(signal, "SIGTERM")
+        cli.handle_sigterm()  # no SIGTERM here: no AttributeError
+        assert signal.getsignal(stand_in) is cli._terminate_like_ctrl_c
+        assert before[signal.Signals.SIGTERM] == signal.getsignal(signal.Signals.SIGTERM)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(stand_in)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
