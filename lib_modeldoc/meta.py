@@ -214,7 +214,9 @@ def edit_metadata(
     data_size = header.file_size - header.data_start
     total = len(new_header) + data_size
     before, after, data_hash = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
-    with open(src, "rb") as f, atomic_output(out, expected_size=total) as dst:
+    # The source is closed before the output is renamed into place: with --in-place that rename
+    # replaces the source, which Windows refuses while a handle to it is open.
+    with atomic_output(out, expected_size=total) as dst, open(src, "rb") as f:
         f.seek(0)
         before.update(f.read(header.data_start))
         dst.write(new_header)

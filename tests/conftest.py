@@ -14,7 +14,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # MODELDOC_FAKE_WINDOWS_IO=1 (the second CI run): the OS calls Windows lacks are removed before
-# lib_modeldoc is imported, so every read and write path runs its portable branch here.
+# lib_modeldoc is imported, so every read and write path runs its portable branch here, and
+# os.replace / os.rename refuse a file this process holds open, as Windows does.
 FAKE_WINDOWS_IO = bool(os.environ.get("MODELDOC_FAKE_WINDOWS_IO"))
 WINDOWS_MISSING = ("pread", "preadv", "pwrite", "pwritev", "statvfs", "fstatvfs")
 if FAKE_WINDOWS_IO:
@@ -28,6 +29,35 @@ if FAKE_WINDOWS_IO:
         return shutil._ntuple_diskusage(total, total - st.f_bfree * st.f_frsize, free)
 
     shutil.disk_usage = _disk_usage
+
+    def _open_here(path) -> bool:
+        """Whether this process holds ``path`` open (Linux: /proc/self/fd)."""
+        try:
+            real = os.path.realpath(path)
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    if os.readlink(f"/proc/self/fd/{fd}") == real:
+                        return True
+                except OSError:
+                    continue
+        except OSError:
+            pass
+        return False
+
+    def _windows_rename(real):
+        """Windows refuses to rename a file, or replace one, while a handle to it is open."""
+
+        def rename(src, dst, *args, **kwargs):
+            for path in (src, dst):
+                if isinstance(path, (str, bytes, os.PathLike)) and _open_here(path):
+                    raise PermissionError(13, "The process cannot access the file because it is being used "
+                                              "by another process", os.fspath(path), 32)
+            return real(src, dst, *args, **kwargs)
+
+        return rename
+
+    if os.path.isdir("/proc/self/fd"):
+        os.replace, os.rename = _windows_rename(os.replace), _windows_rename(os.rename)
     for _name in WINDOWS_MISSING:
         if hasattr(os, _name):
             delattr(os, _name)

@@ -171,3 +171,33 @@ def test_the_tab_flow_leaves_no_handle_open(long_folder):
     # and what Windows would refuse while a handle is open now works: renaming and deleting
     os.replace(damaged, damaged + ".moved")
     os.unlink(session.written)
+
+
+# Replacing files, as Windows allows it --------------------------------------------------------
+
+@pytest.fixture
+def windows_replace(monkeypatch):
+    """``os.replace`` refuses a file this process holds open, as Windows does (Linux allows it)."""
+    from lib_modeldoc.io import atomic
+
+    real = os.replace
+
+    def replace(src, dst):
+        for path in (src, dst):
+            if _open_handles(os.path.realpath(path)):
+                raise PermissionError(13, "being used by another process", path, 32)
+        real(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts handles through /proc/self/fd")
+def test_in_place_metadata_edit_closes_the_source_before_replacing_it(long_folder, windows_replace, capsys):
+    source = write_safetensors_sample(str(long_folder / "合并 смесь.safetensors"), [Spec("w", "F16", (4, 4))],
+                                      metadata={"modelspec.title": "old"})
+    rc, out, err = _cli(capsys, "meta", source, "--title", "新 новый", "--in-place")
+    assert rc == 0, err
+    from lib_modeldoc.meta import read_metadata
+
+    assert read_metadata(source).fields["title"] == "新 новый"
+    assert sorted(os.listdir(long_folder)) == ["合并 смесь.safetensors"]
