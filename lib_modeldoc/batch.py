@@ -14,6 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from .advice import Note, Remedy
 from .arch.families import FAMILIES
 from .arch.identify import identify
 from .audit import find_model_files
@@ -98,7 +99,7 @@ def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], 
     if architecture not in _CHECKPOINTS and not (architecture == "unknown" and force):
         if architecture == "unknown":
             return BatchItem(source, output, BatchAction.FAIL,
-                             f"{source}: architecture not identified; --force converts it keeping every tensor",
+                             Note(f"{source}: architecture not identified", Remedy.FORCE),
                              architecture)
         return BatchItem(source, output, BatchAction.SKIP_NOT_CHECKPOINT, f"{architecture}: not a checkpoint", architecture)
     if os.path.exists(output):

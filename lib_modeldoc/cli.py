@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from .commands import COMMANDS, load
+from .commands.wording import say
 from .errors import ModelDocError
 
 __all__ = ["main"]
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelDocError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"modeldoc: error: {exc}", file=sys.stderr)
+        print(f"modeldoc: error: {say(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("modeldoc: error: interrupted; nothing was written", file=sys.stderr)

@@ -29,7 +29,7 @@ def require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise MissingDependencyError("--plot needs matplotlib, which is not installed; pip install matplotlib") from None
+        raise MissingDependencyError("the comparison plot needs matplotlib, which is not installed; pip install matplotlib") from None
 
 
 def plot_comparison(comparison: Comparison, path: str | os.PathLike[str], *, dpi: int = 120) -> str:

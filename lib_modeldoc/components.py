@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from . import __version__
+from .advice import Remedy
 from .arch.families import FAMILIES, Family, family
 from .convert import PRECISIONS, ConvertOptions, plan_convert, position_ids_entry
 from .checks.context import POSITION_IDS
@@ -206,7 +207,7 @@ def plan_build(
         raise PlanError(f"cannot build {arch!r}; choose one of {', '.join(sorted(names))}")
     fam = family(arch)
     if "clip_g" in parts and fam.slot("clip_g") is None:
-        raise PlanError(f"a {arch} model has no OpenCLIP-bigG text encoder; drop --clip-g")
+        raise PlanError(f"a {arch} model has no OpenCLIP-bigG text encoder", remedy=Remedy.DROP_CLIP_G)
     sources: list[ModelFile] = []
     entries: list[Entry] = []
     changes: list[str] = []
@@ -223,13 +224,13 @@ def plan_build(
             if not allow_missing:
                 raise IncompatibleComponentError(
                     f"{source.path} is {identify_model(source).architecture} and has no clip_g for the new model "
-                    f"({arch}); pass --clip-g FILE, or --allow-missing"
+                    f"({arch})", remedy=(Remedy.GIVE_CLIP_G, Remedy.ALLOW_MISSING)
                 )
             source = None
         if source is None:
             message = f"no {slot.component} given for {arch}"
             if not allow_missing:
-                raise PlanError(f"{message}; pass --{option.replace('_', '-')} FILE, or --allow-missing")
+                raise PlanError(message, remedy=(Remedy.give(option), Remedy.ALLOW_MISSING))
             warnings.append(f"{message}: the WebUI keeps the previous model's {slot.component} when it loads this file")
             continue
         part = _source_part(source, slot.component, "the new model", arch)

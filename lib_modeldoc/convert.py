@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
+from .advice import Note, Remedy
 from .arch.families import KNOWN_BUFFERS
 from .arch.identify import Identification
 from .arch.modelspec import EPSILON_FAMILIES, modelspec_architecture, v_prediction_sources, ztsnr_sources
@@ -140,7 +141,7 @@ def position_ids_entry(model: ModelFile, info: TensorInfo, dst: str, *, fix: boo
     if fix:
         return entry, f"CLIP position_ids ({key}) stored as int64 0..76 (were {info.dtype})"
     if not correct:
-        return entry, f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong; use --fix-clip to repair"
+        return entry, Note(f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong", Remedy.FIX_CLIP)
     return entry, f"CLIP position_ids ({key}) stored as int64 (were {info.dtype})"
 
 
@@ -148,9 +149,7 @@ def _refuse_blind_pruning(model: ModelFile, ident: Identification, options: Conv
     if ident.prunable or options.keep_junk or options.force:
         return
     what = "not a known architecture" if ident.architecture == "unknown" else f"a {ident.label}"
-    raise PlanError(
-        f"{model.path}: {what}, so no tensor can be called junk; pass --keep-junk to convert every tensor as it is"
-    )
+    raise PlanError(f"{model.path}: {what}, so no tensor can be called junk", remedy=Remedy.KEEP_JUNK)
 
 
 class _Builder:
@@ -181,7 +180,7 @@ class _Builder:
         """EMA key -> UNet key, for ``ema-only``."""
         ema, unet = self.ident.slot(EMA), self.ident.slot("unet")
         if ema is None or not ema.present or unet is None:
-            raise PlanError(f"{self.model.path}: --prune ema-only needs EMA weights, and this file has none")
+            raise PlanError(f"{self.model.path}: “ema-only” needs EMA weights, and this file has none")
         renames = {}
         for key in ema.keys:
             table_key = ema.table_key(key)
@@ -329,12 +328,12 @@ class _Builder:
         vae_keys = {e.key for e in self.entries if e.note.startswith("vae from ")}
         if not options.preserve:
             vae_keys |= self.vae_keys
-        how = "" if options.preserve else " with --vae copy"
+        how = () if options.preserve else (Remedy.VAE_COPY,)
         vae_dtypes = {e.dtype for e in self.entries if e.key in vae_keys}
         if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
-            self.warnings.append(f"the VAE in fp8 visibly degrades images; keep it in fp16/fp32{how}")
+            self.warnings.append(Note("the VAE in fp8 visibly degrades images; keep it in fp16/fp32", *how))
         if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == "SDXL":
-            self.warnings.append(
+            self.warnings.append(Note(
                 "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
-                f"the WebUI then retries in fp32 — or keep it fp32{how}"
-            )
+                "the WebUI then retries in fp32 — or keep it fp32", *how
+            ))

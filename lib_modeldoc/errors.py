@@ -19,7 +19,15 @@ __all__ = [
 
 
 class ModelDocError(Exception):
-    """Base class of every error Model Doctor raises on purpose."""
+    """Base class of every error Model Doctor raises on purpose.
+
+    ``str(error)`` is the fact; ``remedies`` (:class:`~lib_modeldoc.advice.Remedy` ids) say what the
+    user can do, and each front end words them (``commands/wording.py``, ``ui/wording.py``).
+    """
+
+    def __init__(self, *args: object, remedy: object = None) -> None:
+        super().__init__(*args)
+        self.remedies: tuple = tuple(remedy) if isinstance(remedy, (tuple, list)) else ((remedy,) if remedy else ())
 
 
 class ModelReadError(ModelDocError):

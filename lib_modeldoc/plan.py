@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,14 +141,14 @@ class Plan:
             "warnings": list(self.warnings),
         }
 
-    def describe(self) -> str:
-        """The plan for people (what ``--dry-run`` prints)."""
+    def describe(self, say: Callable[[str], str] = str) -> str:
+        """The plan for people (what ``--dry-run`` prints); ``say`` words notes' remedies for the front end."""
         info = self.to_dict()
         lines = [
             f"Plan for {self.source.path}",
             f"  {human_bytes(self.source.size)} -> {human_bytes(self.output_size)} ({self.format}, {len(self.entries)} tensors)",
         ]
-        lines += [f"  - {c}" for c in self.changes]
+        lines += [f"  - {say(c)}" for c in self.changes]
         for reason, d in info["dropped"].items():
             lines.append(f"  drop {reason}: {d['keys']} tensors, {human_bytes(d['bytes'])}")
         for change, n in info["casts"].items():
@@ -155,5 +156,5 @@ class Plan:
         kept = info["actions"].get(COPY, 0)
         if kept:
             lines.append(f"  copy unchanged: {kept} tensors")
-        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  warning: {say(w)}" for w in self.warnings]
         return "\n".join(lines)

@@ -6,8 +6,10 @@ import json
 import os
 from typing import Any
 
+from .advice import count
 from .arch.families import FAMILIES
-from .report import Report, Severity
+from .commands.wording import repair_text
+from .report import Finding, Report, Severity
 from .shell import Shell, join, shells_for
 from .units import human_bytes
 
@@ -51,10 +53,16 @@ def suggested_command(report: Report, shell: Shell | None = None) -> str | None:
     return join(["python", "-m", "lib_modeldoc", *args], shell or shells_for()[0])
 
 
+def finding_text(finding: Finding) -> str:
+    """A finding's message and, when something fixes it, what does, in command-line terms."""
+    fix = repair_text(finding.repair)
+    return f"{finding.message} ({fix})" if fix else finding.message
+
+
 def verdict_lines(report: Report) -> list[str]:
     """The short verdict: what it is, what is wrong, what pruning saves, what to do."""
     kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
-    lines = [f"{kind}, {report.format}, {human_bytes(report.size_bytes)}, {report.tensors} tensors"]
+    lines = [f"{kind}, {report.format}, {human_bytes(report.size_bytes)}, {count(report.tensors, 'tensor')}"]
     problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
     errors = sum(1 for f in problems if f.severity is Severity.ERROR)
     if not problems:
@@ -63,7 +71,7 @@ def verdict_lines(report: Report) -> list[str]:
         word = "damaged" if errors else "works, with problems"
         counts = f"{errors} error{'s' * (errors != 1)}, {len(problems) - errors} warning{'s' * (len(problems) - errors != 1)}"
         lines.append(f"Verdict: {word} ({counts})")
-        lines += [f"  {_MARK[f.severity]} {f.message}" for f in problems]
+        lines += [f"  {_MARK[f.severity]} {finding_text(f)}" for f in problems]
     saving = pruning_saving(report)
     if saving:
         lines.append(
@@ -99,7 +107,7 @@ def render_report(report: Report, *, details: bool = True) -> str:
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
         lines.append("Notes:")
-        lines += [f"  i {f.message}" for f in infos]
+        lines += [f"  i {finding_text(f)}" for f in infos]
     if report.dtypes:
         lines.append("Storage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items()))
     if report.scan is not None:

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .advice import Repair
+
 __all__ = ["Severity", "Finding", "ComponentSummary", "PositionIds", "Report", "decode_metadata"]
 
 
@@ -30,7 +32,7 @@ class Finding:
     message: str
     keys: tuple[str, ...] = ()
     bytes_affected: int = 0
-    repair: str | None = None  # the convert option that repairs it, when one does
+    repair: Repair | None = None  # what fixes it (each front end words it), when something does
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity.value, "message": self.message}
@@ -39,7 +41,7 @@ class Finding:
         if self.bytes_affected:
             out["bytes"] = self.bytes_affected
         if self.repair:
-            out["repair"] = self.repair
+            out["repair"] = Repair(self.repair).value
         return out
 
 

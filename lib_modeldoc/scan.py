@@ -31,6 +31,7 @@ from .io.tensor import TensorInfo
 from .layout import BUFFER, EMA, JUNK, Layout
 from .model import ModelFile
 from .progress import Progress
+from .advice import Repair
 from .report import Finding, Severity
 from .workers import worker_pool
 
@@ -154,7 +155,7 @@ class ScanResult:
             out.append(Finding(
                 "values.nonfinite", Severity.ERROR if loaded else Severity.WARNING,
                 f"NaN or infinite values in {_count(bad)}: {_names(bad, TensorValues.describe)}{effect}",
-                keys=tuple(t.key for t in bad), repair="replace" if loaded else "convert",
+                keys=tuple(t.key for t in bad), repair=Repair.REPLACE if loaded else Repair.CONVERT,
             ))
         zero = self.zero()
         if zero:

@@ -34,6 +34,7 @@ from .io.tensor import TensorInfo
 from .model import ModelFile, open_model
 from .parts import find_part, identify_model
 from .progress import Cancel, Progress, Tracker
+from .advice import Repair
 from .report import Finding, Severity
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ class VaeTestResult:
     def findings(self) -> list[Finding]:
         """``vae.*`` findings: only what is physical, or relative to the user's own VAEs."""
         out: list[Finding] = []
-        advice = "Black images in fp16: use the fp32 VAE / --no-half-vae, or bake a VAE that passes"
+        advice = "Black images in fp16: use the fp32 VAE, or bake a VAE that passes"
         instead = self._instead()
         if self.first_overflow_layer or self.fp16_run is Fp16Run.NONFINITE:
             layer = self.first_overflow_layer or self.fp16_first_nonfinite_layer
@@ -200,7 +201,7 @@ class VaeTestResult:
                 Fp16Run.SKIPPED: "",
             }[self.fp16_run]
             out.append(Finding("vae.fp16_overflow", Severity.WARNING, f"VAE overflows in fp16: {what}{confirm}. {advice}{instead}",
-                               keys=(layer,) if layer else (), repair="--no-half-vae"))
+                               keys=(layer,) if layer else (), repair=Repair.FP32_VAE))
         if self.first_bf16_overflow_layer:
             peak = self.layers[self.first_bf16_overflow_layer]
             out.append(Finding("vae.bf16_overflow", Severity.ERROR,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..advice import Repair
 from ..report import Finding, Severity
 from .context import CheckContext
 
@@ -22,14 +23,14 @@ def check_position_ids(ctx: CheckContext) -> Iterator[Finding]:
                 f"CLIP position_ids are shifted at {len(ids.wrong)} of 77 positions: {shown}{more}; "
                 "the WebUI reads these as int64, so prompt tokens get the wrong position "
                 "(weakened or ignored words)",
-                keys=(ids.key,), repair="--fix-clip",
+                keys=(ids.key,), repair=Repair.FIX_CLIP,
             )
         elif is_float:
             yield Finding(
                 "clip.position_ids.float", Severity.WARNING,
                 f"CLIP position_ids are stored as {ids.dtype} instead of int64; the values are still "
                 "right, but the next merge or fp16 cast can shift them",
-                keys=(ids.key,), repair="--fix-clip",
+                keys=(ids.key,), repair=Repair.FIX_CLIP,
             )
 
 
@@ -40,5 +41,5 @@ def check_nai_layout(ctx: CheckContext) -> Iterator[Finding]:
             "clip.nai_layout", Severity.INFO,
             "CLIP keys use the old NAI layout (no 'text_model.'); the WebUI renames them on load, "
             "other tools may not; convert renames them for good",
-            keys=slot.keys[:3], repair="convert",
+            keys=slot.keys[:3], repair=Repair.CONVERT,
         )

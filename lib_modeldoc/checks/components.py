@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..advice import Repair
 from ..report import Finding, Severity
 from .context import CheckContext
 
@@ -26,7 +27,7 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
                     "component.missing", Severity.ERROR,
                     f"no {name} ({slot.component}): the WebUI keeps the previous model's {name} "
                     "when it loads this file (or fails when none is loaded)",
-                    repair="replace",
+                    repair=Repair.REPLACE,
                 )
             continue
         problems = []
@@ -42,5 +43,5 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
             yield Finding(
                 "component.incomplete", Severity.ERROR, f"{name} is incomplete: " + "; ".join(problems),
                 keys=tuple(slot.missing[:10]) + tuple(k for k, _, _ in slot.mismatched[:10]),
-                repair="replace",
+                repair=Repair.REPLACE,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..advice import Repair
 from ..report import Finding, Severity
 from ..units import human_bytes
 from .context import CheckContext
@@ -24,7 +25,7 @@ def check_junk(ctx: CheckContext) -> Iterator[Finding]:
     yield Finding(
         "junk", Severity.WARNING,
         f"{human_bytes(total)} in {count} tensors the WebUI never loads: {groups}{more}",
-        keys=tuple(keys[:20]), bytes_affected=total, repair="convert",
+        keys=tuple(keys[:20]), bytes_affected=total, repair=Repair.CONVERT,
     )
 
 
@@ -38,8 +39,8 @@ def check_unknown(ctx: CheckContext) -> Iterator[Finding]:
     yield Finding(
         "unknown.kept", Severity.INFO,
         f"{human_bytes(size)} in {len(keys)} tensors no {ctx.ident.label} table describes: {groups}{more}; "
-        "kept, since a WebUI or extension may load them (--drop-unknown drops them)",
-        keys=tuple(keys[:20]), bytes_affected=size,
+        "kept, since a WebUI or extension may load them",
+        keys=tuple(keys[:20]), bytes_affected=size, repair=Repair.DROP_UNKNOWN,
     )
 
 
@@ -51,8 +52,8 @@ def check_ema(ctx: CheckContext) -> Iterator[Finding]:
         yield Finding(
             "ema", Severity.INFO,
             f"holds an EMA copy of the UNet ({len(keys)} tensors, {human_bytes(size)}); the WebUI "
-            "does not use it: --prune no-ema drops it, --prune ema-only makes it the UNet",
-            bytes_affected=size, repair="--prune no-ema",
+            "does not use it",
+            bytes_affected=size, repair=Repair.PRUNE_EMA,
         )
 
 
@@ -65,5 +66,5 @@ def check_pickle(ctx: CheckContext) -> Iterator[Finding]:
         "format.pickle", Severity.INFO,
         "a pickle checkpoint: safe to read here (nothing in it was run), but .safetensors loads "
         f"faster and is safe for everyone{extra}",
-        repair="convert",
+        repair=Repair.CONVERT,
     )

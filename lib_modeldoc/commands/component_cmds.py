@@ -7,6 +7,7 @@ import json
 from contextlib import ExitStack
 from typing import Any
 
+from ..advice import count
 from ..components import COMPONENT_CHOICES, plan_build, plan_export, plan_replace
 from ..convert import PRECISIONS
 from ..model import open_model
@@ -14,6 +15,7 @@ from ..plan import Plan
 from ..units import human_bytes
 from ..sidecars import carry_sidecars
 from .convert_cmd import output_format, print_sidecars, write_with_progress
+from .wording import say
 
 
 def _common(p: argparse.ArgumentParser, precision_help: str) -> None:
@@ -40,7 +42,7 @@ def _finish(plan: Plan, args: argparse.Namespace, sidecars_from: str | None = No
         if args.json:
             print(json.dumps({"dry_run": True, "output": args.output, **plan.to_dict()}, indent=2))
         else:
-            print(plan.describe())
+            print(plan.describe(say=say))
             print(f"(dry run: nothing written; {args.output} would be {human_bytes(plan.output_size)})")
         return 0
     result = write_with_progress(plan, args.output, args)
@@ -50,12 +52,12 @@ def _finish(plan: Plan, args: argparse.Namespace, sidecars_from: str | None = No
     if args.json:
         print(json.dumps({**result.to_dict(), "sidecars": [c.to_dict() for c in carried]}, indent=2))
     else:
-        print(f"Wrote {result.output}: {human_bytes(result.size_bytes)}, {result.keys} tensors"
+        print(f"Wrote {result.output}: {human_bytes(result.size_bytes)}, {count(result.keys, 'tensor')}"
               + (", verified" if result.verified else ""))
         for line in plan.changes:
-            print(f"  - {line}")
+            print(f"  - {say(line)}")
         for line in plan.warnings:
-            print(f"  warning: {line}")
+            print(f"  warning: {say(line)}")
         print_sidecars(carried)
     return 0
 

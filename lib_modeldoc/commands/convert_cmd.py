@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from ..advice import count
 from ..batch import BatchAction, plan_batch
 from ..convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOptions, plan_convert
 from ..errors import ModelDocError, PlanError
@@ -17,6 +18,7 @@ from ..plan import Plan
 from ..sidecars import Sidecar, carry_sidecars
 from ..writer import WriteResult, write_plan
 from .progress_line import StderrProgress
+from .wording import say
 
 MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".ckpt": "ckpt", ".pt": "ckpt", ".pth": "ckpt", ".bin": "ckpt"}
@@ -99,7 +101,7 @@ def convert_one(source: str, output: str, args: argparse.Namespace, others: tupl
         try:
             plan = plan_convert(model, options, bake_vae=vae)
             if args.dry_run:
-                return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe()}
+                return {"dry_run": True, "output": output, **plan.to_dict(), "plan": plan.describe(say=say)}
             result = write_with_progress(plan, output, args, others)
             carried = [] if args.no_sidecars else carry_sidecars(source, output, overwrite=args.overwrite)
             return {**result.to_dict(), "source": source, "sidecars": [c.to_dict() for c in carried]}
@@ -125,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_result(result: dict[str, Any]) -> None:
-    print(f"Wrote {result['output']}: {human_bytes(result['size_bytes'])}, {result['keys']} tensors"
+    print(f"Wrote {result['output']}: {human_bytes(result['size_bytes'])}, {count(result['keys'], 'tensor')}"
           + (", verified" if result.get("verified") else ""))
     for change in result.get("changes", []):
-        print(f"  - {change}")
+        print(f"  - {say(change)}")
     for warning in result.get("warnings", []):
-        print(f"  warning: {warning}")
+        print(f"  warning: {say(warning)}")
     print_sidecars([Sidecar(**s) for s in result.get("sidecars", [])])
 
 
@@ -153,8 +155,8 @@ def _run_batch(args: argparse.Namespace) -> int:
     results, failures, skipped = [], [], []
     for item in items:
         if item.action is BatchAction.FAIL:
-            failures.append({"source": item.source, "error": item.note})
-            print(f"modeldoc: error: {item.note}", file=sys.stderr)
+            failures.append({"source": item.source, "error": say(item.note)})
+            print(f"modeldoc: error: {say(item.note)}", file=sys.stderr)
             continue
         if item.action is not BatchAction.CONVERT:
             skipped.append({"source": item.source, "reason": item.note})
@@ -166,7 +168,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                 os.makedirs(os.path.dirname(os.path.abspath(item.output)), exist_ok=True)
             result = convert_one(item.source, item.output, args, batch_sources)
         except (ModelDocError, OSError) as exc:
-            message = str(exc) if isinstance(exc, ModelDocError) else f"{item.output}: {exc.strerror or exc}"
+            message = say(exc) if isinstance(exc, ModelDocError) else f"{item.output}: {exc.strerror or exc}"
             failures.append({"source": item.source, "error": message})
             print(f"modeldoc: error: {message}", file=sys.stderr)
             continue

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ModelDocError
+from .wording import say
 
 T = TypeVar("T")
 
@@ -34,8 +35,8 @@ def run_per_path(
             if len(paths) == 1:
                 raise
             failed = True
-            print(f"modeldoc: error: {exc}", file=sys.stderr)
-            results.append({"path": path, "error": str(exc)})
+            print(f"modeldoc: error: {say(exc)}", file=sys.stderr)
+            results.append({"path": path, "error": say(exc)})
             continue
         if as_json:
             results.append(to_json(result))

@@ -12,6 +12,7 @@ import enum
 import os
 from collections.abc import Iterable
 
+from ..advice import Remedy
 from ..errors import OutputError
 from .paths import native_path
 from .sniff import Format, sniff_bytes
@@ -83,7 +84,7 @@ def check_output(
         if kind is OutputKind.REPORT and is_model_file(target):
             raise OutputError(f"{path}: is a model file; choose another name for the {kind.value}")
         if kind is OutputKind.MODEL and not overwrite:
-            raise OutputError(f"{path}: already exists; pass --overwrite to replace it")
+            raise OutputError(f"{path}: already exists", remedy=Remedy.OVERWRITE)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise OutputError(f"{path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")

@@ -19,6 +19,7 @@ from ..progress import Cancelled, Progress
 from ..report import Report
 from . import views
 from .host import Choice, Host, JobContext
+from .wording import say
 
 __all__ = [
     "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
@@ -266,7 +267,7 @@ def preview(request: Any, host: Host | None = None) -> str:
         plan = request.plan(stack)
         output = request.output
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
-                               description=plan.describe(),
+                               description=plan.describe(say=say),
                                saving=isinstance(request, (ConvertRequest, ReplaceRequest)),
                                refused=loaded_conflict(output, host) or "")
 
@@ -294,26 +295,9 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
 
 
 
-# The engine's messages name CLI options; the tab names its own controls instead.
-_CLI_WORDS = (
-    ("pass --overwrite to replace it", "tick “Overwrite an existing file” to replace it"),
-    ("pass --keep-junk", "tick “Keep unknown tensors”"),
-    ("use --fix-clip", "tick “Fix CLIP position_ids”"),
-    ("--allow-missing", "“Allow a missing part”"),
-    ("--prune ema-only", "“ema-only”"),
-    ("with --vae copy", "with VAE “copy” (Per part)"),
-)
-
-
-def tab_message(text: str) -> str:
-    """An engine message with the CLI's option names replaced by the tab's."""
-    for cli, tab in _CLI_WORDS:
-        text = text.replace(cli, tab)
-    return text
-
-
 def error_html(exc: Exception, kind: str = "error") -> str:
-    return views.message_html(tab_message(str(exc)), kind)
+    """An error as one line of HTML, its remedies in the tab's terms."""
+    return views.message_html(say(exc), kind)
 
 
 def guard(action: Callable[[], Any]) -> tuple[Any, str | None]:

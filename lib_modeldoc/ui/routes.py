@@ -184,7 +184,7 @@ def add_routes(app: Any, host: RouteHost, *, api_auth: str | None = None, cors_a
         forwarded = request.headers.get("x-forwarded-host")
         if origins.refuses(request.headers.get("origin"), request.headers.get("sec-fetch-site"),
                            forwarded.split(",")[0].strip() if forwarded else request.headers.get("host")):
-            raise HTTPException(403, "refused: a request from a page of another site (see --cors-allow-origins)")
+            raise HTTPException(403, "refused: a request from a page of another site (the WebUI's CORS options can allow a site)")
 
     guards = [Depends(check_credentials)] if credentials else []
     post_guards = [*guards, Depends(same_site)]

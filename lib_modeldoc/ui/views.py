@@ -11,10 +11,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..advice import count
 from ..render import CHECKPOINTS, pruning_saving, suggested_args
 from ..report import Report, Severity
 from ..shell import Shell, module_command, shells_for
 from ..units import human_bytes
+from .wording import repair_text, say
 
 __all__ = [
     "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
@@ -38,6 +40,12 @@ _COMPONENT_ACTIONS = {
     "component.missing": "Replace the missing part from a full model of the same family.",
     "component.incomplete": "Replace the incomplete part from a full model of the same family.",
 }
+
+
+def finding_text(finding: Any) -> str:
+    """A finding's message and, when something fixes it, what does, in the tab's terms."""
+    fix = repair_text(finding.repair)
+    return f"{finding.message} ({fix})" if fix else finding.message
 
 
 def e(value: Any) -> str:
@@ -73,12 +81,12 @@ def verdict_html(report: Report) -> str:
         f'<div class="modeldoc-verdict modeldoc-{state}" data-verdict="{state}">',
         f'<div class="modeldoc-file" title="{e(report.path)}">{e(os.path.basename(report.path))}</div>',
         f'<div class="modeldoc-kind">{e(kind)} · {e(report.format)} · {e(human_bytes(report.size_bytes))} · '
-        f'{report.tensors} tensors</div>',
+        f'{count(report.tensors, "tensor")}</div>',
         f'<div class="modeldoc-state">{e(word)}</div>',
     ]
     if problems:
         out.append('<ul class="modeldoc-problems">')
-        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(f.message)}</li>' for f in problems]
+        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(finding_text(f))}</li>' for f in problems]
         out.append("</ul>")
     saving = pruning_saving(report)
     if saving:
@@ -194,7 +202,7 @@ def details_html(report: Report) -> str:
             rows.append([COMPONENT_NAMES.get(c.name, c.name), state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
         out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
     if report.findings:
-        rows = [[_ICON[f.severity], f.id, f.message, human_bytes(f.bytes_affected) if f.bytes_affected else ""]
+        rows = [[_ICON[f.severity], f.id, finding_text(f), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
                 for f in report.findings]
         out.append(_table("Findings", ["", "id", "what", "size"], rows))
     for ids in report.clip_position_ids:
@@ -338,7 +346,7 @@ def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description
     out = [
         '<div class="modeldoc-plan">',
         f'<div class="modeldoc-plan-size"><b>{size}</b> '
-        f'({e(plan.get("format", ""))}, {e(plan.get("keys", ""))} tensors)'
+        f'({e(plan.get("format", ""))}, {e(count(int(plan.get("keys", 0)), "tensor"))})'
         + (f', saves {e(human_bytes(before - after))}' if saving and before > after else "") + "</div>",
         f'<div>Output: <code>{e(output)}</code>'
         + (f' <span class="modeldoc-error">{e(refused)}</span>' if refused else
@@ -346,9 +354,9 @@ def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description
     ]
     changes = list(plan.get("changes") or [])
     if changes:
-        out.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in changes) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{e(say(c))}</li>" for c in changes) + "</ul>")
     for warning in plan.get("warnings") or []:
-        out.append(f'<div class="modeldoc-msg modeldoc-warning">{e(warning)}</div>')
+        out.append(f'<div class="modeldoc-msg modeldoc-warning">{e(say(warning))}</div>')
     if description:
         out.append(f'<details><summary>Full plan</summary><pre>{e(description)}</pre></details>')
     out.append("</div>")
@@ -359,7 +367,8 @@ def result_html(result: Mapping[str, Any], *, listed_as: str | None = None, stam
     """What was written. ``data-written`` (the file and ``stamp``) tells the page's script that a
     new file exists, so it can refresh the WebUI's own checkpoint and VAE dropdowns."""
     verified = " and verified (every tensor re-read and compared)" if result.get("verified") else ""
-    text = f"Wrote {result['output']} ({human_bytes(int(result['size_bytes']))}, {result['keys']} tensors){verified}."
+    text = (f"Wrote {result['output']} ({human_bytes(int(result['size_bytes']))}, "
+            f"{count(int(result['keys']), 'tensor')}){verified}.")
     if listed_as:
         text += f" Listed as “{listed_as}”."
     return f'<div class="modeldoc-msg modeldoc-ok" data-written="{e(result["output"])}|{e(stamp)}">{e(text)}</div>'

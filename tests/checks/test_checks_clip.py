@@ -42,7 +42,7 @@ def test_float32_offset_ids_are_wrong_at_41_and_76(sparse_model):
     assert clip_findings(report) == [("clip.position_ids.offset", "error")]
     [finding] = [f for f in report.findings if f.id == "clip.position_ids.offset"]
     assert "41 (reads as 40" in finding.message and "76 (reads as 75" in finding.message
-    assert finding.keys == (SD1_POS,) and finding.repair == "--fix-clip"
+    assert finding.keys == (SD1_POS,) and finding.repair == "fix_clip"
 
 
 def test_float_ids_with_right_values_are_only_a_float_warning(sparse_model):

@@ -50,8 +50,11 @@ def test_without_fix_clip_ids_are_stored_as_the_webui_reads_them(broken_sd1, cli
     ids = read_safetensors(out)[0][SD1_POS]
     assert ids.dtype == torch.int64 and ids.shape == (1, 77)
     assert ids.flatten().tolist() == AS_WEBUI_READS.tolist()
-    assert any("kept as the WebUI reads them, still wrong; use --fix-clip" in c for c in json.loads(stdout)["changes"])
+    # JSON (and the file's provenance) hold the fact; the text the command line prints adds its remedy
+    assert any(c.endswith("kept as the WebUI reads them, still wrong") for c in json.loads(stdout)["changes"])
     assert clip_findings(out) == ["clip.position_ids.offset"]  # same behaviour as the source, now int64
+    rc, stdout, _ = cli("convert", broken_sd1, "-o", tmp_path / "again.safetensors", "--dry-run")
+    assert rc == 0 and "kept as the WebUI reads them, still wrong; use --fix-clip to repair" in stdout
 
 
 def test_right_float_ids_become_int64(slim_model, cli, tmp_path):

@@ -103,7 +103,7 @@ def test_ema_only_without_ema_is_refused(slim_model, cli, tmp_path):
     out = tmp_path / "out.safetensors"
     rc, stdout, err = cli("convert", src, "-o", out, "--prune", "ema-only")
     assert (rc, stdout) == (2, "")
-    assert err == f"modeldoc: error: {src}: --prune ema-only needs EMA weights, and this file has none\n"
+    assert err == f"modeldoc: error: {src}: “ema-only” needs EMA weights, and this file has none\n"
     assert listing(tmp_path) == ["no-ema.safetensors"]
 
 

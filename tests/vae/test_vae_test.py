@@ -69,7 +69,10 @@ def test_a_layer_scaled_to_overflow_is_named(tmp_path):
     assert set(findings) == {"vae.fp16_overflow"}
     assert findings["vae.fp16_overflow"].keys == (OVERFLOW_LAYER,)
     assert OVERFLOW_LAYER in findings["vae.fp16_overflow"].message
-    assert "--no-half-vae" in findings["vae.fp16_overflow"].message
+    assert findings["vae.fp16_overflow"].repair == "fp32_vae"  # the CLI words it --no-half-vae, the tab a setting
+    from lib_modeldoc.commands.wording import repair_text
+
+    assert "--no-half-vae" in repair_text(findings["vae.fp16_overflow"].repair)
     if FP16_ON_CPU:  # the actual fp16 pass turns non-finite at the same layer
         assert result.fp16_run is Fp16Run.NONFINITE
         assert result.fp16_first_nonfinite_layer == OVERFLOW_LAYER

@@ -1,0 +1,47 @@
+"""The command line's words for the engine's advice ids: its flags and commands.
+
+One table per kind of id (:class:`~lib_modeldoc.advice.Repair`, :class:`~lib_modeldoc.advice.Remedy`);
+the tab has its own (``lib_modeldoc/ui/wording.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..advice import Remedy, Repair, worded
+
+__all__ = ["REPAIRS", "REMEDIES", "say", "repair_text"]
+
+REPAIRS: dict[Repair, str] = {
+    Repair.FIX_CLIP: "convert --fix-clip fixes this",
+    Repair.PRUNE_EMA: "--prune no-ema drops it, --prune ema-only makes it the UNet",
+    Repair.PRECISION_FP16: "convert stores fp16 by default: --precision fp16",
+    Repair.DROP_UNKNOWN: "convert --drop-unknown drops them",
+    Repair.CONVERT: "convert fixes this",
+    Repair.REPLACE: "replace --component NAME --from FULL_MODEL fixes this",
+    Repair.FP32_VAE: "start the WebUI with --no-half-vae",
+}
+
+REMEDIES: dict[Remedy, str] = {
+    Remedy.OVERWRITE: "pass --overwrite to replace it",
+    Remedy.KEEP_JUNK: "pass --keep-junk to convert every tensor as it is",
+    Remedy.FORCE: "--force converts it keeping every tensor",
+    Remedy.FIX_CLIP: "use --fix-clip to repair",
+    Remedy.ALLOW_MISSING: "--allow-missing",
+    Remedy.GIVE_UNET: "pass --unet FILE",
+    Remedy.GIVE_VAE: "pass --vae FILE",
+    Remedy.GIVE_CLIP: "pass --clip FILE",
+    Remedy.GIVE_CLIP_G: "pass --clip-g FILE",
+    Remedy.DROP_CLIP_G: "drop --clip-g",
+    Remedy.VAE_COPY: "--vae copy keeps it as it is",
+}
+
+
+def say(item: Any) -> str:
+    """An error, a plan note or any text, with its remedies in command-line terms."""
+    return worded(item, REMEDIES)
+
+
+def repair_text(repair: Repair | None) -> str:
+    """What fixes a finding, in command-line terms ("" when nothing does)."""
+    return REPAIRS[Repair(repair)] if repair else ""

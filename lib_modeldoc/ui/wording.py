@@ -1,0 +1,49 @@
+"""The tab's words for the engine's advice ids: its own buttons, boxes and choices, never a flag.
+
+One table per kind of id (:class:`~lib_modeldoc.advice.Repair`, :class:`~lib_modeldoc.advice.Remedy`);
+the command line has its own (``lib_modeldoc/commands/wording.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..advice import Remedy, Repair, worded
+
+__all__ = ["REPAIRS", "REMEDIES", "say", "repair_text"]
+
+_CONVERT = "Fix / prune / convert"
+
+REPAIRS: dict[Repair, str] = {
+    Repair.FIX_CLIP: f"“Fix CLIP position_ids” in {_CONVERT} fixes this",
+    Repair.PRUNE_EMA: f"in {_CONVERT}, EMA weights “no-ema” drops it, “ema-only” makes it the UNet",
+    Repair.PRECISION_FP16: f"{_CONVERT} stores fp16 by default: precision “fp16”",
+    Repair.DROP_UNKNOWN: f"{_CONVERT} keeps them (the command line can drop them)",
+    Repair.CONVERT: f"{_CONVERT} fixes this",
+    Repair.REPLACE: "Components → “Replace a part” from a full model fixes this",
+    Repair.FP32_VAE: "keep the WebUI's setting “Automatically revert VAE to 32-bit floats” on (Settings → VAE)",
+}
+
+REMEDIES: dict[Remedy, str] = {
+    Remedy.OVERWRITE: "tick “Overwrite an existing file” to replace it",
+    Remedy.KEEP_JUNK: "tick “Keep unknown tensors” to convert every tensor as it is",
+    Remedy.FORCE: "tick “Keep unknown tensors” to convert it keeping every tensor",
+    Remedy.FIX_CLIP: "tick “Fix CLIP position_ids” to repair",
+    Remedy.ALLOW_MISSING: "tick “Allow a missing part”",
+    Remedy.GIVE_UNET: "pick a file in “UNet from”",
+    Remedy.GIVE_VAE: "pick a file in “VAE from”",
+    Remedy.GIVE_CLIP: "pick a file in “Text encoder(s) from”",
+    Remedy.GIVE_CLIP_G: "pick a file in “SDXL CLIP-G from”",
+    Remedy.DROP_CLIP_G: "leave “SDXL CLIP-G from” empty",
+    Remedy.VAE_COPY: "set VAE to “copy” under “Per part” to keep it as it is",
+}
+
+
+def say(item: Any) -> str:
+    """An error, a plan note or any text, with its remedies in the tab's terms."""
+    return worded(item, REMEDIES)
+
+
+def repair_text(repair: Repair | None) -> str:
+    """What fixes a finding, in the tab's terms ("" when nothing does)."""
+    return REPAIRS[Repair(repair)] if repair else ""
