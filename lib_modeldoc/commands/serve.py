@@ -1,4 +1,8 @@
-"""``serve [--models DIR] [--host H] [--port N]``: the Model Doctor tab without a WebUI."""
+"""``serve [--models DIR] [--host H] [--port N] [--auth USER:PASS | --no-auth]``: the tab without a WebUI.
+
+Closed by default: it listens on loopback; any other address needs a login (``--auth``) or an
+explicit ``--no-auth``. What it reads and writes stays inside the served folder.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,42 @@ import argparse
 import os
 from typing import Any
 
-from ..errors import MissingDependencyError, ModelDocError
-
-STANDALONE_REQUIREMENTS = "requirements-standalone.txt"
+from ..errors import ModelDocError
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the Model Doctor tab in a browser, without a WebUI (needs gradio)")
     p.add_argument("--models", metavar="DIR", help="folder of model files (WebUI layout or flat); "
                    "default: a built-in sample library")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; "
+                   "any other than loopback needs --auth or --no-auth)")
     p.add_argument("--port", type=int, default=7870, help="port (default: %(default)s)")
+    login = p.add_mutually_exclusive_group()
+    login.add_argument("--auth", metavar="USER:PASS", help="require this login (gradio's login page)")
+    login.add_argument("--no-auth", action="store_true",
+                       help="listen beyond loopback without a login (anyone who can reach the port can use it)")
     p.set_defaults(run=run)
 
 
-def require_gradio() -> None:
-    """Fail in one line, naming the requirements file, when gradio (the tab's web stack) is missing.
-
-    ``requirements.txt`` is enough for the command line; the tab also needs
-    ``requirements-standalone.txt`` (gradio and its pins).
-    """
-    try:
-        import gradio  # noqa: F401  (imported here so the failure comes before any work)
-    except ImportError as exc:
-        here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                            STANDALONE_REQUIREMENTS)
-        shown = here if os.path.isfile(here) else STANDALONE_REQUIREMENTS
-        missing = f" (no module named {exc.name!r})" if exc.name and exc.name != "gradio" else ""
-        raise MissingDependencyError(
-            f"serve needs gradio, which is not installed{missing}; install the tab's requirements: pip install -r {shown}"
-        ) from None
-
-
 def run(args: argparse.Namespace) -> int:
-    require_gradio()
-    from ..ui.standalone import serve
-    if args.models is not None:
-        if not os.path.isdir(args.models):
-            raise ModelDocError(f"{args.models}: not a folder (--models takes a folder of model files)")
-    serve(args.models, host=args.host, port=args.port, log=lambda line: print(line, flush=True))
+    from ..ui.gate import is_loopback  # no gradio: refuse before the slow import
+
+    auth = None
+    if args.auth is not None:
+        from ..ui.standalone import parse_auth
+
+        auth = parse_auth(args.auth)
+    if not is_loopback(args.host) and auth is None and not args.no_auth:
+        raise ModelDocError(f"--host {args.host} would let other machines in without a login; "
+                            "add --auth USER:PASS (or --no-auth to accept that)")
+    if args.models is not None and not os.path.isdir(args.models):
+        raise ModelDocError(f"{args.models}: not a folder (--models takes a folder of model files)")
+    try:
+        from ..ui.standalone import serve
+    except ImportError as exc:  # gradio missing: say how to get it, in one line
+        raise ModelDocError(
+            f"serve needs gradio ({exc}); install it with: pip install -r requirements-standalone.txt"
+        ) from None
+    serve(args.models, host=args.host, port=args.port, log=lambda line: print(line, flush=True), auth=auth,
+          allow_no_auth=args.no_auth)
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..diagnose import inspect_model
 from ..errors import ModelDocError, OutputError
+from ..io.atomic import Partial, find_partials
 from ..model import open_model
 from ..progress import Cancelled, Progress
 from ..report import Report
@@ -261,11 +262,31 @@ def loaded_conflict(output: str, host: Host | None) -> str | None:
             "even with “Overwrite” ticked: choose another output name")
 
 
+def confined_output(request: Any, host: Host | None) -> str:
+    """The request's output file, once the host allows it (the standalone server confines outputs).
+
+    A host may offer ``confine_output(path) -> path`` (raising ``OutputError``); the WebUI's does not.
+    """
+    output = request.output
+    confine = getattr(host, "confine_output", None)
+    return confine(output) if confine is not None else output
+
+
+def leftovers(host: Host) -> list[Partial]:
+    """Leftovers of killed writes (stale ``.NAME.*.partial`` files) in the host's output folders."""
+    folders = host.folders()
+    seen: list[str] = []
+    for folder in (folders.checkpoints, folders.vae, folders.lora, folders.components):
+        if folder and os.path.isdir(folder) and os.path.realpath(folder) not in seen:
+            seen.append(os.path.realpath(folder))
+    return [p for folder in seen for p in find_partials(folder) if p.stale]
+
+
 def preview(request: Any, host: Host | None = None) -> str:
     """A request's plan as HTML: sizes before and after, every change, where it goes. Writes nothing."""
     with ExitStack() as stack:
+        output = confined_output(request, host)
         plan = request.plan(stack)
-        output = request.output
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
                                description=plan.describe(say=say),
                                saving=isinstance(request, (ConvertRequest, ReplaceRequest)),
@@ -281,8 +302,8 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
     from ..writer import write_plan
 
     with ExitStack() as stack:
+        output = confined_output(request, host)
         plan = request.plan(stack)
-        output = request.output
         conflict = loaded_conflict(output, host)
         if conflict:
             raise OutputError(conflict)

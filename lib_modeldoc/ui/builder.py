@@ -77,6 +77,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
                                        min_width=110)
         deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
         status = gr.HTML(elem_id="modeldoc_status")
+        leftovers = gr.HTML(views.leftovers_html(actions.leftovers(host)), elem_id="modeldoc_leftovers")
         verdict = gr.HTML(elem_id="modeldoc_verdict")
         chart = gr.HTML(elem_id="modeldoc_chart")
         with gr.Accordion("Details", open=False, elem_id="modeldoc_details_box"):
@@ -126,13 +127,22 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             return [keep, "", found.verdict, found.chart, found.details, found.metadata,
                     actions.default_output_name(path), *clear]
 
+        def refused(exc: ModelDocError) -> list[Any]:
+            return [gr.update(), actions.error_html(exc), "", "", "", None, gr.update(), *clear]
+
         def do_inspect(value: str | None, session: Session) -> list[Any]:
-            path = actions.loaded_or_picked(host, value)
+            try:
+                path = actions.loaded_or_picked(host, value)
+            except ModelDocError as exc:  # a path the host does not serve
+                return refused(exc)
             shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
             return show(path, session, shown)
 
         def do_inspect_deep(job: JobContext, session: Session, value: str | None, scan: bool, identify: bool) -> list[Any]:
-            path = actions.loaded_or_picked(host, value)
+            try:
+                path = actions.loaded_or_picked(host, value)
+            except ModelDocError as exc:
+                return [*refused(exc), ""]
             shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
             progress = actions.job_progress(job, "inspect")
             out = show(path, session, shown, lambda p: actions.inspect_file(
@@ -148,7 +158,10 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             return show(path, session, actions.label_for(path, host.checkpoints()) or path if path else None)
 
         def do_bridge(value: str | None, session: Session) -> list[Any]:
-            path = host.resolve(value or "")
+            try:
+                path = host.resolve(value or "")
+            except ModelDocError as exc:
+                return refused(exc)
             label = actions.label_for(path, host.checkpoints()) if path else None
             return show(path, session, label or value)
 
@@ -156,7 +169,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
 
         def do_refresh(value: str | None) -> list[Any]:
             host.refresh()
-            return [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
+            return ([gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
+                    + [views.leftovers_html(actions.leftovers(host))])
 
         inspect_button.click(do_inspect, [model, session], inspect_outputs)
         for box in (scan, identify):
@@ -169,7 +183,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         deep_interrupt.click(lambda sess: host.interrupt(sess), [session], None, queue=False)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
-        refresh.click(do_refresh, [model], [c for c, _ in refreshed])
+        refresh.click(do_refresh, [model], [c for c, _ in refreshed] + [leftovers])
         for panel in panels:
             _wire_job(host, panel, model, session, task_id, show, inspect_outputs)
         _wire_files(host, files, model, session, task_id)

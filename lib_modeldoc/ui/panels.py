@@ -66,12 +66,27 @@ def _job_buttons(panel: Panel, write_label: str = "Write") -> Panel:
     return panel
 
 
-def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "") -> list[Any]:
+AUTO_FOLDER = "(by part: the VAE folder for a VAE, else the parts folder)"
+
+
+def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "",
+                   host: Host | None = None) -> list[Any]:
+    """Format, output folder, name, overwrite, verify.
+
+    A host that confines its outputs (``output_folders()``, the standalone server) gets a choice
+    among its folders instead of a free-form folder; the host checks the value again on write.
+    """
+    offered = getattr(host, "output_folders", None)
     with gr.Row():
         fmt = gr.Radio(["safetensors", "ckpt"], value=defaults.format, label="Format", elem_id=f"modeldoc_{p}_format")
         name = gr.Textbox(label="Output file name", placeholder=name_hint, elem_id=f"modeldoc_{p}_out_name", scale=2)
-        out = gr.Textbox(value=folder, label="Output folder", placeholder=folder_hint, elem_id=f"modeldoc_{p}_out_folder",
-                         scale=3)
+        if offered is not None:
+            choices = ([AUTO_FOLDER] if not folder else []) + list(offered())
+            out = gr.Dropdown(choices, value=folder if folder in choices else choices[0], label="Output folder",
+                              elem_id=f"modeldoc_{p}_out_folder", scale=3)
+        else:
+            out = gr.Textbox(value=folder, label="Output folder", placeholder=folder_hint,
+                             elem_id=f"modeldoc_{p}_out_folder", scale=3)
     with gr.Row():
         overwrite = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id=f"modeldoc_{p}_overwrite")
         verify = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
@@ -102,7 +117,7 @@ def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
             clip = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
         bake = gr.Dropdown(vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
                            elem_id="modeldoc_bake_vae")
-    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed")
+    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed", host=host)
     fields = [precision, prune, fix_clip, keep_junk, unet, vae, clip, bake, strip, fmt, folder, name, overwrite, verify]
 
     def request(host: Host, value: str | None, *values: Any) -> actions.ConvertRequest:
@@ -125,10 +140,12 @@ def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
                              info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
         fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
     hint = "empty: the VAE folder for a VAE, else the parts folder"
-    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint)
+    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint, host=host)
 
     def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
         args = dict(zip(_EXPORT, values))
+        if args["folder"] == AUTO_FOLDER:
+            args["folder"] = ""
         if not (args["folder"] or "").strip():
             args["folder"] = host.folders().vae if args["component"] == "vae" else host.folders().for_kind("components")
         return actions.ExportRequest(source=_source(host, value), **args)
@@ -150,7 +167,7 @@ def replace_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
                              elem_id="modeldoc_replace_from", scale=3)
         precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision of the new part",
                              elem_id="modeldoc_replace_precision")
-    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>")
+    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>", host=host)
 
     def request(host: Host, value: str | None, *values: Any) -> actions.ReplaceRequest:
         args = dict(zip(_REPLACE, values))
@@ -182,7 +199,7 @@ def build_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_build_fix_clip")
         allow_missing = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
                                     elem_id="modeldoc_build_allow_missing")
-    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>")
+    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>", host=host)
 
     def request(host: Host, value: str | None, *values: Any) -> actions.BuildRequest:
         args = dict(zip(_BUILD, values))

@@ -7,6 +7,7 @@ same tab the WebUI shows. Without ``--models`` it writes a small sample library 
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import tempfile
@@ -17,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ModelDocError, OutputError
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
-__all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library"]
+__all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError",
+           "parse_auth"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +31,53 @@ SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 SUBFOLDERS = {CHECKPOINTS: "Stable-diffusion", VAE: "VAE", LORA: "Lora"}
 
 
+# A running job's page pulls its progress every ~0.3 s. gradio 3.41 just stops pulling when the
+# page goes (closed, reloaded, network lost) and keeps the paused generator referenced, so the
+# generator is never closed: a job nobody pulled for this long has lost its page and stops.
+ORPHAN_AFTER_S = 8.0
+
+
 class _Job:
     """Progress and cancellation of one job, read by the polling generator."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, orphan_after: float = ORPHAN_AFTER_S) -> None:
         self.session = session
         self.done, self.total, self.message = 0, 0, "starting"
+        self.orphan_after = orphan_after
+        self.last_pull = time.monotonic()
 
     def progress(self, done: int, total: int, message: str) -> None:
         self.done, self.total, self.message = done, total, message
 
+    def pulled(self) -> None:
+        """The page asked for progress: it is still there."""
+        self.last_pull = time.monotonic()
+
     def cancelled(self) -> bool:
+        if time.monotonic() - self.last_pull > self.orphan_after:
+            self.session.cancel.set()  # its page is gone
         return self.session.cancel.is_set()
 
 
+class OutsideError(ModelDocError):
+    """A path outside the served model folders (said the same whether or not it exists)."""
+
+
+def _within(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([path, folder]) == folder
+    except ValueError:  # another drive on Windows
+        return False
+
+
 class FolderHost:
-    """A :class:`Host` over a folder of model files. No model is ever loaded."""
+    """A :class:`Host` over a folder of model files. No model is ever loaded.
+
+    Everything it reads or writes is confined to the served folder: a path is taken only when
+    the listing offers it (a symbolic link in the folder is followed because the listing shows
+    it) or when it resolves, links followed, inside the folder. Outputs go to one of
+    :meth:`output_folders` only.
+    """
 
     can_load_models = False
     in_memory = False
@@ -102,15 +136,48 @@ class FolderHost:
         return None
 
     def resolve(self, value: str) -> str | None:
-        text = (value or "").strip()
+        """The file of a list label, or a path (relative to the library) inside the served folder.
+
+        Raises:
+            OutsideError: anything else, in one line that does not say whether it exists.
+        """
+        text = (value or "").strip().strip('"').strip("'")
         if not text:
             return None
-        path = resolve_choice(text, self.checkpoints() + self.vaes() + self.loras())
-        if path and not os.path.isabs(os.path.expanduser(text)) and not os.path.exists(path):
-            candidate = os.path.join(self.root, text)  # a name relative to the library
-            if os.path.exists(candidate):
-                return candidate
+        listed = self.checkpoints() + self.vaes() + self.loras()
+        for choice in listed:
+            if choice.label == text:
+                return choice.path
+        expanded = os.path.expanduser(text)
+        path = os.path.abspath(expanded if os.path.isabs(expanded) else os.path.join(self.root, expanded))
+        if any(os.path.normcase(path) == os.path.normcase(os.path.abspath(c.path)) for c in listed):
+            return path  # offered by the listing, wherever its links lead
+        if "\0" in path or not _within(os.path.normcase(os.path.realpath(path)),
+                                        os.path.normcase(os.path.realpath(self.root))):
+            raise OutsideError(f"{text}: only files in the served model folder can be opened here")
         return path
+
+    def output_folders(self) -> list[str]:
+        """The folders the tab may write into: the served folder and its model sub-folders."""
+        folders = self.folders()
+        found = [self.root] + [f for f in (folders.checkpoints, folders.vae, folders.lora) if f]
+        return list(dict.fromkeys(os.path.abspath(f) for f in found if os.path.isdir(f)))
+
+    def confine_output(self, path: str) -> str:
+        """``path`` if it is a file directly in one of :meth:`output_folders`.
+
+        Raises:
+            OutputError: anywhere else (links followed), in one line.
+        """
+        target = os.path.abspath(path)
+        folder = os.path.realpath(os.path.dirname(target))
+        allowed = {os.path.normcase(os.path.realpath(f)) for f in self.output_folders()}
+        if os.path.normcase(folder) not in allowed:
+            raise OutputError(f"{os.path.basename(target)}: the standalone server writes only into the served "
+                              "model folders; pick one of them as the output folder")
+        if os.path.islink(target):
+            raise OutputError(f"{os.path.basename(target)}: is a symbolic link; choose another name")
+        return target
 
     def load_checkpoint(self, path: str) -> str:
         return "The standalone server loads no models; open the file in your WebUI or ComfyUI."
@@ -140,12 +207,19 @@ class FolderHost:
 
             thread = threading.Thread(target=work, name="modeldoc-job", daemon=True)
             thread.start()
-            while thread.is_alive():
-                thread.join(0.3)
+            try:
+                while thread.is_alive():
+                    thread.join(0.3)
+                    if thread.is_alive():
+                        out: list[Any] = [gr.update() for _ in range(n_outputs)]
+                        out[progress_index] = progress_html(job.done, job.total, job.message)
+                        yield out
+                        job.pulled()
+            finally:
+                # Closed by gradio (gradio 4 when the page goes away) or by the garbage collector:
+                # the job stops with its page rather than running on unseen (see ORPHAN_AFTER_S).
                 if thread.is_alive():
-                    out: list[Any] = [gr.update() for _ in range(n_outputs)]
-                    out[progress_index] = progress_html(job.done, job.total, job.message)
-                    yield out
+                    session.cancel.set()
             if "error" in box:
                 out = [gr.update() for _ in range(n_outputs)]
                 out[progress_index] = message_html(box["error"], "error")
@@ -214,21 +288,59 @@ def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
     return build_ui(host, css=read_css(), theme=offline_theme(), script=read_script()), host
 
 
+def parse_auth(value: str) -> tuple[str, str]:
+    """``USER:PASS`` -> ``(user, pass)``; the password may contain ``:``.
+
+    Raises:
+        ModelDocError: no ``:``, or an empty user name or password.
+    """
+    user, sep, password = (value or "").partition(":")
+    if not sep or not user.strip() or not password:
+        raise ModelDocError("--auth takes USER:PASS (a user name, a colon, a password)")
+    return user.strip(), password
+
+
+def _checker(user: str, password: str) -> Callable[[str, str], bool]:
+    """gradio's auth callable: compares in constant time (gradio 3.41 compares with ``==``)."""
+    want_user, want_password = user.encode(), password.encode()
+
+    def check(given_user: str, given_password: str) -> bool:
+        same_user = hmac.compare_digest((given_user or "").encode(), want_user)
+        same_password = hmac.compare_digest((given_password or "").encode(), want_password)
+        return same_user and same_password
+
+    return check
+
+
 def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int = 7870, block: bool = True,
-          log: Callable[[str], None] | None = None) -> Any:
+          log: Callable[[str], None] | None = None, auth: tuple[str, str] | None = None,
+          allow_no_auth: bool = False) -> Any:
     """Serve the tab on ``http://host:port/`` until interrupted (or return at once with ``block=False``).
 
     ``log`` receives the one line saying where it runs (the ``serve`` command prints it);
-    without it the line goes to this module's logger.
+    without it the line goes to this module's logger. ``auth`` is a (user, password) login;
+    listening beyond loopback needs it unless ``allow_no_auth``. Every request passes the
+    :class:`~lib_modeldoc.ui.gate.Gate` (host, origin, closed file routes).
+
+    Raises:
+        ModelDocError: a non-loopback ``host`` without ``auth`` or ``allow_no_auth``.
     """
+    from starlette.middleware import Middleware
+
+    from .gate import Gate, HostPolicy, is_loopback
+
+    if not is_loopback(host) and auth is None and not allow_no_auth:
+        raise ModelDocError(f"--host {host} would let other machines in without a login; "
+                            "add --auth USER:PASS (or --no-auth to accept that)")
     log = log or logger.info
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from .compat import enable_queue
 
     demo, folder_host = build_standalone(models_dir)
     enable_queue(demo, 4)
+    gate = Middleware(Gate, hosts=HostPolicy.for_bind(host), auth=auth is not None)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=True, quiet=True,
-                inbrowser=False)
+                inbrowser=False, auth=_checker(*auth) if auth else None, app_kwargs={"middleware": [gate]})
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     log(f"Model Doctor is running on http://{shown}:{port}/ (models: {folder_host.root}); press Ctrl+C to stop")
     if not block:

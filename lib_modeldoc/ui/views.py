@@ -57,6 +57,17 @@ def message_html(text: str, kind: str = "info") -> str:
     return f'<div class="modeldoc-msg modeldoc-{e(kind)}">{e(text)}</div>'
 
 
+def leftovers_html(partials: Iterable[Any]) -> str:
+    """A warning naming the leftovers of killed writes (empty when there are none)."""
+    found = list(partials)
+    if not found:
+        return ""
+    size = human_bytes(sum(p.size_bytes for p in found))
+    names = ", ".join(os.path.basename(p.path) for p in found[:5]) + (", ..." if len(found) > 5 else "")
+    return message_html(f"{len(found)} leftover file{'s' * (len(found) != 1)} of interrupted writes ({size}): {names}. "
+                        "The next write into that folder removes them.", "warning")
+
+
 def progress_html(done: int, total: int, message: str) -> str:
     """A progress bar for hosts without one of their own (the standalone server)."""
     share = 0.0 if total <= 0 else max(0.0, min(1.0, done / total))

@@ -63,9 +63,16 @@ def test_inspect_any_path_and_bad_input_is_one_line(driver, tmp_path):
     vae = host.vaes()[0].path
     out = drv.click("modeldoc_inspect", modeldoc_model=vae)
     assert "VAE" in out["modeldoc_verdict"]
-    missing = str(tmp_path / "nope.safetensors")
+    missing = os.path.join(host.root, "nope.safetensors")  # inside the served folder: said plainly
     out = drv.click("modeldoc_inspect", modeldoc_model=missing)
     assert out["modeldoc_verdict"] == "" and "no such file" in out["modeldoc_status"] and "modeldoc-error" in out["modeldoc_status"]
+    # outside it: refused in one line that does not tell whether the file exists
+    outside = tmp_path / "there.safetensors"
+    outside.write_bytes(open(vae, "rb").read(200_000))
+    for path in (str(outside), str(tmp_path / "nope.safetensors"), "/etc/shadow", "../../../etc/passwd"):
+        out = drv.click("modeldoc_inspect", modeldoc_model=path)
+        assert out["modeldoc_verdict"] == "" and "modeldoc-error" in out["modeldoc_status"]
+        assert "only files in the served model folder can be opened here" in out["modeldoc_status"], path
     out = drv.click("modeldoc_inspect", modeldoc_model="")
     assert "none loaded" in out["modeldoc_status"]
 
@@ -78,15 +85,20 @@ def test_the_right_click_bridge_inspects_a_title(driver):
 
 
 def test_preview_plan_shows_the_output_size_before_writing(driver, tmp_path):
-    drv, _ = driver
-    out = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_convert_out_folder=str(tmp_path),
+    drv, host = driver
+    folder = host.output_folders()[0]
+    before = sorted(os.listdir(folder))
+    out = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_convert_out_folder=folder,
                     modeldoc_convert_out_name="x")
     html = out["modeldoc_convert_result"]
     assert "8.20 GB → 2.13 GB" in html and "fixed CLIP position_ids" in html and "dropped ema" in html
-    assert str(tmp_path / "x.safetensors") in html
-    assert os.listdir(tmp_path) == []
+    assert os.path.join(folder, "x.safetensors") in html
+    assert sorted(os.listdir(folder)) == before
+    outside = drv.click("modeldoc_convert_preview", modeldoc_model=DAMAGED, modeldoc_convert_out_folder=str(tmp_path),
+                        modeldoc_convert_out_name="x")["modeldoc_convert_result"]
+    assert "modeldoc-error" in outside and "writes only into the served model folders" in outside
     bad = drv.click("modeldoc_convert_preview", modeldoc_model="sdxl-base-fp16.safetensors", modeldoc_prune="ema-only",
-                    modeldoc_convert_out_folder=str(tmp_path))
+                    modeldoc_convert_out_folder=folder)
     assert "modeldoc-msg modeldoc-error" in bad["modeldoc_convert_result"]
     assert "“ema-only” needs EMA weights" in bad["modeldoc_convert_result"]
 

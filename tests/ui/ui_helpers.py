@@ -100,3 +100,41 @@ def chromium_or_skip() -> str:
     if CI:
         pytest.fail(f"{CHROMIUM} missing in CI (.ci/run installs the Debian package 'chromium')")
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); runs in CI")
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_serve(args: list[str], env: dict[str, str] | None = None, wait: float = 90.0) -> tuple[Any, str]:
+    """Start ``python -m lib_modeldoc serve ARGS``; returns (process, first line) once it prints its URL."""
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    proc = subprocess.Popen([sys.executable, "-m", "lib_modeldoc", "serve", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + wait
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if line.startswith("Model Doctor is running on "):
+            return proc, line.rstrip()
+    proc.kill()
+    proc.wait(10)
+    pytest.fail("serve did not print its URL:\n" + "\n".join(lines))
+
+
+def stop_serve(proc: Any) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
