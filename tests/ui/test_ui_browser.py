@@ -113,8 +113,9 @@ def _pick(page, label):
     page.keyboard.press("Enter")
 
 
-def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, tmp_path):
+def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, library):
     page = _open(browser, server)
+    nan_sample = None
     try:
         _pick(page, "damaged-merge-sd15.safetensors")
         page.click("#modeldoc_inspect")
@@ -131,7 +132,8 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, tmp
         # the hidden bridge elements stay hidden
         assert not page.is_visible("#modeldoc_js_value") and not page.is_visible("#modeldoc_js_inspect")
         # "Scan every value" turns Inspect into a job that reads every tensor: a planted NaN is found
-        _pick(page, _nan_sample(tmp_path))
+        nan_sample = _nan_sample(library)  # a path inside the served folder (outside it is refused)
+        _pick(page, nan_sample)
         assert not page.is_visible("#modeldoc_inspect_deep")
         page.click("#modeldoc_scan input")
         page.wait_for_selector("#modeldoc_inspect_deep", state="visible")
@@ -144,17 +146,19 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, tmp
         assert page.locator("#modeldoc_details .modeldoc-scan").count() == 1
     finally:
         page.close()
+        if nan_sample:
+            os.remove(nan_sample)
 
 
 def _nan_sample(folder) -> str:
-    """A tiny file whose one weight holds a NaN (outside the sample library, pasted as a path)."""
+    """A tiny file whose one weight holds a NaN (beside the sample library's lists, pasted as a path)."""
     import numpy as np
 
     from lib_modeldoc.samples import Spec, write_safetensors_sample
 
     key = "model.diffusion_model.input_blocks.0.0.weight"
     values = {key: np.array([0.5, np.nan, -0.25, 1.0], dtype=np.float16)}
-    return write_safetensors_sample(str(folder / "nan-sample.safetensors"), [Spec(key, "F16", (4,))], values)
+    return write_safetensors_sample(os.path.join(folder, "nan-sample.safetensors"), [Spec(key, "F16", (4,))], values)
 
 
 @pytest.mark.parametrize("selector,title", [
