@@ -27,14 +27,22 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def parse_auth(value: str) -> tuple[str, str]:
+    """``USER:PASS`` -> ``(user, pass)``; the password may contain ``:``.
+
+    Raises:
+        ModelDocError: no ``:``, or an empty user name or password.
+    """
+    user, sep, password = (value or "").partition(":")
+    if not sep or not user.strip() or not password:
+        raise ModelDocError("--auth takes USER:PASS (a user name, a colon, a password)")
+    return user.strip(), password
+
+
 def run(args: argparse.Namespace) -> int:
     from ..ui.gate import is_loopback  # no gradio: refuse before the slow import
 
-    auth = None
-    if args.auth is not None:
-        from ..ui.standalone import parse_auth
-
-        auth = parse_auth(args.auth)
+    auth = parse_auth(args.auth) if args.auth is not None else None
     if not is_loopback(args.host) and auth is None and not args.no_auth:
         raise ModelDocError(f"--host {args.host} would let other machines in without a login; "
                             "add --auth USER:PASS (or --no-auth to accept that)")

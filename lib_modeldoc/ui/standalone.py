@@ -22,8 +22,7 @@ from ..errors import ModelDocError, OutputError
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
-__all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError",
-           "parse_auth"]
+__all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError"]
 
 logger = logging.getLogger(__name__)
 
@@ -288,18 +287,6 @@ def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
     return build_ui(host, css=read_css(), theme=offline_theme(), script=read_script()), host
 
 
-def parse_auth(value: str) -> tuple[str, str]:
-    """``USER:PASS`` -> ``(user, pass)``; the password may contain ``:``.
-
-    Raises:
-        ModelDocError: no ``:``, or an empty user name or password.
-    """
-    user, sep, password = (value or "").partition(":")
-    if not sep or not user.strip() or not password:
-        raise ModelDocError("--auth takes USER:PASS (a user name, a colon, a password)")
-    return user.strip(), password
-
-
 def _checker(user: str, password: str) -> Callable[[str, str], bool]:
     """gradio's auth callable: compares in constant time (gradio 3.41 compares with ``==``)."""
     want_user, want_password = user.encode(), password.encode()
@@ -330,8 +317,8 @@ def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int =
     from .gate import Gate, HostPolicy, is_loopback
 
     if not is_loopback(host) and auth is None and not allow_no_auth:
-        raise ModelDocError(f"--host {host} would let other machines in without a login; "
-                            "add --auth USER:PASS (or --no-auth to accept that)")
+        raise ModelDocError(f"listening on {host} would let other machines in without a login; "
+                            "give auth=(user, password), or allow_no_auth=True to accept that")
     log = log or logger.info
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from .compat import enable_queue
