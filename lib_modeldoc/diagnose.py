@@ -99,6 +99,7 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
             "groups": [{"pattern": g, "keys": n, "bytes": b, "group": ctx.junk_group_names.get(g, "junk")}
                        for g, n, b in ctx.junk_groups],
         },
+        adapter=ctx.adapter.to_dict() if ctx.adapter is not None else None,
         unknown={
             "keys": len(ctx.unknown_keys),
             "bytes": ctx.nbytes(ctx.unknown_keys),

@@ -104,6 +104,12 @@ def render_report(report: Report, *, details: bool = True) -> str:
     if report.unknown.get("keys"):
         lines.append(f"  {'unknown':<9} {'kept':<10} {report.unknown['keys']:>5} tensors "
                      f"{human_bytes(report.unknown['bytes']):>10}")
+    if report.adapter and report.adapter.get("kind") == "network":
+        lines.append(f"Network blocks ({report.adapter['network']} for {report.adapter['base']}):")
+        for block in report.adapter["blocks"]:
+            ranks = ",".join(str(r) for r in block["ranks"]) or "-"
+            alphas = ",".join(f"{a:g}" for a in block["alphas"]) or "-"
+            lines.append(f"  {block['block']:<28} {block['modules']:>4} modules  rank {ranks:<8} alpha {alphas}")
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
         lines.append("Notes:")

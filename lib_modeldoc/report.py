@@ -101,6 +101,7 @@ class Report:
     scan: dict[str, Any] | None = None  # inspect --scan: per component value counts and keys
     known_components: dict[str, Any] | None = None  # inspect --components: fingerprints, toolkit metric
     unknown: dict[str, Any] = field(default_factory=dict)  # unclaimed tensors in no junk group: kept
+    adapter: dict[str, Any] | None = None  # a LoRA's or an embedding's summary (arch/networks.py)
     vae_test: dict[str, Any] | None = None  # inspect --vae-test: peaks, first overflow, PSNR (VaeTestResult.to_dict)
     vae_result: Any = field(default=None, repr=False, compare=False)  # the VaeTestResult itself (images), not in JSON
 
@@ -135,6 +136,7 @@ class Report:
             "tensors": self.tensors,
             "extras": self.extras,
             "container": self.container,
+            **({"adapter": self.adapter} if self.adapter is not None else {}),
             **({"scan": self.scan} if self.scan is not None else {}),
             **({"known_components": self.known_components} if self.known_components is not None else {}),
             **({"vae_test": self.vae_test} if self.vae_test is not None else {}),

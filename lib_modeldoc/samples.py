@@ -284,6 +284,101 @@ def ip_adapter_specs(base: str = "SD1", dtype: str = "F16") -> list[Spec]:
     return specs
 
 
+def _lora_module(name: str, n_in: int, n_out: int, rank: int, kind: str = "lora", kernel: int = 0,
+                 dtype: str = "F16") -> list[Spec]:
+    """One network module in kohya / LyCORIS names (``kernel``: a conv layer's k x k)."""
+    k = (kernel, kernel) if kernel else ()
+    one = (1, 1) if kernel else ()
+    alpha = [Spec(f"{name}.alpha", "F32", ())]
+    if kind in ("lora", "dora"):
+        specs = [Spec(f"{name}.lora_down.weight", dtype, (rank, n_in, *k)), Spec(f"{name}.lora_up.weight", dtype, (n_out, rank, *one))]
+        if kind == "dora":
+            specs.append(Spec(f"{name}.dora_scale", dtype, (1, n_in)))
+        return specs + alpha
+    if kind == "loha":
+        return [Spec(f"{name}.hada_w1_a", dtype, (n_out, rank)), Spec(f"{name}.hada_w1_b", dtype, (rank, n_in)),
+                Spec(f"{name}.hada_w2_a", dtype, (n_out, rank)), Spec(f"{name}.hada_w2_b", dtype, (rank, n_in))] + alpha
+    if kind == "lokr":
+        return [Spec(f"{name}.lokr_w1", dtype, (8, 8)), Spec(f"{name}.lokr_w2_a", dtype, (n_out // 8, rank)),
+                Spec(f"{name}.lokr_w2_b", dtype, (rank, n_in // 8))] + alpha
+    raise ValueError(kind)
+
+
+def lora_sd1_specs(rank: int = 32, *, conv: bool = False) -> list[Spec]:
+    """A kohya SD1 LoRA (every attention and text-encoder module); ``conv`` adds ResNet convs (LoCon)."""
+    specs = []
+    for table_id in ("lora_unet_sd1_a", "lora_clip_sd1_a"):
+        for key, shape in table(table_id).shapes.items():
+            specs.append(Spec(key, "F32" if not shape else "F16", tuple(rank if d == -1 else d for d in shape)))
+    if conv:
+        for level, c in enumerate((320, 640, 1280, 1280)):
+            for j in range(2):
+                specs += _lora_module(f"lora_unet_down_blocks_{level}_resnets_{j}_conv1", c, c, rank // 2, kernel=3)
+    return specs
+
+
+def _xl_modules() -> list[tuple[str, int, int]]:
+    """SDXL module names (SAI layout, as kohya writes them) with their in / out widths."""
+    out = []
+    for block, c, depth in ((4, 640, 2), (5, 640, 2), (7, 1280, 10), (8, 1280, 10)):
+        for t in range(depth):
+            b = f"lora_unet_input_blocks_{block}_1_transformer_blocks_{t}_"
+            out += [(b + "attn1_to_q", c, c), (b + "attn2_to_k", 2048, c), (b + "attn2_to_v", 2048, c), (b + "ff_net_2", 4 * c, c)]
+    out += [("lora_unet_middle_block_1_transformer_blocks_0_attn2_to_k", 2048, 1280)]
+    for block, c in ((0, 1280), (3, 640)):
+        out += [(f"lora_unet_output_blocks_{block}_1_transformer_blocks_0_attn2_to_k", 2048, c)]
+    for i in range(12):
+        out += [(f"lora_te1_text_model_encoder_layers_{i}_self_attn_q_proj", 768, 768)]
+    for i in range(32):
+        out += [(f"lora_te2_text_model_encoder_layers_{i}_self_attn_q_proj", 1280, 1280)]
+    return out
+
+
+def network_sdxl_specs(kind: str = "lora", rank: int = 16) -> list[Spec]:
+    """An SDXL LoRA / LoHa / LoKr / DoRA over the attention layers and both text encoders."""
+    return [s for name, n_in, n_out in _xl_modules() for s in _lora_module(name, n_in, n_out, rank, kind)]
+
+
+def lora_sd2_specs(rank: int = 8) -> list[Spec]:
+    """A kohya SD2 LoRA (diffusers module names, 1024-wide text)."""
+    specs = []
+    for level, c in enumerate((320, 640, 1280)):
+        for j in range(2):
+            b = f"lora_unet_down_blocks_{level}_attentions_{j}_transformer_blocks_0_"
+            specs += _lora_module(b + "attn2_to_k", 1024, c, rank) + _lora_module(b + "attn1_to_q", c, c, rank)
+    for i in range(23):
+        specs += _lora_module(f"lora_te_text_model_encoder_layers_{i}_self_attn_q_proj", 1024, 1024, rank)
+    return specs
+
+
+def lora_flux_specs(rank: int = 16) -> list[Spec]:
+    """A kohya FLUX.1 LoRA (``lora_unet_double_blocks_N_*``, ``lora_unet_single_blocks_N_*``)."""
+    specs = []
+    for i in range(19):
+        for stream in ("img", "txt"):
+            specs += _lora_module(f"lora_unet_double_blocks_{i}_{stream}_attn_qkv", 3072, 9216, rank, dtype="BF16")
+            specs += _lora_module(f"lora_unet_double_blocks_{i}_{stream}_mlp_0", 3072, 12288, rank, dtype="BF16")
+    for i in range(38):
+        specs += _lora_module(f"lora_unet_single_blocks_{i}_linear1", 3072, 21504, rank, dtype="BF16")
+    return specs
+
+
+KOHYA_METADATA = {
+    "ss_sd_model_name": "v1-5-pruned-emaonly.safetensors",
+    "ss_new_sd_model_hash": "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa",
+    "ss_sd_model_hash": "81761151", "ss_base_model_version": "sd_v1", "ss_resolution": "(512, 512)",
+    "ss_num_epochs": "10", "ss_network_module": "networks.lora", "ss_network_dim": "32", "ss_network_alpha": "16",
+    "ss_tag_frequency": '{"10_mychar": {"mychar": 40, "1girl": 38, "solo": 30, "smile": 12}, '
+                        '"5_outfit": {"mychar": 10, "red dress": 9, "1girl": 6}}',
+}
+
+
+def _alphas(value: float) -> Callable[[list[Spec]], dict[str, np.ndarray]]:
+    def values(specs: list[Spec]) -> dict[str, np.ndarray]:
+        return {s.key: np.array(value, dtype=np.float32) for s in specs if s.key.endswith(".alpha")}
+    return values
+
+
 @dataclass(frozen=True)
 class Sample:
     """A real-shape model of one family: what it should identify as, and how to make it."""
@@ -291,7 +386,7 @@ class Sample:
     architecture: str
     specs: Callable[[], list[Spec]]
     metadata: dict[str, str] | None = None
-    values: Callable[[], dict[str, np.ndarray]] | None = None
+    values: Callable[[list[Spec]], dict[str, np.ndarray]] | None = None  # exact values for some keys
 
 
 def _ids(specs: list[Spec]) -> dict[str, np.ndarray]:
@@ -334,6 +429,17 @@ SAMPLES: dict[str, Sample] = {
     "playground-v2.5-edm": Sample("SDXL", lambda: family_specs("SDXL") + _markers("edm_mean", "edm_std")),
     "noobai-xl-vpred": Sample("SDXL", lambda: family_specs("SDXL") + _markers("v_pred", "ztsnr"),
                               metadata={"modelspec.prediction_type": "v"}),
+    "lora-sd15-kohya": Sample("LoRA", lambda: lora_sd1_specs(32), KOHYA_METADATA, _alphas(16.0)),
+    "locon-sd15": Sample("LoRA", lambda: lora_sd1_specs(32, conv=True), None, _alphas(16.0)),
+    "lora-sd2": Sample("LoRA", lora_sd2_specs, None, _alphas(8.0)),
+    "lora-sdxl": Sample("LoRA", lambda: network_sdxl_specs("lora", 16), {"ss_base_model_version": "sdxl_base_v1-0"}, _alphas(8.0)),
+    "loha-sdxl": Sample("LoRA", lambda: network_sdxl_specs("loha", 8), None, _alphas(4.0)),
+    "lokr-sdxl": Sample("LoRA", lambda: network_sdxl_specs("lokr", 4), None, _alphas(1.0)),
+    "dora-sdxl": Sample("LoRA", lambda: network_sdxl_specs("dora", 16), None, _alphas(16.0)),
+    "lora-flux": Sample("LoRA", lora_flux_specs, {"ss_base_model_version": "flux1"}, _alphas(16.0)),
+    "embedding-sd15": Sample("Embedding", lambda: [Spec("emb_params", "F32", (4, 768))]),
+    "embedding-sd2": Sample("Embedding", lambda: [Spec("emb_params", "F32", (2, 1024))]),
+    "embedding-sdxl": Sample("Embedding", lambda: [Spec("clip_l", "F16", (3, 768)), Spec("clip_g", "F16", (3, 1280))]),
 }
 
 
@@ -351,4 +457,5 @@ def write_sample(path: str, name: str) -> str:
     """Write the sample ``name`` sparse at ``path`` (position_ids hold their real values)."""
     sample = SAMPLES[name]
     specs = sample.specs()
-    return write_safetensors_sample(path, specs, _ids(specs), metadata=sample.metadata)
+    values = {**_ids(specs), **(sample.values(specs) if sample.values is not None else {})}
+    return write_safetensors_sample(path, specs, values, metadata=sample.metadata)

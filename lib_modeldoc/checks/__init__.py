@@ -14,6 +14,7 @@ from .clip import check_nai_layout, check_position_ids
 from .components import check_components
 from .context import CheckContext
 from .identity import check_identity
+from .networks import check_network
 from .prediction import check_prediction
 from .precision import check_fp64, check_precision_waste
 from .storage import check_ema, check_junk, check_pickle, check_unknown
@@ -33,6 +34,7 @@ CHECKS: tuple[Check, ...] = (
     check_fp64,
     check_precision_waste,
     check_prediction,
+    check_network,
     check_pickle,
 )
 

@@ -43,6 +43,25 @@ class CheckContext:
         return self.layout.keys(EMA)
 
     @functools.cached_property
+    def adapter(self):
+        """A LoRA's or an embedding's summary (:mod:`lib_modeldoc.arch.networks`), else ``None``."""
+        from ..arch.networks import summarise_embedding, summarise_network
+
+        shapes = {k: info.shape for k, info in self.model.items()}
+        if self.ident.architecture == "LoRA":
+            return summarise_network(shapes, self._scalar, self.model.metadata)
+        if self.ident.architecture == "Embedding":
+            return summarise_embedding(shapes, self.model.metadata)
+        return None
+
+    def _scalar(self, key: str) -> float | None:
+        info = self.model[key]
+        if info.numel != 1 or not info.is_float:
+            return None
+        value = float(self.model.read(info).reshape(-1)[0])
+        return round(value, 6) if value == value else None
+
+    @functools.cached_property
     def unknown_keys(self) -> list[str]:
         """Tensors no table claims and no junk group names: kept."""
         return self.layout.keys(UNKNOWN)

@@ -24,14 +24,16 @@ CONTRACT_IDS = {
     "precision.waste", "precision.fp64", "component.missing", "component.incomplete", "prediction.v",
     "prediction.ztsnr", "arch.unknown", "values.nonfinite", "values.zero",
 }
-EXTRA_IDS = {"arch.inspect_only", "format.pickle", "unknown.kept", "prediction.edm"}
+EXTRA_IDS = {"arch.inspect_only", "format.pickle", "unknown.kept", "prediction.edm", "lora.summary",
+             "lora.base_unknown", "embedding.summary"}
 SCAN_IDS = {"values.nonfinite", "values.zero"}  # only with --scan
 SEVERITY = {
     "clip.position_ids.offset": "error", "clip.position_ids.float": "warning", "clip.nai_layout": "info",
     "junk": "warning", "ema": "info", "precision.waste": "info", "precision.fp64": "warning",
     "component.missing": "error", "component.incomplete": "error", "prediction.v": "info",
     "prediction.ztsnr": "info", "arch.unknown": "warning", "arch.inspect_only": "info", "format.pickle": "info",
-    "unknown.kept": "info", "prediction.edm": "info",
+    "unknown.kept": "info", "prediction.edm": "info", "lora.summary": "info", "lora.base_unknown": "info",
+    "embedding.summary": "info",
 }
 
 
