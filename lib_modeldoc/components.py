@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 
 from . import __version__
-from .advice import Remedy
+from .advice import Remedy, count
 from .arch.families import FAMILIES, Family, family
 from .convert import PRECISIONS, ConvertOptions, plan_convert, position_ids_entry
 from .checks.context import POSITION_IDS
@@ -110,7 +110,7 @@ def plan_export(
         if part is None:
             raise PlanError(f"{model.path}: this {ident.architecture} has no {slot_name} to export")
         if not part.complete:
-            warnings.append(f"the {slot_name} is incomplete ({len(part.tensors)} tensors); the export is too")
+            warnings.append(f"the {slot_name} is incomplete ({count(len(part.tensors), 'tensor')}); the export is too")
         standalone = target_family or family(_export_family(part))
         out_slot = standalone.slot("unet" if slot_name == "ema_unet" else slot_name)
         assert out_slot is not None

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .advice import count
 from .dtypes import DTYPES
 from .errors import PlanError
 from .io.safetensors_write import OutTensor, build_header
@@ -146,15 +147,15 @@ class Plan:
         info = self.to_dict()
         lines = [
             f"Plan for {self.source.path}",
-            f"  {human_bytes(self.source.size)} -> {human_bytes(self.output_size)} ({self.format}, {len(self.entries)} tensors)",
+            f"  {human_bytes(self.source.size)} -> {human_bytes(self.output_size)} ({self.format}, {count(len(self.entries), 'tensor')})",
         ]
         lines += [f"  - {say(c)}" for c in self.changes]
         for reason, d in info["dropped"].items():
-            lines.append(f"  drop {reason}: {d['keys']} tensors, {human_bytes(d['bytes'])}")
+            lines.append(f"  drop {reason}: {count(d['keys'], 'tensor')}, {human_bytes(d['bytes'])}")
         for change, n in info["casts"].items():
-            lines.append(f"  cast {change}: {n} tensors")
+            lines.append(f"  cast {change}: {count(n, 'tensor')}")
         kept = info["actions"].get(COPY, 0)
         if kept:
-            lines.append(f"  copy unchanged: {kept} tensors")
+            lines.append(f"  copy unchanged: {count(kept, 'tensor')}")
         lines += [f"  warning: {say(w)}" for w in self.warnings]
         return "\n".join(lines)

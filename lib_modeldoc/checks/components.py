@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..advice import Repair
+from ..advice import Repair, count
 from ..report import Finding, Severity
 from .context import CheckContext
 
@@ -32,11 +32,11 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
             continue
         problems = []
         if slot.missing:
-            problems.append(f"{len(slot.missing)} of {slot.expected} keys missing (e.g. {slot.missing[0]})")
+            problems.append(f"{len(slot.missing)} of {count(slot.expected, 'key')} missing (e.g. {slot.missing[0]})")
         if slot.mismatched:
             key, found, expected = slot.mismatched[0]
             problems.append(
-                f"{len(slot.mismatched)} keys with unexpected shapes (e.g. {key} is {list(found)}, "
+                f"{count(len(slot.mismatched), 'key')} with unexpected shapes (e.g. {key} is {list(found)}, "
                 f"expected {list(expected)})"
             )
         if problems:

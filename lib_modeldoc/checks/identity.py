@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..advice import count
 from ..report import Finding, Severity
 from .context import CheckContext
 
@@ -25,7 +26,7 @@ INSPECT_ONLY = {
 def check_identity(ctx: CheckContext) -> Iterator[Finding]:
     ident = ctx.ident
     if ident.architecture == "unknown":
-        closest = ", ".join(f"{c.name} ({c.matched} keys)" for c in ident.candidates[:3]) or "none"
+        closest = ", ".join(f"{c.name} ({count(c.matched, 'key')})" for c in ident.candidates[:3]) or "none"
         yield Finding(
             "arch.unknown", Severity.WARNING,
             f"not a known Stable Diffusion layout (closest: {closest}); nothing will be called junk",

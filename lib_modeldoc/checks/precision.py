@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..advice import Repair
+from ..advice import Repair, count
 from ..layout import BUFFER, EMA, JUNK
 from ..report import Finding, Severity
 from ..units import human_bytes
@@ -21,7 +21,7 @@ def check_fp64(ctx: CheckContext) -> Iterator[Finding]:
         size = ctx.nbytes(keys)
         yield Finding(
             "precision.fp64", Severity.WARNING,
-            f"{len(keys)} float64 tensors ({human_bytes(size)}), usually left by a merge tool; "
+            f"{count(len(keys), 'float64 tensor')} ({human_bytes(size)}), usually left by a merge tool; "
             "the WebUI never computes in float64",
             keys=tuple(keys[:20]), bytes_affected=size, repair=Repair.PRECISION_FP16,
         )
@@ -36,7 +36,7 @@ def check_precision_waste(ctx: CheckContext) -> Iterator[Finding]:
     if saving >= _WASTE_THRESHOLD:
         yield Finding(
             "precision.waste", Severity.INFO,
-            f"{len(wide)} tensors are stored as fp32/fp64; the WebUI runs fp16, so fp16 storage "
+            f"{count(len(wide), 'tensor')} {'is' if len(wide) == 1 else 'are'} stored as fp32/fp64; the WebUI runs fp16, so fp16 storage "
             f"saves {human_bytes(saving)} with no visible change",
             bytes_affected=saving, repair=Repair.PRECISION_FP16,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..advice import Repair
+from ..advice import count as amount
 from ..report import Finding, Severity
 from ..units import human_bytes
 from .context import CheckContext
@@ -18,13 +19,13 @@ def check_junk(ctx: CheckContext) -> Iterator[Finding]:
         return
     names = ctx.junk_group_names
     groups = ", ".join(
-        f"{g}{'' if names.get(g, g) in g else ' = ' + names[g]} ({n} tensors, {human_bytes(b)})"
+        f"{g}{'' if names.get(g, g) in g else ' = ' + names[g]} ({amount(n, 'tensor')}, {human_bytes(b)})"
         for g, n, b in ctx.junk_groups[:4]
     )
     more = f" and {len(ctx.junk_groups) - 4} more groups" if len(ctx.junk_groups) > 4 else ""
     yield Finding(
         "junk", Severity.WARNING,
-        f"{human_bytes(total)} in {count} tensors the WebUI never loads: {groups}{more}",
+        f"{human_bytes(total)} in {amount(count, 'tensor')} the WebUI never loads: {groups}{more}",
         keys=tuple(keys[:20]), bytes_affected=total, repair=Repair.CONVERT,
     )
 
@@ -34,11 +35,11 @@ def check_unknown(ctx: CheckContext) -> Iterator[Finding]:
     if not keys or ctx.ident.family is None:
         return  # an unidentified model: arch.unknown already says nothing is called junk
     size = ctx.nbytes(keys)
-    groups = ", ".join(f"{g} ({n} tensors, {human_bytes(b)})" for g, n, b in ctx.unknown_groups[:4])
+    groups = ", ".join(f"{g} ({amount(n, 'tensor')}, {human_bytes(b)})" for g, n, b in ctx.unknown_groups[:4])
     more = f" and {len(ctx.unknown_groups) - 4} more groups" if len(ctx.unknown_groups) > 4 else ""
     yield Finding(
         "unknown.kept", Severity.INFO,
-        f"{human_bytes(size)} in {len(keys)} tensors no {ctx.ident.label} table describes: {groups}{more}; "
+        f"{human_bytes(size)} in {amount(len(keys), 'tensor')} no {ctx.ident.label} table describes: {groups}{more}; "
         "kept, since a WebUI or extension may load them",
         keys=tuple(keys[:20]), bytes_affected=size, repair=Repair.DROP_UNKNOWN,
     )
@@ -51,7 +52,7 @@ def check_ema(ctx: CheckContext) -> Iterator[Finding]:
         size = ctx.nbytes(keys)
         yield Finding(
             "ema", Severity.INFO,
-            f"holds an EMA copy of the UNet ({len(keys)} tensors, {human_bytes(size)}); the WebUI "
+            f"holds an EMA copy of the UNet ({amount(len(keys), 'tensor')}, {human_bytes(size)}); the WebUI "
             "does not use it",
             bytes_affected=size, repair=Repair.PRUNE_EMA,
         )

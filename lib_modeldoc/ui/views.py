@@ -256,7 +256,7 @@ def _scan_section(scan: Mapping[str, Any]) -> str:
                 more = c[kind] - len(keys[:12])
                 bad.append(f"<li>{e(name)}, {e(label)}: <code>{e(', '.join(keys[:12]))}</code>"
                            + (f" and {more} more" if more > 0 else "") + "</li>")
-    title = (f'Values scan ({scan.get("tensors", 0)} float tensors, {human_bytes(int(scan.get("bytes", 0)))} read '
+    title = (f'Values scan ({count(int(scan.get("tensors", 0)), "float tensor")}, {human_bytes(int(scan.get("bytes", 0)))} read '
              f'in {float(scan.get("seconds", 0)):.1f} s)')
     out = '<div class="modeldoc-scan">' + _table(title, ["part", "tensors", "size", "max |x|",
                                                           *[label for _, label in _SCAN_KINDS]], rows)
