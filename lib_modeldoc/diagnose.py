@@ -127,7 +127,27 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
     )
 
 
+def _signature_components(model: ModelFile, ident: Identification) -> dict[str, ComponentSummary]:
+    """Parts of an SD3 / Flux file by key prefix (no table: ``complete`` only says the part is there)."""
+    out: dict[str, ComponentSummary] = {}
+    prefixed = any(k.startswith(p) for k in model for _, p in ident.parts)
+    for name, prefix in ident.parts:
+        if not prefixed and name != "transformer":
+            continue
+        where = prefix if prefixed else ""
+        keys = [k for k in model if k.startswith(where)]
+        if not keys:
+            continue
+        dtypes: Counter[str] = Counter()
+        for k in keys:
+            dtypes[DTYPES[model[k].dtype].label] += model[k].nbytes
+        out[name] = ComponentSummary(name, True, True, len(keys), sum(dtypes.values()), "", where, dict(dtypes.most_common()))
+    return out
+
+
 def _components(model: ModelFile, ident: Identification) -> dict[str, ComponentSummary]:
+    if ident.family is None and ident.parts:
+        return _signature_components(model, ident)
     out: dict[str, ComponentSummary] = {}
     for slot in ident.slots:
         if slot.component == EMA and not slot.present:

@@ -162,9 +162,10 @@ def flux_transformer_specs(prefix: str = "", dtype: str = "BF16", *, guidance: b
     return specs
 
 
-def sd3_transformer_specs(prefix: str = "", dtype: str = "F16") -> list[Spec]:
-    """SD3 Medium MMDiT in SAI names (24 joint blocks, hidden 1536, 192x192 position grid)."""
-    h, depth = 1536, 24
+def sd3_transformer_specs(prefix: str = "", dtype: str = "F16", depth: int = 24, qk_norm: bool = False) -> list[Spec]:
+    """SD3 MMDiT in SAI names: Medium 24 joint blocks (hidden 64 * depth = 1536), SD3.5 Large 38 (2432,
+    with RMS qk-norm ``attn.ln_q`` / ``ln_k``); 192x192 position grid."""
+    h = 64 * depth
     specs = [Spec(prefix + "x_embedder.proj.weight", dtype, (h, 16, 2, 2)), Spec(prefix + "x_embedder.proj.bias", dtype, (h,)),
              Spec(prefix + "pos_embed", dtype, (1, 36864, h))]
     specs += _linear(prefix + "context_embedder.", h, 4096, dtype)
@@ -175,6 +176,8 @@ def sd3_transformer_specs(prefix: str = "", dtype: str = "F16") -> list[Spec]:
             b = f"{prefix}joint_blocks.{i}.{block}."
             specs += _linear(b + "adaLN_modulation.1.", 6 * h, h, dtype) + _linear(b + "attn.qkv.", 3 * h, h, dtype)
             specs += _linear(b + "attn.proj.", h, h, dtype) + _linear(b + "mlp.fc1.", 4 * h, h, dtype) + _linear(b + "mlp.fc2.", h, 4 * h, dtype)
+            if qk_norm:
+                specs += [Spec(b + "attn.ln_q.weight", dtype, (64,)), Spec(b + "attn.ln_k.weight", dtype, (64,))]
     specs += _linear(prefix + "final_layer.linear.", 64, h, dtype) + _linear(prefix + "final_layer.adaLN_modulation.1.", 2 * h, h, dtype)
     return specs
 
@@ -419,6 +422,7 @@ SAMPLES: dict[str, Sample] = {
     "ip-adapter-sdxl": Sample("IP-Adapter", lambda: ip_adapter_specs("SDXL")),
     "sd3-medium": Sample("SD3", sd3_checkpoint_specs),
     "sd3-transformer": Sample("SD3-transformer", lambda: sd3_transformer_specs()),
+    "sd35-large-transformer": Sample("SD3-transformer", lambda: sd3_transformer_specs(dtype="BF16", depth=38, qk_norm=True)),
     "flux1-dev-checkpoint": Sample("Flux", flux_checkpoint_specs),
     "flux1-dev-transformer": Sample("Flux-transformer", lambda: flux_transformer_specs()),
     "flux1-schnell-transformer-fp8": Sample("Flux-transformer", lambda: flux_transformer_specs(dtype="F8_E4M3", guidance=False)),

@@ -83,6 +83,7 @@ class Signature:
     patterns: tuple[str, ...]
     min_share: float
     variants: tuple[Variant, ...] = ()
+    parts: tuple[tuple[str, str], ...] = ()  # (component, key prefix) of the separate parts a file may hold
 
 
 UNET = "model.diffusion_model."
@@ -177,6 +178,11 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 _PREFIXED = r"^model\.diffusion_model\."
+# A ComfyUI-style all-in-one SD3 / Flux checkpoint: the parts Forge and ComfyUI also load as separate files.
+_TRANSFORMER_PARTS = (
+    ("transformer", "model.diffusion_model."), ("clip_l", "text_encoders.clip_l."), ("clip_g", "text_encoders.clip_g."),
+    ("t5xxl", "text_encoders.t5xxl."), ("vae", "first_stage_model."),
+)
 _CONTROLNET_TO_K = r"^down_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn2\.to_k\.weight$"
 
 # Recognised from key patterns; inspected, never pruned or rebuilt. Tried in order: a LoRA is
@@ -209,11 +215,11 @@ SIGNATURES: tuple[Signature, ...] = (
     # FLUX.1: BFL names (double_blocks / single_blocks) or diffusers (single_transformer_blocks).
     Signature("Flux-transformer", "FLUX.1 transformer", (
         r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.", r"^single_transformer_blocks\.\d+\.",
-    ), 0.0, (Variant("Flux", "FLUX.1 checkpoint", _PREFIXED),)),
+    ), 0.0, (Variant("Flux", "FLUX.1 checkpoint", _PREFIXED),), _TRANSFORMER_PARTS),
     Signature("SD3-transformer", "Stable Diffusion 3 transformer", (
         r"^(model\.diffusion_model\.)?joint_blocks\.\d+\.(context|x)_block\.",
         r"^transformer_blocks\.\d+\.attn\.add_k_proj\.",
-    ), 0.0, (Variant("SD3", "Stable Diffusion 3 checkpoint", _PREFIXED),)),
+    ), 0.0, (Variant("SD3", "Stable Diffusion 3 checkpoint", _PREFIXED),), _TRANSFORMER_PARTS),
     # T5 v1.1 encoder (d_model 4096 = XXL), as Flux and SD3 load it; "scaled" fp8 files add scales.
     Signature("T5XXL", "T5-XXL text encoder", (
         r"^encoder\.block\.\d+\.layer\.\d+\.", r"^(shared|encoder\.embed_tokens)\.weight$",

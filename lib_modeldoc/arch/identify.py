@@ -91,6 +91,7 @@ class Identification:
     candidates: tuple[Candidate, ...]
     evidence: tuple[str, ...]
     label: str
+    parts: tuple[tuple[str, str], ...] = ()  # signature families: (component, key prefix) of their parts
 
     @property
     def identified(self) -> bool:
@@ -221,7 +222,7 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
             if variant is not None:
                 name, label = variant.name, variant.label
                 evidence.append(f"{variant.label}: key {variant.key!r}" + (f" has size {variant.size} in dim {variant.dim}" if variant.dim is not None else ""))
-            return Identification(name, None, (), (), tuple(evidence), label)
+            return Identification(name, None, (), (), tuple(evidence), label, signature.parts)
 
     cache: dict = {}
     present = frozenset(shapes)

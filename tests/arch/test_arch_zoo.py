@@ -115,3 +115,20 @@ def test_property_nothing_under_a_recognised_prefix_is_planned_as_junk(tmp_path,
     dropped = {d.key for d in plan.dropped}
     assert dropped <= {s.key for s in JUNK}
     assert {s.key for s in specs} | {s.key for s in strays} <= {e.key for e in plan.entries}
+
+
+@pytest.mark.parametrize("name, parts", [
+    ("flux1-dev-checkpoint", {"transformer": "BF16", "clip_l": "BF16", "t5xxl": "BF16", "vae": "BF16"}),
+    ("sd3-medium", {"transformer": "F16", "clip_l": "F16", "clip_g": "F16", "t5xxl": "F8_E4M3", "vae": "F16"}),
+    ("flux1-dev-transformer", {"transformer": "BF16"}),
+    ("flux1-schnell-transformer-fp8", {"transformer": "F8_E4M3"}),
+])
+def test_sd3_and_flux_files_list_their_parts(sample_paths, name, parts):
+    from lib_modeldoc.dtypes import DTYPES
+
+    report = inspect_model(sample_paths[name])
+    assert set(report.components) == set(parts)
+    for part, dtype in parts.items():
+        found = [d for d in report.components[part].dtypes if d != "int64"]  # CLIP position_ids
+        assert report.components[part].present and found == [DTYPES[dtype].label]
+    assert sum(c.keys for c in report.components.values()) == report.tensors
