@@ -11,6 +11,7 @@ __all__ = [
     "ModelDocError",
     "ModelReadError",
     "UnsafeCheckpointError",
+    "LimitExceededError",
     "IncompatibleComponentError",
     "OutputError",
     "PlanError",
@@ -52,3 +53,7 @@ class PlanError(ModelDocError):
 
 class MissingDependencyError(ModelDocError):
     """An optional feature needs a package that is not installed (the message names it)."""
+
+
+class LimitExceededError(ModelReadError):
+    """The file asks for more than a documented limit (``lib_modeldoc/io/limits.py``, README "Limits")."""

@@ -8,12 +8,13 @@ import struct
 from typing import BinaryIO
 
 from ..dtypes import DTYPES
-from ..errors import ModelReadError
-from .tensor import TensorInfo
+from ..errors import LimitExceededError, ModelReadError
+from . import limits
+from .tensor import TensorInfo, shape_problem
 
 __all__ = ["MAX_HEADER_SIZE", "read_safetensors_header"]
 
-MAX_HEADER_SIZE = 100_000_000  # the reference implementation's limit, in bytes
+MAX_HEADER_SIZE = limits.MAX_HEADER_BYTES  # the reference implementation's limit, in bytes
 
 
 def read_safetensors_header(
@@ -46,10 +47,19 @@ def read_safetensors_header(
             f"({file_size} bytes); the file is truncated or damaged"
         )
     raw = f.read(n)
+    # Parsed JSON costs up to ~25 times its text in objects ([[],[],...]); the brackets are
+    # counted first so a header of empty containers is refused before it is parsed.
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > limits.MAX_HEADER_CONTAINERS:
+        raise LimitExceededError(
+            f"{where}: safetensors header holds {containers:,} lists and objects, over the limit of "
+            f"{limits.MAX_HEADER_CONTAINERS:,} ({limits.MAX_TENSORS:,} tensors); the file is damaged or hostile"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ModelReadError(f"{where}: safetensors header is not valid UTF-8; the file is damaged") from None
+    del raw
     try:
         header = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -57,14 +67,31 @@ def read_safetensors_header(
             f"{where}: safetensors header is not valid JSON ({exc.msg} at character {exc.pos}); "
             "the file is damaged"
         ) from None
+    except RecursionError:
+        raise ModelReadError(f"{where}: safetensors header nests too deeply; the file is damaged") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ModelReadError(f"{where}: safetensors header is not valid JSON ({_first_line(exc)}); the file is damaged") from None
+    del text
     if not isinstance(header, dict):
         raise ModelReadError(f"{where}: safetensors header is not a JSON object; the file is damaged")
+    count = len(header) - ("__metadata__" in header)
+    if count > limits.MAX_TENSORS:
+        raise LimitExceededError(
+            f"{where}: safetensors header lists {count:,} tensors, over the limit of {limits.MAX_TENSORS:,}"
+        )
 
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise ModelReadError(f"{where}: safetensors __metadata__ must map strings to strings")
+    for text in (*metadata.keys(), *metadata.values(), *header.keys()):
+        if not _encodable(text):
+            raise ModelReadError(
+                f"{where}: safetensors header holds text that is not valid Unicode "
+                f"(a lone surrogate in {text.encode('utf-8', 'backslashreplace').decode('ascii', 'replace')[:60]!r}); "
+                "the file is damaged"
+            )
 
     data_start = 8 + n
     entries = [_entry(key, value, where) for key, value in header.items()]
@@ -93,22 +120,37 @@ def read_safetensors_header(
     return tensors, metadata
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _entry(key: str, value: object, where: str) -> tuple[str, int, int, str, tuple[int, ...]]:
     if not isinstance(value, dict):
         raise ModelReadError(f"{where}: safetensors entry '{key}' is not an object; the file is damaged")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if dtype not in DTYPES:
-        raise ModelReadError(f"{where}: tensor '{key}' has unsupported dtype {dtype!r}")
-    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-        raise ModelReadError(f"{where}: tensor '{key}' has an invalid shape {shape!r}; the file is damaged")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ModelReadError(f"{where}: tensor '{key}' has unsupported dtype {_short(dtype)}")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise ModelReadError(f"{where}: tensor '{key}' has an invalid shape {_short(shape)}; the file is damaged")
+    problem = shape_problem(shape)
+    if problem:
+        raise ModelReadError(f"{where}: tensor '{key}' has {problem}; the file is damaged")
     if not (
         isinstance(offsets, list)
         and len(offsets) == 2
-        and all(isinstance(o, int) and o >= 0 for o in offsets)
+        and all(type(o) is int and 0 <= o < 1 << 63 for o in offsets)
         and offsets[0] <= offsets[1]
     ):
         raise ModelReadError(
-            f"{where}: tensor '{key}' has invalid data_offsets {offsets!r}; the file is damaged"
+            f"{where}: tensor '{key}' has invalid data_offsets {_short(offsets)}; the file is damaged"
         )
     begin, end = offsets
     needed = math.prod(shape) * DTYPES[dtype].bits
@@ -118,3 +160,9 @@ def _entry(key: str, value: object, where: str) -> tuple[str, int, int, str, tup
             f"needs {needed // 8}; the file is damaged"
         )
     return key, begin, end, dtype, tuple(shape)
+
+
+def _short(value: object) -> str:
+    """A value from the file, as at most 60 characters of repr (a list can be any length)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

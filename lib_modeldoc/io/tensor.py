@@ -8,8 +8,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dtypes import DTYPES
+from . import limits
 
-__all__ = ["TensorInfo"]
+__all__ = ["TensorInfo", "shape_problem"]
+
+
+def shape_problem(shape: tuple[int, ...] | list[int]) -> str | None:
+    """What makes a shape of non-negative ints unusable (numpy could not hold it), or ``None``."""
+    if len(shape) > limits.MAX_DIMS:
+        return f"{len(shape)} dimensions, over the limit of {limits.MAX_DIMS}"
+    if any(d > limits.MAX_DIM for d in shape) or math.prod(d for d in shape if d) > limits.MAX_DIM:
+        return f"a shape larger than any tensor can be ({list(shape)[:8]})"
+    return None
 
 
 @dataclass(frozen=True)
