@@ -28,6 +28,7 @@ from typing import Any
 from .arch.identify import identify
 from .diagnose import inspect_open_model
 from .errors import ModelDocError, ModelReadError
+from .folders import is_regular
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
 from .io.atomic import Partial, find_partials
 from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
@@ -205,7 +206,8 @@ def _walk_models(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
                 continue
             if (st.st_dev, st.st_ino) in seen:
                 continue
-            if name.lower().endswith(MODEL_SUFFIXES) or _looks_like_model(path):
+            # Only regular files are sniffed: opening a FIFO blocks, reading a device never ends.
+            if name.lower().endswith(MODEL_SUFFIXES) or (is_regular(st) and _looks_like_model(path)):
                 seen.add((st.st_dev, st.st_ino))
                 found.append(path)
     return found, visited

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -12,9 +11,10 @@ import numpy as np
 
 from .dtypes import DTYPES, to_float32
 from .errors import ModelReadError
-from .io.pickle_read import InertObject, StorageRef, TensorRef, load_torch_legacy, load_torch_zip
+from .io.pickle_read import InertObject, StorageRef, TensorRef, load_torch_legacy, load_torch_zip, read_member
 from .io.paths import native_path
 from .io.positioned import PositionedFile
+from .io.regular import open_regular
 from .io.safetensors_read import read_safetensors_header
 from .io.sniff import Format, sniff_bytes
 from .io.tensor import TensorInfo
@@ -60,6 +60,7 @@ class ModelFile(Mapping[str, TensorInfo]):
         self.stray_tensors: dict[str, TensorInfo] = dict(stray_tensors or {})
         self._tensors = tensors
         self._file = PositionedFile(path) if size else None
+        self._inflated: dict[str, bytes] = {}  # compressed zip records, by name
 
     # Mapping protocol -------------------------------------------------------------------------
     def __getitem__(self, key: str) -> TensorInfo:
@@ -150,9 +151,10 @@ class ModelFile(Mapping[str, TensorInfo]):
                 raise ModelReadError(f"{self.path}: no tensor named '{key}'") from None
 
     def _pread(self, info: TensorInfo, offset: int, length: int) -> bytes:
-        if info.member is not None:  # compressed archive member: rare, read it whole
-            with zipfile.ZipFile(self.path) as archive:
-                data = archive.read(info.member)
+        if info.member is not None:  # compressed archive member (rare): inflated once, kept while open
+            data = self._inflated.get(info.member)
+            if data is None:  # sizes were capped at open (limits.MAX_INFLATED_BYTES in all)
+                data = self._inflated[info.member] = read_member(native_path(self.path), info.member, self.path)
             chunk = data[offset : offset + length]
         else:
             assert self._file is not None
@@ -167,6 +169,7 @@ class ModelFile(Mapping[str, TensorInfo]):
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._inflated.clear()
 
     def __enter__(self) -> ModelFile:
         return self
@@ -200,10 +203,8 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     native = native_path(where)  # Windows: long paths get the \\?\ prefix; messages keep `where`
     if not os.path.exists(native):
         raise ModelReadError(f"{where}: no such file")
-    if os.path.isdir(native):
-        raise ModelReadError(f"{where}: is a directory, not a model file")
     try:
-        with open(native, "rb") as f:
+        with open_regular(native, where) as f:  # a FIFO or a device is refused unread
             size = os.fstat(f.fileno()).st_size
             if size == 0:
                 raise ModelReadError(f"{where}: file is empty")

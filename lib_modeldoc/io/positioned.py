@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from .paths import native_path
+from .regular import open_regular
 
 __all__ = ["PositionedFile", "HAS_PREAD", "HAS_PREADV", "strategy"]
 
@@ -47,7 +48,8 @@ class PositionedFile:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
-        self._file: Any = open(native_path(self.path), "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        # Regular files only: a FIFO or /dev/zero is refused before it is read (ModelReadError).
+        self._file: Any = open_regular(native_path(self.path), self.path, buffered=False)
         self._fd = self._file.fileno()
         self._lock = threading.Lock()
 

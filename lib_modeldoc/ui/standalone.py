@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelDocError, OutputError
+from ..folders import is_regular, walk_files
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
@@ -233,13 +234,9 @@ def _scan(folder: str, skip: set[str] | None = None) -> list[tuple[str, str]]:
     found = []
     if not folder or not os.path.isdir(folder):
         return found
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and os.path.realpath(os.path.join(dirpath, d)) not in (skip or set()))
-        for name in sorted(filenames):
-            if name.lower().endswith(SUFFIXES):
-                path = os.path.join(dirpath, name)
-                found.append((os.path.relpath(path, folder), path))
+    for path, st in walk_files(folder, skip_dirs=skip or ()):  # link loops end (each folder once)
+        if is_regular(st) and path.lower().endswith(SUFFIXES):
+            found.append((os.path.relpath(path, folder), path))
     return found
 
 

@@ -1,0 +1,58 @@
+"""Walk a model folder: links followed, every real folder entered once, so link loops end.
+
+``os.walk(followlinks=True)`` enters ``models/loop -> ..`` again and again (two such links make
+the walk exponential), which kept ``serve`` from starting and the tab from building. Here each
+folder is known by its (device, inode) after links are resolved, and one reached a second time,
+through a loop or a second link, is not entered again.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Collection, Iterator
+
+__all__ = ["walk_files", "is_regular"]
+
+
+def is_regular(st: os.stat_result | None) -> bool:
+    """Whether a stat result is a regular file (not a FIFO, device, socket or folder)."""
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
+def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[str, os.stat_result | None]]:
+    """Every non-folder entry under ``root``, recursively, as ``(path, stat)``.
+
+    Names starting with a dot are skipped; within a folder, files come first, then subfolders,
+    each in sorted order. ``stat`` follows links and is ``None`` for a dangling link or an entry
+    that cannot be read. ``skip_dirs``: real paths of folders not to enter. Folders that cannot
+    be listed are passed over.
+    """
+    skip = {os.path.realpath(d) for d in skip_dirs}
+    try:
+        top = os.stat(root)
+    except OSError:
+        return
+    entered = {(top.st_dev, top.st_ino)}
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except OSError:
+            continue
+        subfolders = []
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                st: os.stat_result | None = os.stat(path)
+            except (OSError, ValueError):
+                st = None
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key not in entered and os.path.realpath(path) not in skip:
+                    entered.add(key)
+                    subfolders.append(path)
+                continue
+            yield path, st
+        pending.extend(reversed(subfolders))
