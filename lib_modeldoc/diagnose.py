@@ -13,12 +13,12 @@ from .dtypes import DTYPES
 from .layout import EMA, layout_of
 from .model import ModelFile, open_model
 from .progress import Progress
-from .report import ComponentSummary, Report, decode_metadata
+from .report import ComponentSummary, Finding, Report, Severity, decode_metadata
 
 if TYPE_CHECKING:
     from .vae_test import VaeTestOptions
 
-__all__ = ["inspect_model", "inspect_open_model", "pruned_size"]
+__all__ = ["inspect_model", "inspect_open_model", "pruned_size", "fit_adapter"]
 
 
 def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_components: bool = False,
@@ -125,6 +125,33 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         vae_test=tested.to_dict() if tested is not None else None,
         vae_result=tested,
     )
+
+
+def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
+    """Say whether the LoRA / embedding of ``report`` fits ``checkpoint`` (its header is read).
+
+    Adds the ``adapter.fit`` finding and ``report.adapter["fit"]``; a report of anything else is
+    returned unchanged. Raises ModelReadError when the checkpoint cannot be read.
+    """
+    from .arch.networks import checkpoint_base, fit_reason
+    from .checks.context import CheckContext as _Context
+
+    if report.adapter is None:
+        return report
+    with open_model(checkpoint) as target:
+        ident = identify({k: info.shape for k, info in target.items()})
+        base = checkpoint_base(ident.architecture, ident.family.base if ident.family is not None else None)
+        encoders = [s.component for s in ident.slots if s.present and s.component.startswith("clip")]
+    with open_model(report.path) as model:
+        own = identify({k: info.shape for k, info in model.items()})
+        summary = _Context(model, own, layout_of(list(model), own)).adapter
+        assert summary is not None
+        fits, reason = fit_reason(summary, ident.architecture, base, encoders)
+    report.adapter["fit"] = {"checkpoint": str(checkpoint), "architecture": ident.architecture, "base": base,
+                             "fits": fits, "reason": reason}
+    severity = Severity.INFO if fits else Severity.WARNING
+    report.findings.append(Finding("adapter.fit", severity, f"fits {os.path.basename(str(checkpoint))}? {reason}"))
+    return report
 
 
 def _signature_components(model: ModelFile, ident: Identification) -> dict[str, ComponentSummary]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NetworkSummary", "EmbeddingSummary", "summarise_network", "summarise_embedding", "network_fits"]
+__all__ = ["NetworkSummary", "EmbeddingSummary", "summarise_network", "summarise_embedding", "network_fits",
+           "checkpoint_base", "fit_reason", "block_ranges"]
 
 # Tensor suffix -> the module type it belongs to (first match wins).
 _SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -342,7 +343,35 @@ def summarise_embedding(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping
 
 def network_fits(summary: NetworkSummary | EmbeddingSummary, checkpoint_base: str) -> bool | None:
     """Whether a network or embedding is for a checkpoint of ``checkpoint_base`` (``None``: cannot tell)."""
-    if summary.base == "unknown":
+    if summary.base == "unknown" or checkpoint_base in ("", "unknown"):
         return None
     base = summary.base.split(" ")[0]
     return base == checkpoint_base
+
+
+# Architecture ids of models a network can be applied to, by base (signature families have no table base).
+_SIGNATURE_BASE = {"Flux": "Flux", "Flux-transformer": "Flux", "SD3": "SD3", "SD3-transformer": "SD3"}
+
+
+def checkpoint_base(architecture: str, family_base: str | None) -> str:
+    """The base (SD1, SD2, SDXL, Flux, SD3) of an identified checkpoint or UNet, ``unknown`` otherwise."""
+    if family_base in ("SD1", "SD2", "SDXL"):
+        return family_base
+    return _SIGNATURE_BASE.get(architecture, "unknown")
+
+
+def fit_reason(summary: NetworkSummary | EmbeddingSummary, architecture: str, base: str,
+               text_encoders: Collection[str]) -> tuple[bool | None, str]:
+    """Does it fit? ``(answer, one line why)`` for a network or embedding against a checkpoint."""
+    fits = network_fits(summary, base)
+    what = "LoRA" if isinstance(summary, NetworkSummary) else "embedding"
+    if fits is None:
+        return None, f"cannot tell: the {what} is for {summary.base}, the checkpoint is {architecture}"
+    if not fits:
+        return False, f"no: the {what} is for {summary.base}, the checkpoint is {architecture} ({base})"
+    if isinstance(summary, NetworkSummary) and summary.text_encoder and not text_encoders:
+        return True, (f"yes for the UNet: the checkpoint is {architecture} ({base}); it holds no text encoder "
+                      "this LoRA's text-encoder part can patch")
+    if isinstance(summary, EmbeddingSummary) and base == "SDXL" and set(summary.widths) != {"clip_l", "clip_g"}:
+        return False, "no: an SDXL checkpoint needs an embedding with clip_l and clip_g vectors"
+    return True, f"yes: both are {base} ({architecture})"

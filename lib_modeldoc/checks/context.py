@@ -63,8 +63,10 @@ class CheckContext:
 
     @functools.cached_property
     def unknown_keys(self) -> list[str]:
-        """Tensors no table claims and no junk group names: kept."""
-        return self.layout.keys(UNKNOWN)
+        """Tensors no table of the identified family claims and no junk group names: kept.
+
+        Empty for a file recognised by key pattern only (LoRA, Flux ...): there no table claims anything."""
+        return self.layout.keys(UNKNOWN) if self.ident.family is not None else []
 
     @functools.cached_property
     def junk_groups(self) -> list[tuple[str, int, int]]:

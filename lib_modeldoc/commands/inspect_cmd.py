@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..diagnose import inspect_model
+from ..diagnose import fit_adapter, inspect_model
 from ..errors import PlanError
 from ..render import render_report
 from .per_path import run_per_path
@@ -30,6 +30,8 @@ def add_parser(sub: Any) -> None:
                    help="with --vae-test: skip the confirming fp16 run (the fp32 peaks still predict overflow)")
     p.add_argument("--vae-image", metavar="OUT.png",
                    help="with --vae-test: save the test image and its reconstruction side by side")
+    p.add_argument("--fit", metavar="CHECKPOINT",
+                   help="for a LoRA or an embedding: say whether it fits this checkpoint (its header is read)")
     p.add_argument("--brief", action="store_true", help="print only the verdict")
     p.set_defaults(run=run)
 
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.finish()
         if vae is not None and args.vae_image:
             _save_image(report, args.vae_image)
+        if args.fit:
+            fit_adapter(report, args.fit)
         return report
 
     return run_per_path(

@@ -108,3 +108,42 @@ def test_cli_json_has_the_adapter(paths, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert obj["adapter"]["kind"] == "network" and obj["adapter"]["base"] == "SDXL"
     assert obj["adapter"]["training"]["base_model_version"] == "sdxl_base_v1-0"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit")
+    names = ("noobai-xl-vpred", "altdiffusion-m9", "flux1-dev-transformer", "sd21-unclip-h")
+    out = {n: write_sample(str(folder / f"{n}.safetensors"), n) for n in names}
+    from lib_modeldoc.samples import family_specs, write_safetensors_sample
+    import numpy as np
+
+    specs = family_specs("SD1")
+    ids = {s.key: np.arange(77, dtype=np.int64).reshape(1, 77) for s in specs if s.key.endswith("position_ids")}
+    out["sd15"] = write_safetensors_sample(str(folder / "sd15.safetensors"), specs, ids)
+    return out
+
+
+@pytest.mark.parametrize("adapter, checkpoint, fits, words", [
+    ("lora-sdxl", "noobai-xl-vpred", True, "yes: both are SDXL"),
+    ("lora-sdxl", "sd15", False, "no: the LoRA is for SDXL, the checkpoint is SD1"),
+    ("lora-sd15-kohya", "sd15", True, "yes"),
+    ("lora-sd15-kohya", "altdiffusion-m9", True, "yes for the UNet"),
+    ("lora-flux", "flux1-dev-transformer", True, "yes: both are Flux"),
+    ("lora-sd2", "sd21-unclip-h", True, "yes: both are SD2"),
+    ("embedding-sd15", "noobai-xl-vpred", False, "no: the embedding is for SD1"),
+    ("embedding-sdxl", "noobai-xl-vpred", True, "yes"),
+])
+def test_does_it_fit_this_checkpoint(paths, checkpoints, capsys, adapter, checkpoint, fits, words):
+    assert main(["inspect", paths[adapter], "--fit", checkpoints[checkpoint], "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["adapter"]["fit"]["fits"] is fits
+    assert obj["adapter"]["fit"]["reason"].startswith(words)
+    finding = next(f for f in obj["findings"] if f["id"] == "adapter.fit")
+    assert finding["severity"] == ("info" if fits else "warning")
+
+
+def test_fit_ignores_a_checkpoint_argument_for_a_checkpoint(checkpoints, capsys):
+    assert main(["inspect", checkpoints["sd15"], "--fit", checkpoints["sd15"], "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert "adapter" not in obj and not [f for f in obj["findings"] if f["id"] == "adapter.fit"]
