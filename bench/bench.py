@@ -97,6 +97,10 @@ def _sdxl_fp16() -> SampleContent:
     return SampleContent(family_specs("SDXL", dtype="F16"))
 
 
+def _vae_fp16() -> SampleContent:
+    return SampleContent(family_specs("VAE", dtype="F16"))
+
+
 def _lora_leftovers(modules: int = 4, rank: int = 8) -> list[Spec]:
     """The first few text-encoder LoRA tensors (``lora_te_*``), as a careless merge leaves them."""
     specs = []
@@ -136,6 +140,8 @@ SAMPLES: dict[str, Sample] = {
                "ckpt", 1532, _sd15_fp32_ema_junk),
         Sample("sdxl-fp16.safetensors", "SDXL base fp16, UNet + VAE + CLIP-L + CLIP-G",
                "safetensors", 1024, _sdxl_fp16),
+        Sample("sd-vae-fp16.safetensors", "the SD1/SD2/SDXL VAE alone, fp16 (83.7 M values)",
+               "safetensors", 8, _vae_fp16),
     )
 }
 
@@ -400,6 +406,7 @@ class Job:
 SD15_FP16 = "sd15-fp16.safetensors"
 SD15_CKPT = "sd15-fp32-ema-junk.ckpt"
 SDXL_FP16 = "sdxl-fp16.safetensors"
+SD_VAE = "sd-vae-fp16.safetensors"
 INSPECT_GOAL = Goal(wall_s=0.5, rss_mb=120)
 CONVERT_GOAL = Goal(wall_s=12, rss_mb=1000)
 
@@ -421,6 +428,15 @@ JOBS: list[Job] = [
     Job("inspect-scan", ("inspect", "{file}", "--scan"), (SDXL_FP16,)),
     Job("compare", ("compare", "{file0}", "{file1}", "--json"), ((SD15_FP16, SD15_CKPT),)),
     Job("audit", ("audit", "{dir}", "--json"), (SD15_FP16,)),  # the whole sample folder
+    # The VAE test (a real-size VAE, random weights: the time does not depend on the values). The
+    # default runs fp32 (peaks per layer) and then the confirming fp16 pass where torch has fp16
+    # convolution on the CPU; --no-fp16-run is the fp32 pass alone.
+    Job("vae-test-256", ("inspect", "{file}", "--json", "--vae-test", "--vae-size", "256"), (SD_VAE,)),
+    Job("vae-test-256-fp32", ("inspect", "{file}", "--json", "--vae-test", "--vae-size", "256", "--no-fp16-run"),
+        (SD_VAE,)),
+    Job("vae-test-512", ("inspect", "{file}", "--json", "--vae-test", "--vae-size", "512"), (SD_VAE,)),
+    Job("vae-test-512-fp32", ("inspect", "{file}", "--json", "--vae-test", "--vae-size", "512", "--no-fp16-run"),
+        (SD_VAE,)),
 ]
 
 # The whole file loaded the way older extensions do; Model Doctor never does this. argv[2] == "read"
