@@ -140,7 +140,8 @@ def vae_test_lines(test: dict[str, Any]) -> list[str]:
     peak = test["peak_abs"]
     peak_text = "NaN" if peak is None else f"{peak:.4g}"
     over = test["first_overflow_layer"]
-    fp16 = {"nonfinite": "an fp16 run gives NaN/Inf", "clean": "an fp16 run stays finite",
+    run = "an fp16 run" if test.get("fp16_mode") == "native" else "an fp16-rounded run"
+    fp16 = {"nonfinite": f"{run} gives NaN/Inf", "clean": f"{run} stays finite",
             "unsupported": "fp16 run not possible on this device (unconfirmed)", "skipped": "no fp16 run"}[test["fp16_run"]]
     if over:
         lines.append(f"  fp16: OVERFLOWS first at {over} (peak |activation| {peak_text} in {test['peak_layer']}, "

@@ -5,8 +5,9 @@ every layer records each layer's peak ``|activation|``:
 
 * **half precision:** the first layer whose peak exceeds fp16's largest finite value (65504) is
   where an fp16 run turns to Inf and then NaN (black images); the same against bf16's largest.
-  Where the device runs fp16 convolutions, an actual fp16 pass confirms it (NaN/Inf in its
-  output, and the first layer whose output is not finite).
+  A second pass confirms it (NaN/Inf in its output, and the first layer whose output is not
+  finite): in fp16 on an accelerator; on the CPU, whose fp16 convolution is ~100x slower than
+  fp32, in fp32 with the weights and every layer's output rounded to fp16.
 * **reconstruction:** PSNR, per-channel colour shift and contrast of the decoded image against
   the original. Only what is physical is flagged on its own (NaN, constant or saturated output);
   a low PSNR is flagged relative to the best VAE of the same family in the user's VAE folder.
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from .vae_model import Autoencoder
 
 __all__ = [
-    "FP16_MAX", "BF16_MAX", "VaeTestOptions", "VaeTensors", "Fp16Run", "VaeTestResult", "Alternative",
+    "FP16_MAX", "BF16_MAX", "Fp16Mode", "VaeTestOptions", "VaeTensors", "Fp16Run", "VaeTestResult", "Alternative",
     "locate_vae", "open_autoencoder", "run_vae_test", "vae_test_open_model", "VAE_SUFFIXES",
 ]
 
@@ -60,12 +61,21 @@ _SCORE_ROWS = 1024  # attention score rows computed at once (bounds the peak-sco
 _PREFIXES = ("first_stage_model.", "vae.", "model.first_stage_model.", "ae.", "")
 
 
+class Fp16Mode(str, enum.Enum):
+    """How the confirming half-precision pass runs."""
+
+    AUTO = "auto"  # native on an accelerator; emulated on the CPU (native fp16 conv is ~100x slower there)
+    NATIVE = "native"  # the model and image in torch.float16 (where the device's torch has fp16 ops)
+    EMULATED = "emulated"  # fp32 arithmetic, weights and every layer's output rounded to fp16
+    NONE = "none"  # no confirming pass; the fp32 peaks still predict overflow
+
+
 class Fp16Run(str, enum.Enum):
-    """What the actual half-precision pass showed."""
+    """What the half-precision pass showed."""
 
     NONFINITE = "nonfinite"  # NaN/Inf in the fp16 output: black images confirmed
     CLEAN = "clean"  # fp16 output finite
-    UNSUPPORTED = "unsupported"  # the device's torch has no fp16 convolution: unconfirmed
+    UNSUPPORTED = "unsupported"  # native asked for, the device's torch has no fp16 convolution: unconfirmed
     SKIPPED = "skipped"  # not asked for
 
 
@@ -75,7 +85,7 @@ class VaeTestOptions:
 
     size: int = DEFAULT_SIZE
     vae_dir: str | None = None
-    fp16: bool | None = None  # None: confirm in fp16 where the device can; False: never
+    fp16: Fp16Mode = Fp16Mode.AUTO
     device: str = "cpu"
     cancel: Cancel | None = None
 
@@ -128,6 +138,7 @@ class VaeTestResult:
     first_overflow_layer: str | None  # first layer over fp16's largest value
     first_bf16_overflow_layer: str | None
     fp16_run: Fp16Run
+    fp16_mode: Fp16Mode  # how the fp16 pass ran (NATIVE or EMULATED; NONE when it did not)
     fp16_first_nonfinite_layer: str | None
     psnr_db: float | None  # None when the output is not finite
     colour_shift: tuple[float, ...]  # mean(decoded) - mean(original) per channel, 0..1 scale
@@ -194,9 +205,10 @@ class VaeTestResult:
                 what = f"layer {layer} reaches |{peak:.4g}| in fp32, over fp16's largest value {FP16_MAX:g}"
             else:
                 what = f"the fp16 run turns non-finite at layer {layer} (no fp32 activation exceeds {FP16_MAX:g})"
+            run = "an fp16 run" if self.fp16_mode is Fp16Mode.NATIVE else "an fp16-rounded run (every layer's output rounded to fp16)"
             confirm = {
-                Fp16Run.NONFINITE: "; confirmed: an fp16 run gives NaN/Inf",
-                Fp16Run.CLEAN: "; an fp16 run on this device stayed finite (the overflow may still hit other images)",
+                Fp16Run.NONFINITE: f"; confirmed: {run} gives NaN/Inf",
+                Fp16Run.CLEAN: f"; {run} stayed finite on this image (the overflow may still hit other images)",
                 Fp16Run.UNSUPPORTED: "; unconfirmed (this device's torch has no fp16 convolution)",
                 Fp16Run.SKIPPED: "",
             }[self.fp16_run]
@@ -240,6 +252,7 @@ class VaeTestResult:
             "fp16_limit": FP16_MAX,
             "layers_over_fp16": sum(1 for v in self.layers.values() if not v <= FP16_MAX),
             "fp16_run": self.fp16_run.value,
+            "fp16_mode": self.fp16_mode.value,
             "fp16_first_nonfinite_layer": self.fp16_first_nonfinite_layer,
             "psnr_db": _round(self.psnr_db),
             "colour_shift": [round(v, 4) for v in self.colour_shift],
@@ -416,9 +429,21 @@ def _image_tensor(image: np.ndarray, dtype: Any, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None] * 2.0 - 1.0)).to(device=device, dtype=dtype)
 
 
+def _round_output(dtype: Any) -> Callable[..., Any]:
+    """A forward hook that stores a layer's output in ``dtype`` (Inf past its range), as a half-precision run does."""
+    def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+        return output.to(dtype).to(output.dtype)
+
+    return hook
+
+
 def _roundtrip(auto: Autoencoder, image: np.ndarray, recorder: _Recorder, dtype: Any, device: str,
-               scores: bool) -> tuple[np.ndarray, np.ndarray]:
-    """encode -> decode with every layer hooked; returns (decoded CHW float32 in -1..1, latent)."""
+               scores: bool, round_to: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """encode -> decode with every layer hooked; returns (decoded CHW float32 in -1..1, latent).
+
+    With ``round_to`` (a torch dtype), every hooked layer's output is rounded to it before the
+    next layer sees it (and before ``recorder`` does).
+    """
     import torch
 
     from .vae_model import AttnBlock
@@ -426,11 +451,14 @@ def _roundtrip(auto: Autoencoder, image: np.ndarray, recorder: _Recorder, dtype:
     handles = []
     try:
         for name, module in _hooked_modules(auto):
+            if round_to is not None:
+                handles.append(module.register_forward_hook(_round_output(round_to)))
             handles.append(module.register_forward_hook(recorder.hook(name)))
             if scores and isinstance(module, AttnBlock):
                 handles.append(module.register_forward_pre_hook(_attention_scores_hook(recorder, name)))
         with torch.inference_mode():
-            latent = auto.encode(_image_tensor(image, dtype, device))
+            x = _image_tensor(image, dtype, device)
+            latent = auto.encode(x if round_to is None else x.to(round_to).to(dtype))
             decoded = auto.decode(latent)
         return decoded[0].float().cpu().numpy(), latent[0].float().cpu().numpy()
     finally:
@@ -486,7 +514,13 @@ def _latent_match(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: bool | None = None, device: str = "cpu",
+def _fp16_mode(asked: Fp16Mode, device: str) -> Fp16Mode:
+    if asked is Fp16Mode.AUTO:
+        return Fp16Mode.EMULATED if device == "cpu" or not _fp16_supported(device) else Fp16Mode.NATIVE
+    return asked
+
+
+def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: Fp16Mode = Fp16Mode.AUTO, device: str = "cpu",
                    attention_scores: bool = True, progress: Progress | None = None,
                    cancel: Cancel | None = None) -> VaeTestResult:
     """Run the VAE test on one open model (see :func:`run_vae_test`), without a folder comparison."""
@@ -502,17 +536,27 @@ def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: boo
 
     image = vae_test_image(size)
     started = time.perf_counter()
-    run_fp16 = fp16 is not False and _fp16_supported(device)
+    mode = _fp16_mode(Fp16Mode(fp16), device)
+    if mode is Fp16Mode.NATIVE and not _fp16_supported(device):
+        mode, fp16_state = Fp16Mode.NONE, Fp16Run.UNSUPPORTED
+    else:
+        fp16_state = Fp16Run.SKIPPED
     layer_count = sum(1 for _ in _hooked_modules(_layer_counter(cfg)))
-    tracker = Tracker(len(located.tensors) + layer_count * (2 if run_fp16 else 1), progress, cancel, "VAE test")
+    passes = 1 if mode is Fp16Mode.NONE else 2
+    tracker = Tracker(len(located.tensors) + layer_count * passes, progress, cancel, "VAE test")
     auto = _load_autoencoder(model, located, tracker, device)
     recorder = _Recorder(tracker, "fp32 encode/decode")
     decoded, latent = _roundtrip(auto, image, recorder, torch.float32, device, attention_scores)
-    fp16_state = Fp16Run.SKIPPED if fp16 is False else Fp16Run.UNSUPPORTED
     fp16_first = None
-    if run_fp16:
-        half = _Recorder(tracker, "fp16 encode/decode")
-        half_out, _ = _roundtrip(auto.half(), image, half, torch.float16, device, False)
+    if mode is not Fp16Mode.NONE:
+        half = _Recorder(tracker, f"fp16 ({mode.value}) encode/decode")
+        if mode is Fp16Mode.NATIVE:
+            half_out, _ = _roundtrip(auto.half(), image, half, torch.float16, device, False)
+        else:
+            with torch.no_grad():
+                for param in auto.parameters():
+                    param.copy_(param.to(torch.float16).to(torch.float32))
+            half_out, _ = _roundtrip(auto, image, half, torch.float32, device, False, round_to=torch.float16)
         nonfinite = not np.isfinite(half_out).all()
         fp16_state = Fp16Run.NONFINITE if nonfinite else Fp16Run.CLEAN
         fp16_first = half.first_nonfinite if nonfinite else None
@@ -523,7 +567,7 @@ def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: boo
         layers=recorder.peaks,
         first_overflow_layer=_first_over(recorder.peaks, FP16_MAX),
         first_bf16_overflow_layer=_first_over(recorder.peaks, BF16_MAX),
-        fp16_run=fp16_state, fp16_first_nonfinite_layer=fp16_first,
+        fp16_run=fp16_state, fp16_mode=mode, fp16_first_nonfinite_layer=fp16_first,
         psnr_db=quality.psnr_db, colour_shift=quality.colour_shift, contrast=quality.contrast,
         output_nonfinite=quality.nonfinite, output_std=quality.std, saturated_share=quality.saturated_share,
         seconds=time.perf_counter() - started, device=device,
@@ -555,7 +599,7 @@ def vae_files(folder: str) -> list[str]:
 
 
 def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAULT_SIZE, vae_dir: str | None = None,
-                 fp16: bool | None = None, device: str = "cpu", progress: Progress | None = None,
+                 fp16: Fp16Mode = Fp16Mode.AUTO, device: str = "cpu", progress: Progress | None = None,
                  cancel: Cancel | None = None) -> VaeTestResult:
     """Test the VAE of a checkpoint or VAE file on the built-in image.
 
@@ -565,8 +609,9 @@ def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAUL
         size: the test image's side in pixels (a multiple of 8; 256 takes seconds on a CPU).
         vae_dir: the user's VAE folder: each VAE in it of the same structure is tested too (fp32
             only), for the relative verdict and "what to use instead".
-        fp16: ``None`` (default) runs the confirming fp16 pass where the device supports it,
-            ``False`` never.
+        fp16: the confirming half-precision pass (:class:`Fp16Mode`): by default native fp16 on
+            an accelerator, an fp16-rounded fp32 pass on the CPU (whose fp16 convolution is two
+            orders of magnitude slower); ``NONE`` skips it.
         device: a torch device (``cpu``; a WebUI passes its own).
         progress: ``progress(done, total, message)`` in layers and tensors.
         cancel: polled after each layer; ``True`` stops with :class:`~lib_modeldoc.progress.Cancelled`.
@@ -604,7 +649,7 @@ def compare_folder(result: VaeTestResult, folder: str, *, size: int, device: str
                 progress(_i * total + done, len(files) * total, f"{os.path.basename(path)}: {message}")
         try:
             with open_model(path) as model:
-                other = vae_test_open_model(model, size=size, fp16=False, device=device, attention_scores=True,
+                other = vae_test_open_model(model, size=size, fp16=Fp16Mode.NONE, device=device, attention_scores=True,
                                        progress=step, cancel=cancel)
         except Cancelled:
             raise

@@ -26,8 +26,11 @@ def add_parser(sub: Any) -> None:
                    help="with --vae-test: test the VAEs in DIR too, to compare and to list those that pass")
     p.add_argument("--vae-size", type=int, default=256, metavar="PIXELS",
                    help="with --vae-test: test image side, a multiple of 8 (default 256)")
-    p.add_argument("--no-fp16-run", action="store_true",
-                   help="with --vae-test: skip the confirming fp16 run (the fp32 peaks still predict overflow)")
+    p.add_argument("--fp16-run", choices=["auto", "native", "emulated", "none"], default=None, metavar="MODE",
+                   help="with --vae-test: the confirming half-precision pass: auto (default: emulated on the CPU, "
+                        "whose fp16 convolution is ~100x slower; native elsewhere), native, emulated (fp32 with "
+                        "weights and every layer's output rounded to fp16) or none")
+    p.add_argument("--no-fp16-run", action="store_true", help="with --vae-test: same as --fp16-run none")
     p.add_argument("--vae-image", metavar="OUT.png",
                    help="with --vae-test: save the test image and its reconstruction side by side")
     p.add_argument("--fit", metavar="CHECKPOINT",
@@ -37,18 +40,21 @@ def add_parser(sub: Any) -> None:
 
 
 def _vae_options(args: argparse.Namespace) -> Any:
-    uses = args.vae_dir or args.vae_image or args.no_fp16_run or args.vae_size != 256
+    uses = args.vae_dir or args.vae_image or args.no_fp16_run or args.fp16_run or args.vae_size != 256
     if uses and not args.vae_test:
         raise PlanError("--vae-dir, --vae-size, --vae-image and --no-fp16-run need --vae-test")
     if not args.vae_test:
         return None
+    if args.no_fp16_run and args.fp16_run not in (None, "none"):
+        raise PlanError("--no-fp16-run contradicts --fp16-run " + args.fp16_run)
     if args.vae_image and len(args.paths) > 1:
         raise PlanError("--vae-image takes one PATH")
     if args.vae_size < 16 or args.vae_size % 8 or args.vae_size > 2048:
         raise PlanError(f"--vae-size must be a multiple of 8 from 16 to 2048 (got {args.vae_size})")
-    from ..vae_test import VaeTestOptions
+    from ..vae_test import Fp16Mode, VaeTestOptions
 
-    return VaeTestOptions(size=args.vae_size, vae_dir=args.vae_dir, fp16=False if args.no_fp16_run else None)
+    mode = Fp16Mode.NONE if args.no_fp16_run else Fp16Mode(args.fp16_run or "auto")
+    return VaeTestOptions(size=args.vae_size, vae_dir=args.vae_dir, fp16=mode)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import pytest
 from lib_modeldoc.cli import main
 from lib_modeldoc.progress import Cancelled
 from lib_modeldoc.vae_image import png_bytes, vae_test_image
-from lib_modeldoc.vae_test import FP16_MAX, Fp16Run, _fp16_supported, run_vae_test
+from lib_modeldoc.vae_test import FP16_MAX, Fp16Mode, Fp16Run, _fp16_supported, run_vae_test
 from vae_support import SIZE, TINY16, identity_state, tiny_state, write_vae
 
 OVERFLOW_LAYER = "decoder.up.1.block.0.conv1"
@@ -51,7 +51,7 @@ def test_unscaled_vae_passes(healthy):
     assert ids(result) == []
     assert result.first_overflow_layer is None and result.first_bf16_overflow_layer is None
     assert 0 < result.peak_abs < FP16_MAX
-    assert result.fp16_run is (Fp16Run.CLEAN if FP16_ON_CPU else Fp16Run.UNSUPPORTED)
+    assert result.fp16_run is Fp16Run.CLEAN and result.fp16_mode is Fp16Mode.EMULATED  # the CPU's default
     assert result.psnr_db is not None and math.isfinite(result.psnr_db)
     assert result.decoded.shape == result.original.shape == (SIZE, SIZE, 3)
     # every conv, norm and residual sum has a peak, in execution order: encoder first, decoder's conv_out last
@@ -73,24 +73,36 @@ def test_a_layer_scaled_to_overflow_is_named(tmp_path):
     from lib_modeldoc.commands.wording import repair_text
 
     assert "--no-half-vae" in repair_text(findings["vae.fp16_overflow"].repair)
-    if FP16_ON_CPU:  # the actual fp16 pass turns non-finite at the same layer
-        assert result.fp16_run is Fp16Run.NONFINITE
-        assert result.fp16_first_nonfinite_layer == OVERFLOW_LAYER
-        assert "confirmed" in findings["vae.fp16_overflow"].message
-    else:
-        assert "unconfirmed" in findings["vae.fp16_overflow"].message
+    # the fp16-rounded pass (the CPU default) turns non-finite at the same layer
+    assert result.fp16_mode is Fp16Mode.EMULATED and result.fp16_run is Fp16Run.NONFINITE
+    assert result.fp16_first_nonfinite_layer == OVERFLOW_LAYER
+    assert "confirmed: an fp16-rounded run" in findings["vae.fp16_overflow"].message
+
+
+@pytest.mark.parametrize("factor, nonfinite", [(1e5, True), (1.0, False)])
+def test_a_native_fp16_run_confirms(tmp_path, factor, nonfinite):
+    path = write_vae(tmp_path / "hot.safetensors", scaled(tiny_state(), OVERFLOW_LAYER, factor))
+    result = run_vae_test(path, size=16, fp16=Fp16Mode.NATIVE)
+    if not FP16_ON_CPU:
+        assert result.fp16_run is Fp16Run.UNSUPPORTED
+        return
+    assert result.fp16_mode is Fp16Mode.NATIVE
+    assert result.fp16_run is (Fp16Run.NONFINITE if nonfinite else Fp16Run.CLEAN)
+    assert result.fp16_first_nonfinite_layer == (OVERFLOW_LAYER if nonfinite else None)
+    if nonfinite:
+        assert "confirmed: an fp16 run gives NaN/Inf" in result.findings()[0].message
 
 
 def test_the_first_of_two_overflowing_layers_is_named(tmp_path):
     state = scaled(scaled(tiny_state(), OVERFLOW_LAYER, 1e5), "encoder.down.1.block.0.conv2", 1e5)
-    result = run_vae_test(write_vae(tmp_path / "two.safetensors", state), size=SIZE, fp16=False)
+    result = run_vae_test(write_vae(tmp_path / "two.safetensors", state), size=SIZE, fp16=Fp16Mode.NONE)
     assert result.first_overflow_layer == "encoder.down.1.block.0.conv2"
     assert result.fp16_run is Fp16Run.SKIPPED
 
 
 def test_overflow_past_bf16_is_flagged_too(tmp_path):
     path = write_vae(tmp_path / "inf.safetensors", scaled(tiny_state(), OVERFLOW_LAYER, 1e38))
-    result = run_vae_test(path, size=SIZE, fp16=False)
+    result = run_vae_test(path, size=SIZE, fp16=Fp16Mode.NONE)
     assert result.first_bf16_overflow_layer == OVERFLOW_LAYER
     assert {"vae.fp16_overflow", "vae.bf16_overflow", "vae.broken_output"} <= set(ids(result))
 
@@ -104,7 +116,7 @@ def test_broken_outputs_are_flagged(tmp_path, damage, words):
     state = tiny_state()
     for key, factor in damage.items():
         state[key] = (state[key] * factor).astype(np.float32)
-    result = run_vae_test(write_vae(tmp_path / "broken.safetensors", state), size=SIZE, fp16=False)
+    result = run_vae_test(write_vae(tmp_path / "broken.safetensors", state), size=SIZE, fp16=Fp16Mode.NONE)
     broken = [f for f in result.findings() if f.id == "vae.broken_output"]
     assert len(broken) == 1 and words in broken[0].message
     assert broken[0].severity.value == "error"
@@ -112,8 +124,8 @@ def test_broken_outputs_are_flagged(tmp_path, damage, words):
 
 def test_reconstruction_figures_of_a_passing_and_a_washed_out_vae(tmp_path):
     image = vae_test_image(SIZE)
-    good = run_vae_test(write_vae(tmp_path / "good.safetensors", identity_state(image)), size=SIZE, fp16=False)
-    grey = run_vae_test(write_vae(tmp_path / "grey.safetensors", identity_state(image, 0.5)), size=SIZE, fp16=False)
+    good = run_vae_test(write_vae(tmp_path / "good.safetensors", identity_state(image)), size=SIZE, fp16=Fp16Mode.NONE)
+    grey = run_vae_test(write_vae(tmp_path / "grey.safetensors", identity_state(image, 0.5)), size=SIZE, fp16=Fp16Mode.NONE)
     assert good.psnr_db > 20 and all(0.95 < c < 1.05 for c in good.contrast)
     assert all(abs(s) < 0.01 for s in good.colour_shift)
     assert all(0.45 < c < 0.55 for c in grey.contrast)
@@ -130,7 +142,7 @@ def test_folder_comparison_flags_the_washed_out_vae_and_lists_what_passes(tmp_pa
     (folder / "notes.bin").write_text("not a model")  # skipped, not fatal
     write_vae(folder / "other16.safetensors", tiny_state(TINY16))  # another structure: not compared
     subject = write_vae(folder / "grey.safetensors", identity_state(image, 0.5))  # tested file: skipped in the folder
-    result = run_vae_test(subject, size=SIZE, vae_dir=str(folder), fp16=False)
+    result = run_vae_test(subject, size=SIZE, vae_dir=str(folder), fp16=Fp16Mode.NONE)
     by_name = {os.path.basename(a.path): a for a in result.alternatives}
     assert set(by_name) == {"good.safetensors", "hot.safetensors"}
     assert by_name["good.safetensors"].passes and by_name["good.safetensors"].latent_match > 0.99
@@ -147,13 +159,13 @@ def test_the_best_vae_in_the_folder_is_not_flagged(tmp_path):
     folder.mkdir()
     write_vae(folder / "grey.safetensors", identity_state(image, 0.5))
     good = write_vae(folder / "good.safetensors", identity_state(image))
-    result = run_vae_test(good, size=SIZE, vae_dir=str(folder), fp16=False)
+    result = run_vae_test(good, size=SIZE, vae_dir=str(folder), fp16=Fp16Mode.NONE)
     assert "vae.reconstruction" not in ids(result)
 
 
 def test_progress_counts_up_and_cancel_stops(healthy):
     seen = []
-    run_vae_test(healthy, size=SIZE, fp16=False, progress=lambda d, t, m: seen.append((d, t, m)))
+    run_vae_test(healthy, size=SIZE, fp16=Fp16Mode.NONE, progress=lambda d, t, m: seen.append((d, t, m)))
     assert seen[-1][0] == seen[-1][1] and [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert any("decoder.conv_out" in m for _, _, m in seen)
     calls = []
@@ -164,7 +176,7 @@ def test_progress_counts_up_and_cancel_stops(healthy):
 def test_vae_inside_a_checkpoint_with_other_tensors(tmp_path):
     extra = {"model.diffusion_model.input_blocks.0.0.weight": np.zeros((4, 4), np.float16)}
     path = write_vae(tmp_path / "ckpt.safetensors", tiny_state(), prefix="first_stage_model.", extra=extra)
-    result = run_vae_test(path, size=SIZE, fp16=False)
+    result = run_vae_test(path, size=SIZE, fp16=Fp16Mode.NONE)
     assert result.layout == "ldm" and ids(result) == []
 
 
@@ -198,6 +210,7 @@ def test_cli_text_shows_the_verdict(tmp_path, capsys, healthy):
 @pytest.mark.parametrize("argv, words", [
     (["--vae-dir", "."], "need --vae-test"),
     (["--vae-test", "--vae-size", "30"], "multiple of 8"),
+    (["--vae-test", "--no-fp16-run", "--fp16-run", "native"], "contradicts"),
 ])
 def test_cli_usage_errors(healthy, capsys, argv, words):
     rc, out, err = cli("inspect", healthy, *argv, capsys=capsys)
