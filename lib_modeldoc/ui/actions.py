@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..diagnose import inspect_model
 from ..errors import ModelDocError, OutputError
@@ -21,6 +21,9 @@ from ..report import Report
 from . import views
 from .host import Choice, Host, JobContext
 from .wording import say
+
+if TYPE_CHECKING:
+    from ..vae_test import VaeTestOptions
 
 __all__ = [
     "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
@@ -43,12 +46,14 @@ class Inspection:
 
 
 def inspect_file(path: str, *, scan: bool = False, identify_components: bool = False,
-                 progress: Progress | None = None) -> Inspection:
+                 progress: Progress | None = None, vae_test: VaeTestOptions | None = None) -> Inspection:
     """Inspect ``path`` and render it for the tab (raises ``ModelDocError``).
 
-    ``scan`` and ``identify_components`` read the whole file (run them as a job, with ``progress``).
+    ``scan``, ``identify_components`` and ``vae_test`` read the whole file or its VAE (run them
+    as a job, with ``progress``).
     """
-    report = inspect_model(path, scan=scan, identify_components=identify_components, progress=progress)
+    report = inspect_model(path, scan=scan, identify_components=identify_components, vae_test=vae_test,
+                           progress=progress)
     return Inspection(report, views.verdict_html(report), views.chart_html(report), views.details_html(report),
                       report.metadata)
 
@@ -227,6 +232,18 @@ def job_progress(job: JobContext, what: str) -> Progress:
         job.progress(done, total, message)
 
     return progress
+
+
+VAE_TEST_SIZE = 256  # the tab's test image side: seconds per VAE on a CPU
+
+
+def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
+    """The tab's VAE test: the host's VAE folder is the comparison ("what to use instead"), the job can stop it."""
+    from ..vae_test import VaeTestOptions
+
+    folder = host.folders().vae
+    return VaeTestOptions(size=VAE_TEST_SIZE, vae_dir=folder if folder and os.path.isdir(folder) else None,
+                          cancel=job.cancelled)
 
 
 def hashes(path: str, job: JobContext) -> str:

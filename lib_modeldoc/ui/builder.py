@@ -73,6 +73,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             scan = gr.Checkbox(value=False, label="Scan every value (NaN / Inf / zero)", elem_id="modeldoc_scan")
             identify = gr.Checkbox(value=False, label="Identify known components (fingerprints, toolkit metric)",
                                    elem_id="modeldoc_identify")
+            vae_test = gr.Checkbox(value=False, label="Test the VAE (runs it on a test image: fp16 overflow, PSNR)",
+                                   elem_id="modeldoc_vae_test")
             deep_interrupt = gr.Button("Interrupt", elem_id="modeldoc_inspect_interrupt", visible=False, scale=0,
                                        min_width=110)
         deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
@@ -138,7 +140,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
             return show(path, session, shown)
 
-        def do_inspect_deep(job: JobContext, session: Session, value: str | None, scan: bool, identify: bool) -> list[Any]:
+        def do_inspect_deep(job: JobContext, session: Session, value: str | None, scan: bool, identify: bool,
+                            vae: bool) -> list[Any]:
             try:
                 path = actions.loaded_or_picked(host, value)
             except ModelDocError as exc:
@@ -146,11 +149,12 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
             progress = actions.job_progress(job, "inspect")
             out = show(path, session, shown, lambda p: actions.inspect_file(
-                p, scan=bool(scan), identify_components=bool(identify), progress=progress))
+                p, scan=bool(scan), identify_components=bool(identify), progress=progress,
+                vae_test=actions.vae_test_options(host, job) if vae else None))
             return [*out, ""]
 
-        def do_options(scan: bool, identify: bool) -> list[Any]:
-            deep = bool(scan or identify)
+        def do_options(scan: bool, identify: bool, vae: bool) -> list[Any]:
+            deep = bool(scan or identify or vae)
             return [gr.update(visible=not deep), gr.update(visible=deep), gr.update(visible=deep)]
 
         def do_inspect_loaded(session: Session) -> list[Any]:
@@ -173,11 +177,11 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
                     + [views.leftovers_html(actions.leftovers(host))])
 
         inspect_button.click(do_inspect, [model, session], inspect_outputs)
-        for box in (scan, identify):
-            box.change(do_options, [scan, identify], [inspect_button, deep_button, deep_interrupt], queue=False)
+        for box in (scan, identify, vae_test):
+            box.change(do_options, [scan, identify, vae_test], [inspect_button, deep_button, deep_interrupt], queue=False)
         deep_outputs = [*inspect_outputs, deep_progress]
         do_inspect_deep.__name__ = "modeldoc_inspect"
-        deep_inputs = [task_id, session, model, scan, identify]
+        deep_inputs = [task_id, session, model, scan, identify, vae_test]
         deep_button.click(host.wrap_job(do_inspect_deep, len(deep_outputs), len(deep_outputs) - 1),
                           deep_inputs, deep_outputs, **js_call(JOB_JS, len(deep_inputs)))
         deep_interrupt.click(lambda sess: host.interrupt(sess), [session], None, queue=False)

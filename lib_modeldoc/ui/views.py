@@ -5,6 +5,7 @@ Every value that comes from a file (keys, metadata, paths) is escaped.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..advice import count
-from ..render import CHECKPOINTS, pruning_saving, suggested_args
+from ..render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
 from ..report import Report, Severity
 from ..shell import Shell, module_command, shells_for
 from ..units import human_bytes
@@ -232,6 +233,8 @@ def details_html(report: Report) -> str:
         out.append(_scan_section(report.scan))
     if report.known_components is not None:
         out.append(_known_section(report.known_components))
+    if report.vae_test is not None:
+        out.append(_vae_section(report))
     if report.evidence:
         out.append("<p><b>Identified by</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
     if report.architecture == "unknown" and report.candidates:
@@ -239,6 +242,22 @@ def details_html(report: Report) -> str:
         out.append(_table("Closest architectures", ["architecture", "score", "matched", "missing", "mismatched"], rows))
     out.append(f'<p class="modeldoc-path">File: <code>{e(report.path)}</code></p></div>')
     return "".join(out)
+
+
+def _vae_section(report: Report) -> str:
+    """The VAE test: its figures (the CLI's lines) and the test image beside its reconstruction."""
+    from ..vae_image import png_bytes, side_by_side
+
+    lines = vae_test_lines(report.vae_test or {})
+    out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
+    out += "".join(f"<li>{e(line.strip())}</li>" for line in lines[1:]) + "</ul>"
+    result = report.vae_result
+    if result is not None:
+        data = base64.b64encode(png_bytes(side_by_side(result.original, result.decoded))).decode("ascii")
+        out += ('<p>Test image (left) and what the VAE makes of it (right):</p>'
+                f'<img class="modeldoc-vae-image" alt="VAE test image and its reconstruction" '
+                f'src="data:image/png;base64,{data}">')
+    return out + "</div>"
 
 
 _SCAN_KINDS = (("nonfinite", "NaN/Inf"), ("zero", "all zero"), ("magnitude", "huge"))
