@@ -24,7 +24,7 @@ from .plan import CAST, COPY, Entry, Plan
 
 __all__ = ["COMPONENT_CHOICES", "plan_export", "plan_replace", "plan_build", "expand_component"]
 
-COMPONENT_CHOICES = ("unet", "vae", "clip", "clip_l", "clip_g", "ema-unet")
+COMPONENT_CHOICES = ("unet", "vae", "clip", "clip_l", "clip_g", "ema-unet", "transformer", "t5xxl")
 CLIP_SLOTS = ("clip_l", "clip_h", "clip_g")
 
 # Where an exported part goes: the standalone family whose first mount lays it out, by
@@ -94,6 +94,10 @@ def plan_export(
         PlanError: the model has no such component.
     """
     ident = identify_model(model)
+    if ident.family is None and ident.parts:  # SD3 / Flux: the files Forge and ComfyUI load separately
+        from .transformer_parts import plan_export_part
+
+        return plan_export_part(model, component, precision=precision, format=format)
     if ident.family is None:
         raise PlanError(f"{model.path}: a {ident.architecture} file has no components to export")
     slots = expand_component(component, ident.family)
@@ -202,6 +206,11 @@ def plan_build(
         PlanError: unknown architecture or a missing part.
         IncompatibleComponentError: a part does not fit ``arch``.
     """
+    from .transformer_parts import TRANSFORMER_ARCHS, plan_build_parts
+
+    if arch in TRANSFORMER_ARCHS:
+        renamed = {"clip_l" if k == "clip" else k: v for k, v in parts.items()}
+        return plan_build_parts(arch, renamed, precision=precision, allow_missing=allow_missing, format=format)
     names = {f.name for f in FAMILIES if f.kind == "checkpoint"}
     if arch not in names:
         raise PlanError(f"cannot build {arch!r}; choose one of {', '.join(sorted(names))}")

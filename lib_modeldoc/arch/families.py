@@ -183,6 +183,21 @@ _TRANSFORMER_PARTS = (
     ("transformer", "model.diffusion_model."), ("clip_l", "text_encoders.clip_l."), ("clip_g", "text_encoders.clip_g."),
     ("t5xxl", "text_encoders.t5xxl."), ("vae", "first_stage_model."),
 )
+# Export / build of SD3 and Flux: component -> (prefix in an all-in-one checkpoint, prefix in its own
+# file as Forge and ComfyUI load it: BFL / SAI transformer names, HF text encoders, the LDM "ae" VAE).
+TRANSFORMER_PART_FILES: dict[str, tuple[str, str]] = {
+    "transformer": ("model.diffusion_model.", ""),
+    "clip_l": ("text_encoders.clip_l.transformer.", ""),
+    "clip_g": ("text_encoders.clip_g.transformer.", ""),
+    "t5xxl": ("text_encoders.t5xxl.transformer.", ""),
+    "vae": ("first_stage_model.", ""),
+}
+# What each part file identifies as on its own (a build checks its inputs against this).
+TRANSFORMER_PART_ARCHS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Flux": {"transformer": ("Flux-transformer", "Flux"), "clip_l": ("CLIP-SD1",), "t5xxl": ("T5XXL",), "vae": ("VAE",)},
+    "SD3": {"transformer": ("SD3-transformer", "SD3"), "clip_l": ("CLIP-SD1",), "clip_g": ("unknown",),
+            "t5xxl": ("T5XXL",), "vae": ("VAE",)},
+}
 _CONTROLNET_TO_K = r"^down_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn2\.to_k\.weight$"
 
 # Recognised from key patterns; inspected, never pruned or rebuilt. Tried in order: a LoRA is

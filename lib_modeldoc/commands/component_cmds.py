@@ -10,6 +10,7 @@ from typing import Any
 from ..advice import count
 from ..components import COMPONENT_CHOICES, plan_build, plan_export, plan_replace
 from ..convert import PRECISIONS
+from ..errors import PlanError
 from ..model import open_model
 from ..plan import Plan
 from ..units import human_bytes
@@ -110,10 +111,11 @@ class build:  # noqa: N801
     @staticmethod
     def add_parser(sub: Any) -> None:
         p = sub.add_parser("build", help="build a checkpoint from component files")
-        p.add_argument("--arch", required=True, choices=("SD1", "SD2", "SDXL"))
-        p.add_argument("--unet", metavar="FILE")
+        p.add_argument("--arch", required=True, choices=("SD1", "SD2", "SDXL", "SD3", "Flux"))
+        p.add_argument("--unet", metavar="FILE", help="the UNet (SD3 / Flux: the transformer)")
+        p.add_argument("--t5xxl", metavar="FILE", help="SD3 / Flux: the T5-XXL text encoder")
         p.add_argument("--vae", metavar="FILE")
-        p.add_argument("--clip", metavar="FILE", help="text encoder(s): CLIP-L for SD1/SDXL, OpenCLIP-H for SD2")
+        p.add_argument("--clip", metavar="FILE", help="text encoder(s): CLIP-L for SD1/SDXL/SD3/Flux, OpenCLIP-H for SD2")
         p.add_argument("--clip-g", metavar="FILE", help="SDXL's OpenCLIP-bigG, when --clip holds only CLIP-L")
         p.add_argument("--allow-missing", action="store_true",
                        help="build without a part (the WebUI then keeps the previous model's part)")
@@ -125,7 +127,9 @@ class build:  # noqa: N801
     @staticmethod
     def run(args: argparse.Namespace) -> int:
         fmt = _format(args)
-        given = {name: getattr(args, name) for name in ("unet", "vae", "clip", "clip_g") if getattr(args, name)}
+        given = {name: getattr(args, name) for name in ("unet", "vae", "clip", "clip_g", "t5xxl") if getattr(args, name)}
+        if args.t5xxl and args.arch not in ("SD3", "Flux"):
+            raise PlanError(f"a {args.arch} model has no T5-XXL text encoder")
         with ExitStack() as stack:
             opened: dict[str, Any] = {}
             parts = {}

@@ -1,0 +1,136 @@
+"""SD3 and FLUX.1: export the parts Forge and ComfyUI load as separate files, and build them back.
+
+An all-in-one checkpoint (ComfyUI's layout) holds the transformer under ``model.diffusion_model.``,
+the text encoders under ``text_encoders.<name>.transformer.`` and the 16-channel VAE under
+``first_stage_model.``; the separate files hold the same tensors without those prefixes
+(``arch.families.TRANSFORMER_PART_FILES``). Precision: kept by default (bf16 stays bf16); to fp8,
+norms, biases and embedders stay 16-bit (``arch.precision``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+from . import __version__
+from .arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
+from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
+from .convert import PRECISIONS
+from .dtypes import DTYPES
+from .errors import IncompatibleComponentError, PlanError
+from .model import ModelFile
+from .parts import identify_model
+from .plan import CAST, COPY, Entry, Plan
+
+__all__ = ["TRANSFORMER_ARCHS", "plan_export_part", "plan_build_parts"]
+
+TRANSFORMER_ARCHS = ("Flux", "SD3")
+_ALIASES = {"unet": "transformer"}
+
+
+def _base(architecture: str) -> str | None:
+    return next((a for a in TRANSFORMER_ARCHS if architecture.startswith(a)), None)
+
+
+def _dtype(code: str, target: str | None, key: str, shape: tuple[int, ...]) -> str:
+    if not DTYPES[code].is_float or target is None:
+        return "F32" if code == "F64" else code
+    if target in FP8_DTYPES and keeps_16bit_in_fp8(key, shape):
+        return code if code in ("F16", "BF16") or code in FP8_DTYPES else sixteen_bit_for(code)
+    return target
+
+
+def _part_keys(model: ModelFile, component: str, architecture: str) -> tuple[dict[str, str], str]:
+    """``{key in the part's own file: key in model}`` and where it was found."""
+    prefix, own = TRANSFORMER_PART_FILES[component]
+    found = {own + k[len(prefix):]: k for k in model if k.startswith(prefix)}
+    if found:
+        return found, f"'{prefix}' of {os.path.basename(model.path)}"
+    ident = identify_model(model)
+    allowed = TRANSFORMER_PART_ARCHS.get(architecture, {}).get(component, ())
+    whole = ident.architecture in allowed
+    if component == "vae" and whole:
+        slot = ident.slot("vae")
+        whole = slot is not None and slot.table == "vae_16ch"  # an SD VAE (4 channels) does not fit
+    if not whole:
+        raise IncompatibleComponentError(
+            f"{model.path} is {ident.architecture} and holds no {component} for a {architecture} model"
+        )
+    return {k: k for k in model}, os.path.basename(model.path)
+
+
+def _provenance(changes: list[str], source: str) -> dict[str, str]:
+    return {"format": "pt", "modeldoc": json.dumps({"version": __version__, "source": source, "changes": changes})}
+
+
+def plan_export_part(model: ModelFile, component: str, *, precision: str | None = None, format: str = "safetensors") -> Plan:
+    """Plan writing one part of an SD3 / Flux checkpoint as the file Forge and ComfyUI load.
+
+    ``component``: ``transformer`` (or ``unet``), ``clip_l``, ``clip_g`` (SD3), ``t5xxl``, ``vae``.
+    """
+    ident = identify_model(model)
+    base = _base(ident.architecture)
+    if base is None:
+        raise PlanError(f"{model.path}: a {ident.architecture} file has no SD3 / Flux parts")
+    component = _ALIASES.get(component, component)
+    if component not in TRANSFORMER_PART_ARCHS[base]:
+        raise PlanError(f"{model.path}: a {base} model has no {component}; choose one of "
+                        f"{', '.join(TRANSFORMER_PART_ARCHS[base])}")
+    prefix, own = TRANSFORMER_PART_FILES[component]
+    keys = {own + k[len(prefix):]: k for k in model if k.startswith(prefix)}
+    if not keys:
+        raise PlanError(f"{model.path}: this {ident.architecture} file holds no {component} (no '{prefix}' keys)")
+    target = PRECISIONS[precision or "keep"]
+    entries = []
+    for dst, src in keys.items():
+        info = model[src]
+        dtype = _dtype(info.dtype, target, dst, info.shape)
+        entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, 0, renamed_from=src))
+    changes = [f"exported the {component} of a {base} checkpoint ({len(entries)} tensors, without '{prefix}')"]
+    metadata = _provenance(changes, os.path.basename(model.path)) if format == "safetensors" else None
+    return Plan([model], entries, [], metadata, format, [], changes)
+
+
+def plan_build_parts(architecture: str, parts: Mapping[str, ModelFile], *, precision: str | None = None,
+                     allow_missing: bool = False, format: str = "safetensors") -> Plan:
+    """Plan one ComfyUI-style SD3 / Flux checkpoint from its part files (or from checkpoints holding them).
+
+    ``parts``: ``transformer`` (or ``unet``), ``clip_l``, ``clip_g`` (SD3), ``t5xxl``, ``vae`` -> an open file.
+    """
+    if architecture not in TRANSFORMER_ARCHS:
+        raise PlanError(f"cannot build {architecture!r} from parts; choose one of {', '.join(TRANSFORMER_ARCHS)}")
+    wanted = TRANSFORMER_PART_ARCHS[architecture]
+    given = {_ALIASES.get(k, k): v for k, v in parts.items()}
+    extra = set(given) - set(wanted)
+    if extra:
+        raise PlanError(f"a {architecture} model has no {', '.join(sorted(extra))}")
+    target = PRECISIONS[precision or "keep"]
+    sources: list[ModelFile] = []
+    entries: list[Entry] = []
+    changes: list[str] = []
+    warnings: list[str] = []
+    for component in wanted:
+        source = given.get(component)
+        if source is None:
+            message = f"no {component} given for {architecture}"
+            if not allow_missing:
+                raise PlanError(message + " (or pass --allow-missing)")
+            warnings.append(message + ": load it as a separate file next to this one")
+            continue
+        keys, where = _part_keys(source, component, architecture)
+        origin = next((i for i, s in enumerate(sources) if s is source), len(sources))
+        if origin == len(sources):
+            sources.append(source)
+        prefix, own = TRANSFORMER_PART_FILES[component]
+        for key, src in keys.items():
+            info = source[src]
+            dst = prefix + key[len(own):]
+            dtype = _dtype(info.dtype, target, dst, info.shape)
+            entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, origin,
+                                 renamed_from=src if src != dst else None))
+        changes.append(f"{component} from {where}")
+    if not entries:
+        raise PlanError(f"nothing to build: give at least one part for {architecture}")
+    metadata = _provenance(changes, "+".join(os.path.basename(s.path) for s in sources)) if format == "safetensors" else None
+    return Plan(sources, entries, [], metadata, format, warnings, changes)
