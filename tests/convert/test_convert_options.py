@@ -229,7 +229,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(rich, cli, tmp_path):
     assert listing(tmp_path) == before
     lines = stdout.splitlines()
     assert lines[0] == f"Plan for {rich}"
-    assert any(line.startswith("  drop junk: 1 tensors, ") for line in lines)
+    assert any(line.startswith("  drop junk: 1 tensor, ") for line in lines)  # plural agreement (advice.count)
     assert any(line.startswith("  drop ema: ") for line in lines)
     assert any(line.startswith("  cast fp32 -> fp16: ") for line in lines)
     assert lines[-1].startswith(f"(dry run: nothing written; {out} would be ")
