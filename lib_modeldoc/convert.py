@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
-from .advice import Note, Remedy
+from .advice import Note, Remedy, count
 from .arch.families import KNOWN_BUFFERS
 from .arch.identify import Identification
 from .arch.modelspec import EPSILON_FAMILIES, modelspec_architecture, v_prediction_sources, ztsnr_sources
@@ -320,7 +320,7 @@ class _Builder:
         if self.nai and not options.preserve:  # ``replace`` copies a NAI-layout CLIP as it is
             self.changes.append("renamed NAI-layout CLIP keys to the standard layout")
         if self.kept_16bit:
-            self.changes.append(f"kept {self.kept_16bit} norms, biases and embedders in 16 bit (not fp8)")
+            self.changes.append(f"kept {count(self.kept_16bit, 'tensor')} (norms, biases, embedders) in 16 bit, not fp8")
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")

@@ -83,7 +83,7 @@ def test_flux_fp8_plan_keeps_norms_biases_and_embedders_bf16(tmp_path):
         assert dtypes[key] == "BF16", key
     fp8 = sum(1 for d in dtypes.values() if d == "F8_E4M3")
     assert 0 < fp8 < len(dtypes) and not {d for d in dtypes.values()} - {"F8_E4M3", "BF16"}
-    assert any("16 bit (not fp8)" in c for c in plan.changes)
+    assert any("in 16 bit, not fp8" in c for c in plan.changes)
 
 
 def test_keep_junk_fp8_writes_flux_weights_fp8_and_the_rest_16bit(tmp_path, cli):
