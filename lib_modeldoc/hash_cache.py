@@ -10,14 +10,16 @@ format); from 1.9 it is a diskcache database that the WebUI adapter reaches thro
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
+
+from .errors import OutputError
+from .io.atomic import atomic_output
+from .io.output_rule import OutputKind, check_output
 
 __all__ = ["HashCache", "JsonHashCache", "checkpoint_title", "is_fresh"]
 
@@ -114,15 +116,10 @@ class JsonHashCache:
         return data if isinstance(data, dict) else None
 
     def _write(self, data: dict[str, Any]) -> None:
-        folder = os.path.dirname(os.path.abspath(self.cache_file))
+        """Through the one output rule (never onto a model) and a temporary file renamed into place."""
         try:
-            fd, tmp = tempfile.mkstemp(prefix=os.path.basename(self.cache_file) + "-", dir=folder)
-        except OSError:
+            check_output(self.cache_file, kind=OutputKind.REPORT)
+            with atomic_output(self.cache_file) as f:
+                f.write(json.dumps(data, indent=4, ensure_ascii=False).encode("utf-8"))
+        except OutputError:
             return  # a cache is an optimisation: failing to write it is not an error
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=4, ensure_ascii=False)
-            os.replace(tmp, self.cache_file)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .errors import OutputError
 from .io.atomic import atomic_output
+from .io.output_rule import OutputKind, check_output
 
 __all__ = ["SIDECAR_SUFFIXES", "Sidecar", "find_sidecars", "carry_sidecars"]
 
@@ -74,6 +75,7 @@ def carry_sidecars(
             result.append(Sidecar(path, target, False, "would copy"))
             continue
         try:
+            check_output(target, kind=OutputKind.REPORT, sources=(os.fspath(source_model), path))
             _copy(path, target)
         except (OutputError, OSError) as exc:
             result.append(Sidecar(path, target, False, f"not copied ({exc})"))
@@ -83,5 +85,5 @@ def carry_sidecars(
 
 
 def _copy(source: str, target: str) -> None:
-    with open(source, "rb") as src, atomic_output(target) as dst:
+    with open(source, "rb") as src, atomic_output(target, like=source) as dst:
         shutil.copyfileobj(src, dst, _COPY_CHUNK)

@@ -85,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _save_image(report: Any, out: str) -> None:
     """The test image (left) and its reconstruction (right) as a PNG, written atomically."""
-    from ..io.atomic import atomic_output, check_output_path
+    from ..io.atomic import atomic_output
+    from ..io.output_rule import OutputKind, check_output
     from ..vae_image import png_bytes, side_by_side
 
     result = report.vae_result
-    check_output_path(out, overwrite=True, sources=(report.path,))
-    with atomic_output(out) as f:
+    check_output(out, kind=OutputKind.REPORT, sources=(report.path,))  # an old PNG may go; a model never
+    with atomic_output(out, like=report.path) as f:
         f.write(png_bytes(side_by_side(result.original, result.decoded)))

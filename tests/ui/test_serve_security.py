@@ -276,3 +276,64 @@ def test_the_queue_websocket_needs_a_real_login(login_server):
                      additional_headers={"Cookie": "access-token=made-up"}) as ws:
             ws.recv(10)
     assert "403" in str(caught.value) or "1008" in str(caught.value)
+
+
+# --- the tab, driven through its real handlers --------------------------------------------------------
+
+@pytest.fixture
+def tab(tmp_path):
+    from ui_helpers import Driver
+
+    from lib_modeldoc.ui.builder import build_ui
+
+    models = tmp_path / "models"
+    models.mkdir()
+    slim_sd1(str(models / "slim.safetensors"))
+    (tmp_path / "private.txt").write_text("secret")
+    host = FolderHost(str(models))
+    return Driver(build_ui(host)), host, models
+
+
+def test_hashes_and_compare_of_outside_paths_are_refused_in_one_line(tab, tmp_path):
+    drv, _, _ = tab
+    for path in ("/etc/shadow", "/etc/no-such-file", str(tmp_path / "private.txt"), "../private.txt"):
+        out = drv.click("modeldoc_hash", modeldoc_model=path)["modeldoc_hash_result"]
+        assert "modeldoc-error" in out and "only files in the served model folder" in out, out
+        assert "secret" not in out and "SHA-256" not in out
+        out = drv.click("modeldoc_compare", modeldoc_model="slim.safetensors",
+                        modeldoc_compare_other=path)["modeldoc_compare_result"]
+        assert "modeldoc-error" in out and "only files in the served model folder" in out, out
+    assert "SHA-256" in drv.click("modeldoc_hash", modeldoc_model="slim.safetensors")["modeldoc_hash_result"]
+
+
+def test_writes_outside_the_served_folders_are_refused(tab, tmp_path):
+    drv, _, models = tab
+    for folder in ("/etc/x/y", str(tmp_path)):
+        out = drv.click("modeldoc_convert_write", modeldoc_model="slim.safetensors", modeldoc_convert_out_folder=folder,
+                        modeldoc_convert_out_name="escaped", modeldoc_convert_overwrite=True)
+        assert "writes only into the served model folders" in out["modeldoc_convert_result"]
+    assert not os.path.exists("/etc/x") and not (tmp_path / "escaped.safetensors").exists()
+    out = drv.click("modeldoc_convert_write", modeldoc_model="slim.safetensors", modeldoc_convert_out_folder=str(models),
+                    modeldoc_convert_out_name="kept")
+    assert (models / "kept.safetensors").exists(), out["modeldoc_convert_result"]
+
+
+def test_the_tab_reports_leftovers_of_killed_writes(tmp_path):
+    from ui_helpers import Driver
+
+    from lib_modeldoc.io.atomic import partial_name
+    from lib_modeldoc.ui.builder import build_ui
+
+    models = tmp_path / "models"
+    models.mkdir()
+    slim_sd1(str(models / "slim.safetensors"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = models / partial_name("merge.safetensors", pid=dead.pid)
+    stale.write_bytes(b"\0" * 3000)
+    drv = Driver(build_ui(FolderHost(str(models))))
+    shown = drv.blocks.blocks[drv.ids["modeldoc_leftovers"]].value
+    assert "1 leftover file of interrupted writes" in shown and stale.name in shown
+    stale.unlink()
+    out = drv.click("modeldoc_refresh", modeldoc_model="slim.safetensors")
+    assert out["modeldoc_leftovers"] == ""
