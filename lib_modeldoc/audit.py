@@ -31,6 +31,7 @@ from .errors import ModelDocError, ModelReadError
 from .folders import is_regular
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
 from .io.atomic import Partial, find_partials
+from .io.paths import native_path
 from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
 from .model import open_model
 from .workers import worker_pool
@@ -147,18 +148,18 @@ class Audit:
 def _looks_like_model(path: str) -> bool:
     """For files without a model suffix: do the first bytes say safetensors or torch?"""
     try:
-        with open(path, "rb") as f:
+        with open(native_path(path), "rb") as f:
             head = f.read(512)
     except OSError:
         return False
     kind = sniff_bytes(head)
     if kind is Format.SAFETENSORS:  # and a header length that fits the file
-        return len(head) >= 8 and 2 <= struct.unpack("<Q", head[:8])[0] <= os.path.getsize(path) - 8
+        return len(head) >= 8 and 2 <= struct.unpack("<Q", head[:8])[0] <= os.path.getsize(native_path(path)) - 8
     if kind is Format.TORCH_LEGACY:  # torch's magic number, not any pickle
         return head.startswith(LEGACY_TORCH_START)
     if kind is Format.TORCH_ZIP:  # any zip: only a torch archive has a data.pkl
         try:
-            with zipfile.ZipFile(path) as archive:
+            with zipfile.ZipFile(native_path(path)) as archive:
                 return any(name.endswith("data.pkl") for name in archive.namelist())
         except (OSError, zipfile.BadZipFile):
             return False
@@ -242,7 +243,7 @@ def _scan(path: str, hashes: bool) -> _Scanned:
 
 def _sample_digest(path: str, size: int) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(native_path(path), "rb") as f:
         for i in range(_SAMPLES):
             f.seek((size - _SAMPLE_BYTES) * i // max(1, _SAMPLES - 1) if size > _SAMPLE_BYTES else 0)
             h.update(f.read(_SAMPLE_BYTES))
@@ -251,7 +252,7 @@ def _sample_digest(path: str, size: int) -> str:
 
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(native_path(path), "rb") as f:
         while block := f.read(_BLOCK):
             h.update(block)
     return h.hexdigest()

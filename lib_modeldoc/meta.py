@@ -26,6 +26,7 @@ from typing import Any
 from .errors import ModelReadError, PlanError
 from .hashing import AUTOV1_LENGTH, AUTOV1_OFFSET
 from .io.atomic import atomic_output, check_output_path
+from .io.paths import native_path
 from .io.safetensors_read import MAX_HEADER_SIZE, read_safetensors_header
 from .io.sniff import Format, sniff_bytes
 from .progress import Progress
@@ -216,7 +217,7 @@ def edit_metadata(
     before, after, data_hash = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     # The source is closed before the output is renamed into place: with --in-place that rename
     # replaces the source, which Windows refuses while a handle to it is open.
-    with atomic_output(out, expected_size=total) as dst, open(src, "rb") as f:
+    with atomic_output(out, expected_size=total) as dst, open(native_path(src), "rb") as f:
         f.seek(0)
         before.update(f.read(header.data_start))
         dst.write(new_header)
@@ -291,11 +292,12 @@ class _Header:
 
 
 def _read_header(path: str) -> _Header:
-    if not os.path.isfile(path):
-        what = "is not a regular file" if os.path.exists(path) else "no such file"
+    native = native_path(path)  # Windows: a long path in its \\?\ form; messages keep `path`
+    if not os.path.isfile(native):
+        what = "is not a regular file" if os.path.exists(native) else "no such file"
         raise ModelReadError(f"{path}: {what}")
     try:
-        with open(path, "rb") as f:
+        with open(native, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(512)
             kind = sniff_bytes(head, path, b"")
@@ -374,14 +376,14 @@ def _is_utf8(text: str) -> bool:
 
 
 def _autov1(path: str) -> str:
-    with open(path, "rb") as f:
+    with open(native_path(path), "rb") as f:
         f.seek(AUTOV1_OFFSET)
         return hashlib.sha256(f.read(AUTOV1_LENGTH)).hexdigest()[:8]
 
 
 def _sha256_file(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(native_path(path), "rb") as f:
         for block in iter(lambda: f.read(_COPY_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()

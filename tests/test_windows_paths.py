@@ -112,6 +112,10 @@ def test_the_cli_on_long_chinese_and_cyrillic_paths(long_folder, capsys):
     assert output.exists() and output.stat().st_size < os.path.getsize(source)  # fp16
     rc, out, err = _cli(capsys, "compare", source, output)
     assert rc == 0, err
+    rc, out, err = _cli(capsys, "audit", long_folder, "--hashes", "--json")
+    assert rc == 0 and "动漫合并 аниме.safetensors" in out and "输出 вывод.safetensors" in out, err
+    rc, out, err = _cli(capsys, "meta", source, "--json")
+    assert rc == 0, err
     rc, out, err = _cli(capsys, "inspect", long_folder / "нет такого 文件.safetensors")
     assert rc == 2 and err.count("\n") == 1 and "нет такого 文件.safetensors: no such file" in err
 
