@@ -90,6 +90,24 @@
             lastButton = button;
         }
     }, true);
+    // The result box of the section whose button was pressed (the first visible one under the
+    // nearest ancestor that has one): where the progress bar goes and where the task id is kept.
+    function resultBoxOf(button) {
+        var near = button;
+        while (near && near.querySelector && !near.querySelector(".modeldoc-job-result")) {
+            near = near.parentElement;
+        }
+        var boxes = (near && near.querySelector ? near : root()).querySelectorAll(".modeldoc-job-result");
+        for (var i = 0; i < boxes.length; i++) {
+            if (boxes[i].offsetParent !== null) {
+                return boxes[i];
+            }
+        }
+        return boxes[0] || null;
+    }
+
+    var lastTask = "";
+
     // The job starter of every job button (the tab's Python wires it with compat.js_call):
     // gradio passes the values of the inputs, then of the outputs; gradio 4 takes what this returns
     // as the inputs, so it returns exactly `count` values, the first one the job's task id. In a
@@ -98,23 +116,23 @@
         var args = Array.prototype.slice.call(arguments, 1, 1 + count);
         var webui = typeof randomId === "function" && typeof requestProgress === "function";
         var id = webui ? randomId() : "task(modeldoc-" + Math.random().toString(36).slice(2, 12) + ")";
-        if (webui) {
-            // the result box of the section whose button was pressed, else the first on screen
-            var near = lastButton;
-            while (near && near.querySelector && !near.querySelector(".modeldoc-job-result")) {
-                near = near.parentElement;
-            }
-            var boxes = (near && near.querySelector ? near : root()).querySelectorAll(".modeldoc-job-result");
-            var container = boxes[0];
-            for (var i = 0; i < boxes.length; i++) {
-                if (boxes[i].offsetParent !== null) {
-                    container = boxes[i];
-                    break;
-                }
-            }
-            requestProgress(id, container, null, function() {});
+        var box = resultBoxOf(lastButton);
+        if (box) {
+            box.setAttribute("data-modeldoc-task", id);
+        }
+        lastTask = id;
+        if (webui && box) {
+            requestProgress(id, box, null, function() {});
         }
         args[0] = id;
+        return args;
+    };
+
+    // An interrupt button: sends the task id of the job its section started (queued or running).
+    window.modeldoc_interrupt_job = function(count) {
+        var args = Array.prototype.slice.call(arguments, 1, 1 + count);
+        var box = resultBoxOf(lastButton);
+        args[0] = (box && box.getAttribute("data-modeldoc-task")) || lastTask;
         return args;
     };
     // After the tab writes a file, refresh the WebUI's own checkpoint and VAE dropdowns

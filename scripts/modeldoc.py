@@ -88,7 +88,7 @@ class _Job:
         shared.state.textinfo = message.splitlines()[0] if message else ""
 
     def cancelled(self) -> bool:
-        return self.session.cancel.is_set() or bool(getattr(shared.state, "interrupted", False))
+        return self.session.stopped() or bool(getattr(shared.state, "interrupted", False))
 
 
 class WebUIHost:
@@ -240,19 +240,18 @@ class WebUIHost:
         from modules.call_queue import wrap_gradio_gpu_call
 
         def job(task_id: str, session: Session, *inputs: Any) -> list[Any]:
-            session.cancel.clear()
-            session.task_id = task_id
+            session.begin(task_id)  # under the queue lock: an interrupt while queued is kept
             try:
                 return list(fn(_Job(session), session, *inputs))
             finally:
-                session.task_id = None
+                session.end()
 
         job.__name__ = getattr(fn, "__name__", "modeldoc_job")
         return wrap_gradio_gpu_call(job, extra_outputs=[gr.update() for _ in range(n_outputs - 1)])
 
-    def interrupt(self, session: Session) -> None:
-        session.cancel.set()
-        if session.task_id is not None and getattr(shared.state, "job", None) == session.task_id:
+    def interrupt(self, session: Session, task_id: str | None = None) -> None:
+        stopped = session.interrupt(task_id)
+        if stopped is not None and stopped == session.task_id and getattr(shared.state, "job", None) == stopped:
             shared.state.interrupt()  # our job is the one running: stop it, never someone else's
 
 

@@ -31,8 +31,10 @@ __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script
 
 TAB_TITLE = "Model Doctor"
 TAB_ID = "modeldoc"
-# The page's job starter (javascript/modeldoc.js): a task id for the job, and in a WebUI its progress bar.
+# The page's job starter (javascript/modeldoc.js): a task id for the job, and in a WebUI its progress bar;
+# and the interrupt buttons' helper, which names the task id of the job their section started.
 JOB_JS = "modeldoc_start_job"
+INTERRUPT_JS = "modeldoc_interrupt_job"
 INTRO = (
     "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
     "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
@@ -181,10 +183,8 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             box.change(do_options, [scan, identify, vae_test], [inspect_button, deep_button, deep_interrupt], queue=False)
         deep_outputs = [*inspect_outputs, deep_progress]
         do_inspect_deep.__name__ = "modeldoc_inspect"
-        deep_inputs = [task_id, session, model, scan, identify, vae_test]
-        deep_button.click(host.wrap_job(do_inspect_deep, len(deep_outputs), len(deep_outputs) - 1),
-                          deep_inputs, deep_outputs, **js_call(JOB_JS, len(deep_inputs)))
-        deep_interrupt.click(lambda sess: host.interrupt(sess), [session], None, queue=False)
+        _wire_job_button(host, deep_button, deep_interrupt, do_inspect_deep,
+                         [task_id, session, model, scan, identify, vae_test], deep_outputs)
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
         refresh.click(do_refresh, [model], [c for c, _ in refreshed] + [leftovers])
@@ -245,16 +245,10 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         out[mine] = gr.update()  # keep "Wrote ..." in view
         return out
 
-    def do_interrupt(sess: Session) -> None:
-        host.interrupt(sess)
-
     b["preview"].click(do_preview, [model, *panel.fields], [panel.result])
     outputs = [b["load"], b["inspect_new"], panel.result]
     do_write.__name__ = f"modeldoc_{panel.prefix}"
-    inputs = [task_id, session, model, *panel.fields]
-    b["write"].click(host.wrap_job(do_write, len(outputs), len(outputs) - 1), inputs, outputs,
-                     **js_call(JOB_JS, len(inputs)))
-    b["interrupt"].click(do_interrupt, [session], None, queue=False)
+    _wire_job_button(host, b["write"], b["interrupt"], do_write, [task_id, session, model, *panel.fields], outputs)
     b["load"].click(do_load, [session], [panel.result])
     b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
 
@@ -272,8 +266,33 @@ def _wire_read(host: Host, name: str, button: Any, interrupt: Any, inputs: list[
             return [actions.error_html(exc)]
 
     do_read.__name__ = f"modeldoc_{name}"
-    button.click(host.wrap_job(do_read, 1, 0), inputs, [result], **js_call(JOB_JS, len(inputs)))
-    interrupt.click(lambda sess: host.interrupt(sess), [inputs[1]], None, queue=False)
+    _wire_job_button(host, button, interrupt, do_read, inputs, [result])
+
+
+def _wire_job_button(host: Host, button: Any, interrupt: Any, fn: Callable[..., list[Any]], inputs: list[Any],
+                     outputs: list[Any]) -> None:
+    """``button`` runs ``fn(job, session, *values)`` as a job; ``interrupt`` stops it, queued or running.
+
+    ``inputs`` start with the task id box and the session; the last output shows progress and the
+    result. The page's job starter fills in the task id; the interrupt button sends the id of the
+    job its section started, so a job interrupted while it waits in the queue never runs.
+    gradio's own progress overlay is hidden: the host shows one indicator at the button.
+    """
+    progress_index = len(outputs) - 1
+
+    def run(job: JobContext, sess: Session, *values: Any) -> list[Any]:
+        if job.cancelled():
+            out: list[Any] = [gr.update() for _ in outputs]
+            out[progress_index] = views.message_html("Interrupted before it started; nothing was done.", "warning")
+            return out
+        return fn(job, sess, *values)
+
+    run.__name__ = fn.__name__
+    button.click(host.wrap_job(run, len(outputs), progress_index), inputs, outputs, show_progress="hidden",
+                 **js_call(JOB_JS, len(inputs)))
+    task_id, session = inputs[:2]
+    interrupt.click(lambda task, sess: host.interrupt(sess, task or None), [task_id, session], None, queue=False,
+                    show_progress="hidden", **js_call(INTERRUPT_JS, 2))
 
 
 def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id: Any) -> None:

@@ -134,23 +134,53 @@ class Host(Protocol):
         and, in the WebUI, errors.
         """
 
-    def interrupt(self, session: Session) -> None:
-        """Stop ``session``'s running job (and only that one)."""
+    def interrupt(self, session: Session, task_id: str | None = None) -> None:
+        """Stop ``session``'s job ``task_id`` (queued or running; without it, the running one),
+        and never another session's."""
 
 
 class Session:
     """Per-browser-session state, held in a ``gr.State`` (never in module globals).
 
-    gradio deep-copies a State's initial value for each new session; ``__deepcopy__`` makes
-    that a fresh, independent object (a lock and an event cannot be copied).
+    Jobs are known by the task id the page's job starter gives them when their button is pressed.
+    An interrupt names that id, so it also stops a job still waiting in the queue: the job sees it
+    when it starts (a flag cleared at the start would lose it). gradio deep-copies a State's
+    initial value for each new session; ``__deepcopy__`` makes that a fresh, independent object.
     """
 
+    _KEEP = 64  # interrupted ids remembered (an interrupt may come after its job has ended)
+
     def __init__(self) -> None:
-        self.cancel = threading.Event()
-        self.busy = threading.Lock()
-        self.task_id: str | None = None
+        self._lock = threading.Lock()
+        self._interrupted: list[str] = []
+        self.task_id: str | None = None  # the running job's
         self.inspected: str | None = None  # path of the last inspected file
         self.written: str | None = None  # path of the last file written
+
+    def begin(self, task_id: str | None) -> None:
+        """A job of this session starts (``task_id`` from the job starter; empty without one)."""
+        with self._lock:
+            self.task_id = task_id or f"local-{id(self)}-{len(self._interrupted)}"
+
+    def end(self) -> None:
+        with self._lock:
+            if self.task_id in self._interrupted:
+                self._interrupted.remove(self.task_id)
+            self.task_id = None
+
+    def interrupt(self, task_id: str | None = None) -> str | None:
+        """Stop job ``task_id``, running or still queued; without one, the running job.
+        Returns the id stopped, or ``None`` when there was nothing to stop."""
+        with self._lock:
+            target = task_id or self.task_id
+            if target and target not in self._interrupted:
+                self._interrupted = [*self._interrupted[-(self._KEEP - 1):], target]
+            return target
+
+    def stopped(self) -> bool:
+        """Whether the running job was asked to stop (before or after it started)."""
+        with self._lock:
+            return self.task_id is not None and self.task_id in self._interrupted
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Session:
         return Session()

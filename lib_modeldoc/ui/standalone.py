@@ -55,8 +55,8 @@ class _Job:
 
     def cancelled(self) -> bool:
         if time.monotonic() - self.last_pull > self.orphan_after:
-            self.session.cancel.set()  # its page is gone
-        return self.session.cancel.is_set()
+            self.session.interrupt()  # its page is gone
+        return self.session.stopped()
 
 
 class OutsideError(ModelDocError):
@@ -185,8 +185,8 @@ class FolderHost:
     def live_clip(self, *, fix: bool) -> LiveClip:
         return LiveClip(False, "The standalone server has no model in memory; inspect and fix the file instead.")
 
-    def interrupt(self, session: Session) -> None:
-        session.cancel.set()
+    def interrupt(self, session: Session, task_id: str | None = None) -> None:
+        session.interrupt(task_id)
 
     def wrap_job(self, fn: Callable[..., Sequence[Any]], n_outputs: int, progress_index: int) -> Callable[..., Any]:
         """A generator handler: the job runs in a thread while the page shows its progress."""
@@ -195,7 +195,7 @@ class FolderHost:
         from .views import message_html, progress_html
 
         def handler(task_id: str, session: Session, *inputs: Any) -> Any:
-            session.cancel.clear()
+            session.begin(task_id)
             job = _Job(session)
             box: dict[str, Any] = {}
 
@@ -219,7 +219,9 @@ class FolderHost:
                 # Closed by gradio (gradio 4 when the page goes away) or by the garbage collector:
                 # the job stops with its page rather than running on unseen (see ORPHAN_AFTER_S).
                 if thread.is_alive():
-                    session.cancel.set()
+                    session.interrupt()
+                else:
+                    session.end()
             if "error" in box:
                 out = [gr.update() for _ in range(n_outputs)]
                 out[progress_index] = message_html(box["error"], "error")

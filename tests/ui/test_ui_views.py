@@ -87,7 +87,11 @@ def test_sessions_are_independent_copies():
     first = Session()
     first.inspected = "/a"
     second = copy.deepcopy(first)
-    assert second is not first and second.inspected is None and second.cancel is not first.cancel
+    assert second is not first and second.inspected is None
+    first.begin("task(1)")
+    second.begin("task(1)")
+    first.interrupt()
+    assert first.stopped() and not second.stopped()
 
 
 def test_the_cli_never_imports_gradio(tmp_path):

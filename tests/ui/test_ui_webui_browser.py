@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 
 import pytest
 from toy_components import CLIP, FAMILIES, TOY_OPTIONAL, TOY_TABLES, checkpoint, save_safetensors, standalone_vae, toy_values
@@ -85,13 +86,22 @@ def webui(tmp_path_factory):
     import webui_page
     from lib_modeldoc.ui.builder import read_css
 
+    interrupts = []
+    original = module.WebUIHost.interrupt
+
+    def interrupt(self, session, task_id=None):
+        interrupts.append(task_id)
+        return original(self, session, task_id)
+
+    mp.setattr(module.WebUIHost, "interrupt", interrupt)
     (tab, title, elem_id), = script_callbacks.callbacks["ui_tabs"][0]()
     demo = webui_page.build_page(tab, title, elem_id, read_css())
     port = free_port()
     webui_page.launch(demo, port)
     try:
         yield {"url": f"http://127.0.0.1:{port}/", "models": models, "module": module, "calls": call_queue.calls,
-               "sd_models": sd_models, "shared": shared}
+               "sd_models": sd_models, "shared": shared,
+               "interrupts": interrupts}
     finally:
         demo.close()
         _drop_modules()
@@ -138,6 +148,13 @@ def _ran_as_a_webui_job(page, webui):
     assert task in page.evaluate("webuiCalls.progress")
 
 
+def _wait_for(condition, seconds=10):
+    end = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
 def _wait_result(page, elem_id, text):
     page.wait_for_selector(f"#{elem_id} >> text={text}")
     return page.inner_text(f"#{elem_id}")
@@ -172,6 +189,10 @@ def test_every_job_button_runs_through_the_webui_job_starter(browser, webui):
         hashes = _wait_result(page, "modeldoc_hash_result", "SHA-256")
         assert "no such file" not in hashes
         _ran_as_a_webui_job(page, webui)
+        # the section's Interrupt names the job its button started (item 2: it also stops a queued one)
+        page.click("#modeldoc_hash_interrupt")
+        _wait_for(lambda: webui["interrupts"])
+        assert webui["interrupts"][-1] == webui["calls"][-1]
         _pick(page, "modeldoc_compare_other", _title(webui, "toy-b.safetensors"))
         page.click("#modeldoc_compare")
         page.wait_for_selector("#modeldoc_compare_result .modeldoc-msg, #modeldoc_compare_result table")

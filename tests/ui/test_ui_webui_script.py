@@ -8,6 +8,8 @@ import importlib.util
 import os
 import re
 import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -214,3 +216,38 @@ def test_jobs_use_the_queue_lock_progress_bar_and_interrupt_only_their_own(webui
     shared.state.begin(job="task(other)")
     host.interrupt(Session())
     assert not shared.state.interrupted
+
+
+def test_an_interrupt_while_queued_is_kept_until_the_job_starts(webui, tmp_path):
+    """Session B presses a job button while A's job holds the queue, then Interrupt: when A's job
+    ends, B's job stops before doing anything (issue 9, item 2). A later job of B runs in full."""
+    import numpy as np
+
+    from lib_modeldoc.samples import Spec, write_safetensors_sample
+
+    module, _ = webui
+    from modules import call_queue, script_callbacks, shared
+
+    key = "model.diffusion_model.input_blocks.0.0.weight"
+    small = write_safetensors_sample(str(tmp_path / "small.safetensors"), [Spec(key, "F16", (4,))],
+                                     {key: np.ones(4, dtype=np.float16)})
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    b = Driver(blocks)
+    got = {}
+    call_queue.queue_lock.acquire()  # session A's long job is running
+    try:
+        shared.state.begin(job="task(a)")
+        queued = threading.Thread(target=lambda: got.update(
+            b.click("modeldoc_hash", modeldoc_task_id="task(b1)", modeldoc_model=small)))
+        queued.start()
+        time.sleep(0.3)
+        assert queued.is_alive()  # waiting for the queue
+        b.click("modeldoc_hash_interrupt", modeldoc_task_id="task(b1)")
+        assert not shared.state.interrupted  # A's job goes on
+        shared.state.end()
+    finally:
+        call_queue.queue_lock.release()
+    queued.join(10)
+    assert "Interrupted before it started" in got["modeldoc_hash_result"]
+    again = b.click("modeldoc_hash", modeldoc_task_id="task(b2)", modeldoc_model=small)["modeldoc_hash_result"]
+    assert "SHA-256" in again and "Interrupted" not in again
