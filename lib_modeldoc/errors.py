@@ -19,6 +19,14 @@ __all__ = [
 ]
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c != 0x09} | {0x0A: "\\n", 0x0D: "\\r"}
+
+
+def _one_line(message: str) -> str:
+    """The message with control characters escaped, so it prints as one line whatever it quotes."""
+    return message.translate(_CONTROL)
+
+
 class ModelDocError(Exception):
     """Base class of every error Model Doctor raises on purpose.
 
@@ -27,6 +35,8 @@ class ModelDocError(Exception):
     """
 
     def __init__(self, *args: object, remedy: object = None) -> None:
+        if args and isinstance(args[0], str):  # names from a file (tensor keys) may hold newlines
+            args = (_one_line(args[0]), *args[1:])
         super().__init__(*args)
         self.remedies: tuple = tuple(remedy) if isinstance(remedy, (tuple, list)) else ((remedy,) if remedy else ())
 

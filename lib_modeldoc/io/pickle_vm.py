@@ -37,6 +37,7 @@ class _Stop(Exception):
 
 
 _MAX_LINE = 4096  # protocol 0 text lines: names, numbers, quoted strings of keys
+_CHUNK = 1 << 16  # read-ahead; what was read past STOP is handed back (seek) for the next pickle
 
 
 class BoundedUnpickler:
@@ -48,7 +49,10 @@ class BoundedUnpickler:
 
     def __init__(self, file: BinaryIO, *, byte_budget: int = limits.MAX_PICKLE_BYTES) -> None:
         self._file = file
-        self._bytes_left = byte_budget
+        self._budget = byte_budget
+        self._fetched = 0  # bytes taken from the file (the limit counts these)
+        self._buf = b""  # read ahead from the file; _pos is the next opcode
+        self._pos = 0
         self._ops_left = limits.MAX_PICKLE_OPS
         self._objects_left = limits.MAX_PICKLE_OBJECTS
         self.memo: dict[int, Any] = {}
@@ -81,41 +85,72 @@ class BoundedUnpickler:
             )
 
     def _read(self, n: int) -> bytes:
+        pos = self._pos
+        end = pos + n
+        if 0 <= n and end <= len(self._buf):  # the common case: already buffered
+            self._pos = end
+            return self._buf[pos:end]
+        return self._read_slow(n)
+
+    def _read_slow(self, n: int) -> bytes:
         if n < 0:
             raise PickleError("negative length")
-        if n > self._bytes_left:
-            raise PickleLimitError(f"pickle is larger than {limits.MAX_PICKLE_BYTES >> 20} MiB (the limit)")
-        data = self._file.read(n)
-        if len(data) != n:
+        self._fill(n - (len(self._buf) - self._pos))
+        if len(self._buf) - self._pos < n:
+            if self._fetched >= self._budget:
+                raise PickleLimitError(f"pickle is larger than {self._budget >> 20} MiB (the limit)")
             raise PickleError("pickle data was truncated")
-        self._bytes_left -= n
-        return data
+        return self._read(n)
+
+    def _fill(self, wanted: int) -> None:
+        """Buffer at least ``wanted`` more bytes (fewer at EOF or at the byte limit)."""
+        room = self._budget - self._fetched
+        chunk = self._file.read(min(room, max(wanted, _CHUNK))) if room > 0 else b""
+        self._fetched += len(chunk)
+        self._buf = self._buf[self._pos :] + chunk
+        self._pos = 0
 
     def _readline(self) -> bytes:
-        line = self._file.readline(min(_MAX_LINE, self._bytes_left) + 1)
-        self._bytes_left -= len(line)
-        if not line.endswith(b"\n"):
-            if len(line) > _MAX_LINE:
+        while True:
+            end = self._buf.find(b"\n", self._pos, self._pos + _MAX_LINE + 1)
+            if end >= 0:
+                line = self._buf[self._pos : end]
+                self._pos = end + 1
+                return line
+            if len(self._buf) - self._pos > _MAX_LINE:
                 raise PickleLimitError(f"pickle text line longer than {_MAX_LINE} bytes")
-            raise PickleError("pickle data was truncated")
-        return line[:-1]
+            before = len(self._buf) - self._pos
+            self._fill(_CHUNK)
+            if len(self._buf) - self._pos == before:
+                raise PickleError("pickle data was truncated")
 
     # The loop ---------------------------------------------------------------------------------
     def load(self) -> Any:
-        """Run the pickle to its STOP opcode and return the object it built."""
+        """Run the pickle to its STOP opcode and return the object it built.
+
+        The file is left just after STOP (read-ahead is sought back), so pickles that follow,
+        as in legacy torch files, can be read next.
+        """
         dispatch = _DISPATCH
-        read = self._read
         try:
             while True:
                 self._ops_left -= 1
                 if self._ops_left < 0:
                     raise PickleLimitError(f"pickle runs more than {limits.MAX_PICKLE_OPS:,} opcodes (the limit)")
-                code = read(1)[0]
+                pos = self._pos
+                if pos < len(self._buf):
+                    code = self._buf[pos]
+                    self._pos = pos + 1
+                else:
+                    code = self._read(1)[0]
                 handler = dispatch.get(code)
                 if handler is None:
                     raise PickleError(f"invalid or unsupported opcode 0x{code:02x}")
                 handler(self)
         except _Stop as stop:
+            unread = len(self._buf) - self._pos
+            if unread:
+                self._file.seek(-unread, 1)
             return stop.value
 
     # Stack helpers ----------------------------------------------------------------------------
@@ -140,7 +175,9 @@ class BoundedUnpickler:
         return items
 
     def _push(self, value: Any) -> None:
-        self.charge(1)
+        self._objects_left -= 1
+        if self._objects_left < 0:
+            self.charge(0)  # raises the limit error
         self.stack.append(value)
 
     # Opcodes ----------------------------------------------------------------------------------
