@@ -34,12 +34,12 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_CAP, ADDRESS_SPACE_CAP))
 
 
-def run_cli(args: list[str], timeout: float = 60.0) -> Run:
-    """``python -m lib_modeldoc ARGS`` with the memory cap; peak RSS from the child's own rusage."""
+def run_cli(args: list[str], timeout: float = 60.0, root: str = ROOT) -> Run:
+    """``python -m lib_modeldoc ARGS`` (from the checkout at ``root``) under the memory cap."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
     start = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lib_modeldoc", *args], cwd=ROOT, env=env, preexec_fn=_cap_memory,
+        [sys.executable, "-m", "lib_modeldoc", *args], cwd=root, env=env, preexec_fn=_cap_memory,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
@@ -61,11 +61,11 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def measure(args: list[str], timeout: float = 600.0) -> Run:
+def measure(args: list[str], timeout: float = 600.0, root: str = ROOT) -> Run:
     """Like :func:`run_cli`, in a fresh wrapper process so the peak RSS is this run's alone."""
     code = (
         "import json,sys; sys.path.insert(0, %r); from tests.fuzz.measure import run_cli; "
-        "r = run_cli(%r, %r); print(json.dumps(r.__dict__))" % (ROOT, args, timeout)
+        "r = run_cli(%r, %r, %r); print(json.dumps(r.__dict__))" % (ROOT, args, timeout, root)
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout + 30)
     import json
