@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 
 from . import __version__
+from .advice import Remedy
 from .arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
 from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
 from .convert import PRECISIONS
@@ -115,7 +116,7 @@ def plan_build_parts(architecture: str, parts: Mapping[str, ModelFile], *, preci
         if source is None:
             message = f"no {component} given for {architecture}"
             if not allow_missing:
-                raise PlanError(message + " (or pass --allow-missing)")
+                raise PlanError(message, remedy=Remedy.ALLOW_MISSING)
             warnings.append(message + ": load it as a separate file next to this one")
             continue
         keys, where = _part_keys(source, component, architecture)

@@ -1,4 +1,4 @@
-"""Model Doctor in AUTOMATIC1111's WebUI (and Forge, reForge, SD.Next): the thin adapter.
+"""Model Doctor in AUTOMATIC1111's WebUI 1.10 and Forge: the thin adapter.
 
 Registers the tab (``on_ui_tabs``), a settings section (``on_ui_settings``) and HTTP routes
 (``on_app_started``). Everything else is the engine's: :func:`lib_modeldoc.ui.builder.build_ui`

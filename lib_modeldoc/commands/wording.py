@@ -27,7 +27,7 @@ REMEDIES: dict[Remedy, str] = {
     Remedy.KEEP_JUNK: "pass --keep-junk to convert every tensor as it is",
     Remedy.FORCE: "--force converts it keeping every tensor",
     Remedy.FIX_CLIP: "use --fix-clip to repair",
-    Remedy.ALLOW_MISSING: "--allow-missing",
+    Remedy.ALLOW_MISSING: "pass --allow-missing",
     Remedy.GIVE_UNET: "pass --unet FILE",
     Remedy.GIVE_VAE: "pass --vae FILE",
     Remedy.GIVE_CLIP: "pass --clip FILE",

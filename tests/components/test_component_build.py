@@ -71,7 +71,7 @@ def test_a_missing_part_is_an_error(tmp_path, trimmed_tables, make_model, cli):
     before = listing(tmp_path)
     rc, out, err = cli("build", "--arch", "SD1", "--unet", original, "--clip", original, "-o", tmp_path / "built.safetensors")
     assert rc == 2 and out == ""
-    assert err == "modeldoc: error: no vae given for SD1; pass --vae FILE, or --allow-missing\n"
+    assert err == "modeldoc: error: no vae given for SD1; pass --vae FILE, or pass --allow-missing\n"
     assert listing(tmp_path) == before
 
 
