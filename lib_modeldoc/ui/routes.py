@@ -203,6 +203,10 @@ def add_routes(app: Any, host: RouteHost, *, api_auth: str | None = None, cors_a
                 raise RouteError(400, str(exc)) from None
             except OSError as exc:
                 raise RouteError(400, f"{target}: {exc.strerror or exc}") from None
+            except Exception as exc:  # a bug: one line in the answer and the log (the traceback at debug level)
+                logger.warning("modeldoc: inspecting %s failed: %s: %s", target, type(exc).__name__, exc,
+                               exc_info=logger.isEnabledFor(logging.DEBUG))
+                raise RouteError(500, f"internal error ({type(exc).__name__}: {exc})") from None
         except RouteError as exc:
             return failed(exc)
 
@@ -254,7 +258,12 @@ def _flag(value: str | None) -> bool | None:
 def listed_file(name: str, lists: Iterable[Choice], closest: Callable[[str], str | None] | None = None) -> str | None:
     """The file of the list entry ``name`` names: a label exactly, else ``closest`` (the WebUI's own lookup)."""
     text = name.strip()
+    lists = list(lists)
     for choice in lists:
         if choice.label == text:
+            return choice.path
+    for choice in lists:  # "VAE: name" / "LoRA: name" also by the bare name the WebUI lists them under
+        kind, sep, bare = choice.label.partition(": ")
+        if sep and kind in ("VAE", "LoRA") and bare == text:
             return choice.path
     return closest(text) if closest else None

@@ -89,6 +89,10 @@ def test_routes_are_open_when_the_webui_api_is(webui):
     assert client.get("/sdapi/v1/options").status_code == 200
     for method, url, kwargs in ROUTES:
         assert client.request(method, url, **kwargs).status_code == 200, (method, url)
+    # a VAE by the name the WebUI lists it under, or by the tab's label
+    for name in ("sd-vae-fp32.safetensors", "VAE: sd-vae-fp32.safetensors"):
+        got = client.get("/modeldoc/inspect", params={"name": name})
+        assert got.status_code == 200 and got.json()["architecture"] == "VAE", (name, got.text)
 
 
 def test_a_post_from_another_site_is_refused(webui):
