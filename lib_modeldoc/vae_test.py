@@ -297,12 +297,11 @@ def locate_vae(model: ModelFile) -> VaeTensors:
 
     ident = identify_model(model)
     part = find_part(model, "vae", ident)
-    if part is not None:
-        if not part.complete:
-            raise IncompatibleComponentError(f"{model.path}: the VAE of this {ident.architecture} file is incomplete")
+    if part is not None and part.complete:
         prefix = next(iter(part.tensors.values())).key[: -len(next(iter(part.tensors)))]
         return VaeTensors(dict(part.tensors), prefix, "ldm", ident.architecture)
-    # Layouts the tables do not describe: diffusers names, the 16-channel SD3/Flux autoencoder.
+    # Layouts the tables do not describe: diffusers names, the 16-channel SD3/Flux autoencoder (whose
+    # shapes differ from the table's, so the table calls it incomplete). The module checks completeness.
     for prefix in _PREFIXES:
         if prefix + "encoder.conv_in.weight" not in model:
             continue

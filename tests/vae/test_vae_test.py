@@ -233,3 +233,22 @@ def test_png_writer_round_trips_pixels():
     idat = blob[blob.index(b"IDAT") + 4:blob.index(b"IEND") - 8]
     rows = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(2, 1 + 9)
     assert (rows[:, 0] == 0).all() and np.array_equal(rows[:, 1:].reshape(2, 3, 3), rgb)
+
+
+def test_sixteen_channel_ae_inside_a_checkpoint_is_found(tmp_path):
+    """Real SD3/Flux ae shapes (sparse file): the VAE table calls it incomplete, the test still finds it."""
+    from lib_modeldoc import open_model
+    from lib_modeldoc.samples import Spec, family_specs, write_safetensors_sample
+    from lib_modeldoc.vae_model import config_from_shapes
+    from lib_modeldoc.vae_test import locate_vae
+
+    z16 = {"encoder.conv_out.weight": (32, 512, 3, 3), "encoder.conv_out.bias": (32,),
+           "decoder.conv_in.weight": (512, 16, 3, 3)}
+    specs = [Spec("first_stage_model." + s.key, s.dtype, z16.get(s.key, s.shape))
+             for s in family_specs("VAE") if "quant_conv" not in s.key]
+    path = write_safetensors_sample(str(tmp_path / "sd3.safetensors"), specs, {})
+    with open_model(path) as model:
+        located = locate_vae(model)
+    cfg = config_from_shapes(located.shapes)
+    assert located.prefix == "first_stage_model." and len(located.tensors) == len(specs)
+    assert (cfg.family, cfg.widths, cfg.blocks, cfg.quant) == ("SD3/Flux", (128, 256, 512, 512), 2, False)
