@@ -19,13 +19,12 @@ torch is imported only when a test runs (:func:`run_vae_test`); reading which te
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,8 +34,9 @@ from .io.tensor import TensorInfo
 from .model import ModelFile, open_model
 from .parts import find_part, identify_model
 from .progress import Cancel, Progress, Tracker
-from .advice import Repair
-from .report import Finding, Severity
+from .vae_result import (
+    BF16_MAX, FP16_MAX, Alternative, Fp16Mode, Fp16Run, VaeTestResult, latent_match, measure_quality, to_uint8,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -48,35 +48,11 @@ __all__ = [
     "locate_vae", "open_autoencoder", "run_vae_test", "vae_test_open_model", "VAE_SUFFIXES",
 ]
 
-FP16_MAX = 65504.0
-BF16_MAX = 3.3895313892515355e38
 VAE_SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin", ".pth")
 DEFAULT_SIZE = 256
-FAR_BELOW_DB = 3.0  # PSNR this far under the folder's best (an MSE twice as large) is flagged
-CONSTANT_STD = 0.01  # decoded image std (0..1 scale) under this is a flat, constant image
-SATURATED_SHARE = 0.5  # more than this share of decoded values clipped at black/white is saturated
-SAME_LATENT_SPACE = 0.8  # mean per-channel latent correlation of two VAEs sharing a latent space
 _FOLDER_LIMIT = 64  # VAE files compared at most
 _SCORE_ROWS = 1024  # attention score rows computed at once (bounds the peak-score temporary)
 _PREFIXES = ("first_stage_model.", "vae.", "model.first_stage_model.", "ae.", "")
-
-
-class Fp16Mode(str, enum.Enum):
-    """How the confirming half-precision pass runs."""
-
-    AUTO = "auto"  # native on an accelerator; emulated on the CPU (native fp16 conv is ~100x slower there)
-    NATIVE = "native"  # the model and image in torch.float16 (where the device's torch has fp16 ops)
-    EMULATED = "emulated"  # fp32 arithmetic, weights and every layer's output rounded to fp16
-    NONE = "none"  # no confirming pass; the fp32 peaks still predict overflow
-
-
-class Fp16Run(str, enum.Enum):
-    """What the half-precision pass showed."""
-
-    NONFINITE = "nonfinite"  # NaN/Inf in the fp16 output: black images confirmed
-    CLEAN = "clean"  # fp16 output finite
-    UNSUPPORTED = "unsupported"  # native asked for, the device's torch has no fp16 convolution: unconfirmed
-    SKIPPED = "skipped"  # not asked for
 
 
 @dataclass(frozen=True)
@@ -102,185 +78,6 @@ class VaeTensors:
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {k: tuple(v.shape) for k, v in self.tensors.items()}
-
-
-@dataclass
-class Alternative:
-    """A VAE from the user's folder, tested the same way."""
-
-    path: str
-    psnr_db: float | None
-    latent_match: float | None  # mean per-channel correlation of its latent with the tested VAE's
-    fp16_safe: bool
-    bf16_safe: bool
-    broken: bool
-
-    @property
-    def passes(self) -> bool:
-        return self.fp16_safe and self.bf16_safe and not self.broken
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "psnr_db": _round(self.psnr_db), "latent_match": _round(self.latent_match, 3),
-                "fp16_safe": self.fp16_safe, "bf16_safe": self.bf16_safe, "broken": self.broken,
-                "passes": self.passes}
-
-
-@dataclass
-class VaeTestResult:
-    """What the VAE test measured on one VAE."""
-
-    path: str
-    family: str  # SD (SD1/SD2/SDXL structure) or SD3/Flux
-    source: str  # the file's architecture
-    layout: str
-    image_size: int
-    layers: dict[str, float]  # layer -> peak |activation| in fp32, in execution order
-    first_overflow_layer: str | None  # first layer over fp16's largest value
-    first_bf16_overflow_layer: str | None
-    fp16_run: Fp16Run
-    fp16_mode: Fp16Mode  # how the fp16 pass ran (NATIVE or EMULATED; NONE when it did not)
-    fp16_first_nonfinite_layer: str | None
-    psnr_db: float | None  # None when the output is not finite
-    colour_shift: tuple[float, ...]  # mean(decoded) - mean(original) per channel, 0..1 scale
-    contrast: tuple[float, ...]  # std(decoded) / std(original) per channel
-    output_nonfinite: int  # NaN/Inf values in the fp32 decoded image
-    output_std: float
-    saturated_share: float  # share of decoded values beyond black/white (clipped)
-    seconds: float
-    device: str
-    original: np.ndarray = field(repr=False)  # uint8 HxWx3
-    decoded: np.ndarray = field(repr=False)  # uint8 HxWx3 (NaN shown as black)
-    latent: np.ndarray | None = field(default=None, repr=False)
-    folder: str | None = None
-    alternatives: list[Alternative] = field(default_factory=list)
-
-    # Derived ------------------------------------------------------------------------------
-    @property
-    def peak_abs(self) -> float:
-        peaks = list(self.layers.values())
-        return math.nan if any(math.isnan(v) for v in peaks) else max(peaks, default=0.0)
-
-    @property
-    def peak_layer(self) -> str | None:
-        if not self.layers:
-            return None
-        return max(self.layers, key=lambda k: -1.0 if math.isnan(self.layers[k]) else self.layers[k])
-
-    @property
-    def broken_reason(self) -> str | None:
-        """Why the decoded image is physically broken, or ``None``."""
-        if self.output_nonfinite:
-            return f"{self.output_nonfinite} NaN/Inf values in the decoded image even in fp32"
-        if self.output_std < CONSTANT_STD:
-            return f"the decoded image is constant (std {self.output_std:.4f} on a 0..1 scale): a flat grey or black picture"
-        if self.saturated_share > SATURATED_SHARE:
-            return f"{100 * self.saturated_share:.0f}% of the decoded values are clipped at black or white (saturated output)"
-        return None
-
-    @property
-    def best_alternative(self) -> Alternative | None:
-        usable = [a for a in self.alternatives if a.passes and a.psnr_db is not None and self._same_space(a)]
-        return max(usable, key=lambda a: a.psnr_db or 0.0, default=None)
-
-    def _same_space(self, alt: Alternative) -> bool:
-        return alt.latent_match is None or alt.latent_match >= SAME_LATENT_SPACE
-
-    @property
-    def below_best_db(self) -> float | None:
-        """How far the PSNR is under the best passing VAE of the same latent space in the folder."""
-        best = self.best_alternative
-        if best is None or best.psnr_db is None or self.psnr_db is None:
-            return None
-        return best.psnr_db - self.psnr_db
-
-    def findings(self) -> list[Finding]:
-        """``vae.*`` findings: only what is physical, or relative to the user's own VAEs."""
-        out: list[Finding] = []
-        advice = "Black images in fp16: use the fp32 VAE, or bake a VAE that passes"
-        instead = self._instead()
-        if self.first_overflow_layer or self.fp16_run is Fp16Run.NONFINITE:
-            layer = self.first_overflow_layer or self.fp16_first_nonfinite_layer
-            if self.first_overflow_layer:
-                peak = self.layers[self.first_overflow_layer]
-                what = f"layer {layer} reaches |{peak:.4g}| in fp32, over fp16's largest value {FP16_MAX:g}"
-            else:
-                what = f"the fp16 run turns non-finite at layer {layer} (no fp32 activation exceeds {FP16_MAX:g})"
-            run = "an fp16 run" if self.fp16_mode is Fp16Mode.NATIVE else "an fp16-rounded run (every layer's output rounded to fp16)"
-            confirm = {
-                Fp16Run.NONFINITE: f"; confirmed: {run} gives NaN/Inf",
-                Fp16Run.CLEAN: f"; {run} stayed finite on this image (the overflow may still hit other images)",
-                Fp16Run.UNSUPPORTED: "; unconfirmed (this device's torch has no fp16 convolution)",
-                Fp16Run.SKIPPED: "",
-            }[self.fp16_run]
-            out.append(Finding("vae.fp16_overflow", Severity.WARNING, f"VAE overflows in fp16: {what}{confirm}. {advice}{instead}",
-                               keys=(layer,) if layer else (), repair=Repair.FP32_VAE))
-        if self.first_bf16_overflow_layer:
-            peak = self.layers[self.first_bf16_overflow_layer]
-            out.append(Finding("vae.bf16_overflow", Severity.ERROR,
-                               f"VAE overflows even in bf16: layer {self.first_bf16_overflow_layer} reaches |{peak:.4g}|; "
-                               f"use another VAE{instead}", keys=(self.first_bf16_overflow_layer,)))
-        reason = self.broken_reason
-        if reason:
-            out.append(Finding("vae.broken_output", Severity.ERROR,
-                               f"VAE output is broken: {reason}; use another VAE{instead}"))
-        below = self.below_best_db
-        if not reason and below is not None and below >= FAR_BELOW_DB:
-            best = self.best_alternative
-            assert best is not None
-            out.append(Finding(
-                "vae.reconstruction", Severity.WARNING,
-                f"VAE reconstructs the test image {below:.1f} dB worse than {os.path.basename(best.path)} in "
-                f"{self.folder} (PSNR {self.psnr_db:.1f} dB against {best.psnr_db:.1f} dB; contrast "
-                f"{_fmt_list(self.contrast)}): a washed-out or damaged VAE{instead}"))
-        return out
-
-    def _instead(self) -> str:
-        passing = [a for a in self.alternatives if a.passes and self._same_space(a)]
-        if not passing:
-            return ""
-        passing.sort(key=lambda a: -(a.psnr_db or 0.0))
-        names = ", ".join(os.path.basename(a.path) for a in passing[:3])
-        return f" (passing VAEs in {self.folder}: {names})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON ``vae_test`` field."""
-        return {
-            "peak_abs": _round(self.peak_abs, None),
-            "peak_layer": self.peak_layer,
-            "first_overflow_layer": self.first_overflow_layer,
-            "first_bf16_overflow_layer": self.first_bf16_overflow_layer,
-            "fp16_limit": FP16_MAX,
-            "layers_over_fp16": sum(1 for v in self.layers.values() if not v <= FP16_MAX),
-            "fp16_run": self.fp16_run.value,
-            "fp16_mode": self.fp16_mode.value,
-            "fp16_first_nonfinite_layer": self.fp16_first_nonfinite_layer,
-            "psnr_db": _round(self.psnr_db),
-            "colour_shift": [round(v, 4) for v in self.colour_shift],
-            "contrast": [round(v, 4) for v in self.contrast],
-            "output": {"nonfinite": self.output_nonfinite, "std": round(self.output_std, 4),
-                       "saturated_share": round(self.saturated_share, 4)},
-            "broken": self.broken_reason,
-            "seconds": round(self.seconds, 3),
-            "image_size": self.image_size,
-            "device": self.device,
-            "family": self.family,
-            "source": self.source,
-            "layout": self.layout,
-            "layers": {k: _round(v, None) for k, v in self.layers.items()},
-            "folder": self.folder,
-            "alternatives": [a.to_dict() for a in self.alternatives],
-            "below_best_db": _round(self.below_best_db),
-        }
-
-
-def _round(value: float | None, digits: int | None = 2) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None if value is None or math.isnan(value) else value  # inf stays visible in JSON as Infinity
-    return round(value, digits) if digits is not None else float(f"{value:.6g}")
-
-
-def _fmt_list(values: tuple[float, ...]) -> str:
-    return "/".join(f"{v:.2f}" for v in values)
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,50 +266,6 @@ def _first_over(peaks: dict[str, float], limit: float) -> str | None:
     return next((name for name, peak in peaks.items() if not peak <= limit), None)
 
 
-def _to_uint8(chw: np.ndarray) -> np.ndarray:
-    """-1..1 CHW floats to HxWx3 uint8 (NaN as black)."""
-    hwc = np.nan_to_num(chw.transpose(1, 2, 0), nan=-1.0, posinf=1.0, neginf=-1.0)
-    return np.round((np.clip(hwc, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-
-
-@dataclass(frozen=True)
-class _Quality:
-    psnr_db: float | None
-    colour_shift: tuple[float, ...]
-    contrast: tuple[float, ...]
-    nonfinite: int
-    std: float
-    saturated_share: float
-
-
-def _quality(original: np.ndarray, decoded_chw: np.ndarray) -> _Quality:
-    """Reconstruction figures of ``decoded`` (-1..1, CHW) against ``original`` (0..1, HWC)."""
-    raw = decoded_chw.astype(np.float64)
-    nonfinite = int(np.count_nonzero(~np.isfinite(raw)))
-    finite = np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=-1.0)
-    saturated = float(np.mean(np.abs(finite) > 1.0))
-    out = (np.clip(finite, -1.0, 1.0) + 1.0) / 2.0  # CHW 0..1, clipped as a WebUI saves it
-    ref = original.transpose(2, 0, 1).astype(np.float64)
-    mse = float(np.mean((out - ref) ** 2))
-    psnr = None if nonfinite else (math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse))
-    shift = tuple(float(out[c].mean() - ref[c].mean()) for c in range(ref.shape[0]))
-    contrast = tuple(float(out[c].std() / max(ref[c].std(), 1e-9)) for c in range(ref.shape[0]))
-    return _Quality(psnr, shift, contrast, nonfinite, float(out.std(axis=(1, 2)).max()), saturated)
-
-
-def _latent_match(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-    """Mean per-channel correlation of two latents of the same image (1.0: the same latent space)."""
-    if a is None or b is None or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return None
-    values = []
-    for ca, cb in zip(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)):
-        flat_a, flat_b = ca.std() < 1e-9, cb.std() < 1e-9
-        if flat_a and flat_b:
-            continue  # a channel neither uses says nothing
-        values.append(0.0 if flat_a or flat_b else float(np.corrcoef(ca, cb)[0, 1]))
-    return float(np.mean(values)) if values else None
-
-
 def _fp16_mode(asked: Fp16Mode, device: str) -> Fp16Mode:
     if asked is Fp16Mode.AUTO:
         return Fp16Mode.EMULATED if device == "cpu" or not _fp16_supported(device) else Fp16Mode.NATIVE
@@ -560,7 +313,7 @@ def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: Fp1
         fp16_state = Fp16Run.NONFINITE if nonfinite else Fp16Run.CLEAN
         fp16_first = half.first_nonfinite if nonfinite else None
     del auto
-    quality = _quality(image, decoded)
+    quality = measure_quality(image, decoded)
     return VaeTestResult(
         path=model.path, family=cfg.family, source=located.source, layout=located.layout, image_size=size,
         layers=recorder.peaks,
@@ -570,7 +323,7 @@ def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: Fp1
         psnr_db=quality.psnr_db, colour_shift=quality.colour_shift, contrast=quality.contrast,
         output_nonfinite=quality.nonfinite, output_std=quality.std, saturated_share=quality.saturated_share,
         seconds=time.perf_counter() - started, device=device,
-        original=np.round(image * 255).astype(np.uint8), decoded=_to_uint8(decoded), latent=latent,
+        original=np.round(image * 255).astype(np.uint8), decoded=to_uint8(decoded), latent=latent,
     )
 
 
@@ -657,7 +410,7 @@ def compare_folder(result: VaeTestResult, folder: str, *, size: int, device: str
         if other.family != result.family:
             continue
         out.append(Alternative(
-            path=path, psnr_db=other.psnr_db, latent_match=_latent_match(result.latent, other.latent),
+            path=path, psnr_db=other.psnr_db, latent_match=latent_match(result.latent, other.latent),
             fp16_safe=other.first_overflow_layer is None, bf16_safe=other.first_bf16_overflow_layer is None,
             broken=other.broken_reason is not None))
     return out
