@@ -187,7 +187,8 @@ def _rebuild_from_numpy(data: Any, dtype: Any, device: Any = None, requires_grad
     return TensorRef(None, 0, tuple(array.shape), (), dtype.dtype, array)
 
 
-_NUMPY_SPEC = re.compile(r"[<>|=]?(?:[?bBhHiIlLqQefdFD]|[biuf][1248]|c(?:8|16)|b1)")
+# Plain numbers, and short text/bytes for scalars such as a run name (never records or objects).
+_NUMPY_SPEC = re.compile(r"[<>|=]?(?:[?bBhHiIlLqQefdFD]|[biuf][1248]|c(?:8|16)|b1|[US][1-9][0-9]{0,3})")
 
 
 def _numpy_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
@@ -213,7 +214,7 @@ def _numpy_dtype_class(name: str) -> Callable[..., np.dtype] | None:
 
 
 def _numpy_scalar(dtype: Any, data: Any = b"") -> Any:
-    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufc" or not isinstance(data, (bytes, bytearray)):
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biufcUS" or not isinstance(data, (bytes, bytearray)):
         raise PickleError("unsupported numpy scalar")
     if len(data) != dtype.itemsize:
         raise PickleError("numpy scalar of the wrong size")

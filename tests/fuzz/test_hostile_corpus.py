@@ -189,3 +189,24 @@ def test_compressed_storage_shared_by_many_tensors_is_inflated_once(tmp_path):
     assert run.returncode in (0, 2) and "internal error" not in run.stderr, run.stderr
     assert run.seconds < SECONDS, run
     assert run.peak_rss_mb < PEAK_RSS_MB, run
+
+
+# What the limits must not refuse --------------------------------------------------------------
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_honest_neighbours_of_the_hostile_classes_still_read(legacy, write_ckpt):
+    """Shared tensors (tied weights), shared plain values, 20 levels of nesting, numpy text."""
+    import numpy as np
+    import torch
+
+    shared = torch.arange(6, dtype=torch.float32)
+    hparams = {"lr": 1e-4, "name": np.str_("run-1"), "tag": np.bytes_(b"x")}
+    nested: dict = {"w": shared}
+    for _ in range(20):
+        nested = {"n": nested}
+    path = write_ckpt("honest.ckpt", {"state_dict": {"a.weight": shared, "b.weight": shared, "deep": nested},
+                                      "hp": hparams, "hp_again": hparams}, legacy=legacy)
+    with open_model(path) as model:
+        assert model.read("a.weight").tolist() == model.read("b.weight").tolist() == list(range(6))
+        assert "deep" + ".n" * 20 + ".w" in model
+        assert model.extras["hp.name"] == "run-1" and model.extras["hp_again.lr"] == 1e-4
