@@ -212,13 +212,7 @@ def flux_checkpoint_specs(dtype: str = "BF16") -> list[Spec]:
 
 def sd3_checkpoint_specs(dtype: str = "F16") -> list[Spec]:
     """sd3_medium_incl_clips_t5xxlfp8-style: MMDiT, CLIP-L, CLIP-G, T5-XXL and the 16-channel VAE."""
-    clip_g: list[Spec] = []
-    for i in range(32):  # CLIP-G in HF names (CLIPTextModelWithProjection, width 1280)
-        b = f"text_encoders.clip_g.transformer.text_model.encoder.layers.{i}."
-        for x in ("q", "k", "v", "out"):
-            clip_g += _linear(f"{b}self_attn.{x}_proj.", 1280, 1280, dtype)
-        clip_g += _linear(b + "mlp.fc1.", 5120, 1280, dtype) + _linear(b + "mlp.fc2.", 1280, 5120, dtype)
-    clip_g.append(Spec("text_encoders.clip_g.transformer.text_projection.weight", dtype, (1280, 1280)))
+    clip_g = _prefixed("text_encoders.clip_g.transformer.", "clip_g_hf", dtype)  # transformers names
     return (sd3_transformer_specs("model.diffusion_model.", dtype)
             + _prefixed("text_encoders.clip_l.transformer.text_model.", "clip_l", dtype) + clip_g
             + t5xxl_specs("text_encoders.t5xxl.transformer.", "F8_E4M3")
@@ -427,6 +421,7 @@ SAMPLES: dict[str, Sample] = {
     "flux1-dev-transformer": Sample("Flux-transformer", lambda: flux_transformer_specs()),
     "flux1-schnell-transformer-fp8": Sample("Flux-transformer", lambda: flux_transformer_specs(dtype="F8_E4M3", guidance=False)),
     "clip_l": Sample("CLIP-SD1", lambda: _prefixed("text_model.", "clip_l", "F16")),
+    "sd3-clip_g": Sample("CLIP-SDXL", lambda: _prefixed("", "clip_g_hf", "F16")),
     "t5xxl-fp16": Sample("T5XXL", lambda: t5xxl_specs()),
     "t5xxl-fp8": Sample("T5XXL", lambda: t5xxl_specs(dtype="F8_E4M3")),
     "flux-ae": Sample("VAE", lambda: _prefixed("", "vae_16ch", "F32")),

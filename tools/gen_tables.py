@@ -92,6 +92,27 @@ def clip_text(width: int, layers: int, embed: int) -> Shapes:
     return {**clip_text_root(width, embed), **clip_resblocks("transformer.resblocks.", layers, width)}
 
 
+def hf_clip_text(width: int, layers: int) -> Shapes:
+    """A transformers ``CLIPTextModel``'s ``text_model`` (SD1's CLIP-L is ``hf_clip_text(768, 12)``)."""
+    out: Shapes = {"embeddings.token_embedding.weight": (49408, width), "embeddings.position_embedding.weight": (77, width),
+                   "embeddings.position_ids": (1, 77)}
+    for i in range(layers):
+        b = f"encoder.layers.{i}."
+        for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            _linear(out, f"{b}self_attn.{name}.", width, width)
+        _ln(out, b + "layer_norm1.", width)
+        _ln(out, b + "layer_norm2.", width)
+        _linear(out, b + "mlp.fc1.", 4 * width, width)
+        _linear(out, b + "mlp.fc2.", width, 4 * width)
+    _ln(out, "final_layer_norm.", width)
+    return out
+
+
+def clip_g_hf() -> Shapes:
+    """OpenCLIP bigG as transformers ``CLIPTextModelWithProjection`` (SD3's ``clip_g.safetensors``)."""
+    return {**{"text_model." + k: v for k, v in hf_clip_text(1280, 32).items()}, "text_projection.weight": (1280, 1280)}
+
+
 def clip_vision(width: int, layers: int, patch: int, image: int, embed: int, prefix: str = "visual.") -> Shapes:
     """A CLIP vision transformer (OpenAI ``VisionTransformer``, OpenCLIP the same names)."""
     out: Shapes = {prefix + "conv1.weight": (width, 3, patch, patch), prefix + "class_embedding": (width,),
@@ -176,6 +197,7 @@ def controlnet(unet: Shapes) -> Shapes:
 BUILT = {
     "unclip_embedder_h": (unclip_embedder_h, ()),
     "unclip_embedder_l": (unclip_embedder_l, ()),
+    "clip_g_hf": (clip_g_hf, ()),
     "xlmr_m9": (lambda: xlm_roberta(768, False), ()),
     "xlmr_m18": (lambda: xlm_roberta(1024, True), ()),
     "controlnet_sd2": (controlnet, ("unet_sd2",)),

@@ -169,9 +169,11 @@ FAMILIES: tuple[Family, ...] = (
            (Slot("clip_l", ("clip_l",), (Mount("text_model."), Mount(""))),)),
     Family("CLIP-SD2", "component", "SD2", "OpenCLIP ViT-H text encoder",
            (Slot("clip_h", ("clip_h", "clip_h_wd"), (Mount(""),)),)),
-    Family("CLIP-SDXL", "component", "SDXL", "SDXL text encoders", (
+    # clip_g_hf: SD3's clip_g.safetensors, the same OpenCLIP bigG in transformers names (a part
+    # check keeps it out of SDXL checkpoints, whose slot wants the OpenCLIP names).
+    Family("CLIP-SDXL", "component", "SDXL", "SDXL text encoders (OpenCLIP bigG; SD3: transformers layout)", (
         Slot("clip_l", ("clip_l",), (Mount("clip_l.text_model."),), required=False),
-        Slot("clip_g", ("clip_g",), (Mount("clip_g."), Mount(""))))),
+        Slot("clip_g", ("clip_g", "clip_g_hf"), (Mount("clip_g."), Mount(""))))),
     _controlnet("ControlNet", "controlnet_sd1", "SD1", "ControlNet (SD1)"),
     _controlnet("ControlNet-SD2", "controlnet_sd2", "SD2", "ControlNet (SD2)"),
     _controlnet("ControlNet-SDXL", "controlnet_sdxl", "SDXL", "ControlNet (SDXL)"),
@@ -195,7 +197,7 @@ TRANSFORMER_PART_FILES: dict[str, tuple[str, str]] = {
 # What each part file identifies as on its own (a build checks its inputs against this).
 TRANSFORMER_PART_ARCHS: dict[str, dict[str, tuple[str, ...]]] = {
     "Flux": {"transformer": ("Flux-transformer", "Flux"), "clip_l": ("CLIP-SD1",), "t5xxl": ("T5XXL",), "vae": ("VAE",)},
-    "SD3": {"transformer": ("SD3-transformer", "SD3"), "clip_l": ("CLIP-SD1",), "clip_g": ("unknown",),
+    "SD3": {"transformer": ("SD3-transformer", "SD3"), "clip_l": ("CLIP-SD1",), "clip_g": ("CLIP-SDXL",),
             "t5xxl": ("T5XXL",), "vae": ("VAE",)},
 }
 _CONTROLNET_TO_K = r"^down_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn2\.to_k\.weight$"

@@ -18,6 +18,7 @@ _LINE = re.compile(r"^(\S+) \[(-?\d+(?:,-?\d+)*)?\]$")
 _XLMR_OPTIONAL = frozenset({"roberta.embeddings.position_ids", "roberta.pooler.dense.weight", "roberta.pooler.dense.bias"})
 OPTIONAL_KEYS: Mapping[str, frozenset[str]] = {
     "clip_l": frozenset({"embeddings.position_ids"}),
+    "clip_g_hf": frozenset({"text_model.embeddings.position_ids"}),
     "xlmr_m9": _XLMR_OPTIONAL,
     "xlmr_m18": _XLMR_OPTIONAL,
 }

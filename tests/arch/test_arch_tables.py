@@ -55,10 +55,11 @@ def test_every_table_parses(table_id):
 def test_position_ids_and_the_roberta_pooler_are_the_only_optional_keys():
     assert table("clip_l").optional == {"embeddings.position_ids"}
     assert table("clip_l").shapes["embeddings.position_ids"] == (1, 77)
+    assert table("clip_g_hf").optional == {"text_model.embeddings.position_ids"}
     for xlmr in ("xlmr_m9", "xlmr_m18"):
         assert table(xlmr).optional == {"roberta.embeddings.position_ids", "roberta.pooler.dense.weight",
                                         "roberta.pooler.dense.bias"}
-    assert all(not table(t).optional for t in TABLE_IDS if t not in ("clip_l", "xlmr_m9", "xlmr_m18"))
+    assert all(not table(t).optional for t in TABLE_IDS if t not in ("clip_l", "clip_g_hf", "xlmr_m9", "xlmr_m18"))
 
 
 def test_derived_tables_differ_from_their_base_only_where_said():
@@ -216,11 +217,15 @@ def test_clip_builder_reproduces_the_sd2_text_encoder(gen_tables):
     assert gen_tables.clip_text(1024, 24, 1024) == dict(table("clip_h").shapes)
 
 
+def test_hf_clip_builder_reproduces_the_sd1_text_encoder(gen_tables):
+    assert gen_tables.hf_clip_text(768, 12) == dict(table("clip_l").shapes)
+
+
 def test_controlnet_builder_reproduces_the_sd1_controlnet(gen_tables):
     assert gen_tables.controlnet(dict(table("unet_sd1").shapes)) == dict(table("controlnet_sd1").shapes)
 
 
-@pytest.mark.parametrize("table_id", ["unclip_embedder_h", "unclip_embedder_l", "xlmr_m9", "xlmr_m18",
+@pytest.mark.parametrize("table_id", ["unclip_embedder_h", "unclip_embedder_l", "xlmr_m9", "xlmr_m18", "clip_g_hf",
                                       "controlnet_sd2", "controlnet_sdxl"])
 def test_built_tables_are_what_the_builders_make(gen_tables, table_id):
     build, inputs = gen_tables.BUILT[table_id]

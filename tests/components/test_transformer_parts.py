@@ -92,6 +92,7 @@ def test_sd3_clip_g_and_missing_parts(tmp_path, capsys):
     out = tmp_path / "clip_g.safetensors"
     assert main(["export", path, "--component", "clip_g", "-o", str(out)]) == 0
     assert all(k.startswith(("text_model.", "text_projection")) for k in read(out)[0])
+    assert inspect_model(str(out)).architecture == "CLIP-SDXL"  # bigG in transformers names
     capsys.readouterr()
     assert main(["export", path, "--component", "clip_h", "-o", str(tmp_path / "y.safetensors")]) == 2
     t = tmp_path / "t.safetensors"
