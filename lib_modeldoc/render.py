@@ -109,7 +109,8 @@ def render_report(report: Report, *, details: bool = True) -> str:
         for block in report.adapter["blocks"]:
             ranks = ",".join(str(r) for r in block["ranks"]) or "-"
             alphas = ",".join(f"{a:g}" for a in block["alphas"]) or "-"
-            lines.append(f"  {block['block']:<28} {block['modules']:>4} modules  rank {ranks:<8} alpha {alphas}")
+            modules = count(block["modules"], "module")
+            lines.append(f"  {block['block']:<28} {modules:>12}  rank {ranks:<8} alpha {alphas}")
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
         lines.append("Notes:")

@@ -95,7 +95,8 @@ class NetworkSummary:
             rank += f" (ranks {min(self.ranks)}-{max(self.ranks)})"
         alpha = f", alpha {_num(self.alpha)}" if self.alpha is not None else ""
         parts = block_ranges([b.name for b in self.blocks])
-        return (f"{self.network} for {self.base}: {self.modules} modules, {rank}{alpha}; "
+        modules = f"{self.modules} module" + ("" if self.modules == 1 else "s")
+        return (f"{self.network} for {self.base}: {modules}, {rank}{alpha}; "
                 f"touches {parts}" + ("" if self.text_encoder else " (no text encoder)"))
 
 
