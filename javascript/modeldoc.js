@@ -108,6 +108,18 @@
 
     var lastTask = "";
 
+    // The WebUI inserts its progress bar before the element it is given, absolutely positioned
+    // (AUTOMATIC1111: 14 px above the top of the nearest positioned ancestor). Given the content
+    // inside the result box (a positioned gradio block), the bar sits on the box, right under the
+    // buttons; given the box itself, it landed at the top of the whole panel.
+    function progressAnchor(box) {
+        var inner = box.querySelector(".prose") || box.lastElementChild;
+        while (inner && inner.parentNode !== box) {
+            inner = inner.parentNode;
+        }
+        return inner || box;
+    }
+
     // The job starter of every job button (the tab's Python wires it with compat.js_call):
     // gradio passes the values of the inputs, then of the outputs; gradio 4 takes what this returns
     // as the inputs, so it returns exactly `count` values, the first one the job's task id. In a
@@ -122,7 +134,7 @@
         }
         lastTask = id;
         if (webui && box) {
-            requestProgress(id, box, null, function() {});
+            requestProgress(id, progressAnchor(box), null, function() {});
         }
         args[0] = id;
         return args;

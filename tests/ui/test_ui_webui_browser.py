@@ -231,3 +231,35 @@ def test_every_job_button_runs_through_the_webui_job_starter(browser, webui):
         _ran_as_a_webui_job(page, webui)
     finally:
         page.close()
+
+
+def test_one_progress_bar_at_the_pressed_button(browser, webui):
+    """The WebUI's bar (absolutely positioned, 14 px above its positioned parent) lands at the
+    pressed button, not over the tab's intro; gradio's own overlay does not show too (item 8)."""
+    from modules import call_queue
+
+    page = _open(browser, webui["url"])
+    try:
+        _pick(page, "modeldoc_model", _title(webui, "toy.safetensors"))
+        page.fill("#modeldoc_convert_out_name textarea", "toy-progress")
+        call_queue.queue_lock.acquire()  # another job holds the queue: ours waits, its bar shown
+        try:
+            page.click("#modeldoc_convert_write")
+            page.wait_for_selector(".progressDiv")
+            page.wait_for_timeout(500)
+            bar = page.locator(".progressDiv").bounding_box()
+            button = page.locator("#modeldoc_convert_write").bounding_box()
+            assert page.locator(".progressDiv").count() == 1
+            assert button["y"] + button["height"] - 4 <= bar["y"] <= button["y"] + button["height"] + 60, (bar, button)
+            # gradio's status overlay ("processing", "queue: 1/1") stays invisible
+            assert page.evaluate("""Array.from(document.querySelectorAll('#modeldoc_convert_result .wrap')).every(w => {
+                const c = getComputedStyle(w);
+                return c.display === 'none' || c.opacity === '0' || c.visibility === 'hidden'
+                    || w.getBoundingClientRect().height === 0;
+            })""")
+        finally:
+            call_queue.queue_lock.release()
+        _wait_result(page, "modeldoc_convert_result", "Wrote")
+        page.wait_for_function("!document.querySelector('.progressDiv')")
+    finally:
+        page.close()
