@@ -12,6 +12,8 @@ import os
 import stat
 from collections.abc import Collection, Iterator
 
+from .io.paths import native_path
+
 __all__ = ["walk_files", "is_regular"]
 
 
@@ -30,7 +32,7 @@ def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[
     """
     skip = {os.path.realpath(d) for d in skip_dirs}
     try:
-        top = os.stat(root)
+        top = os.stat(native_path(root))
     except OSError:
         return
     entered = {(top.st_dev, top.st_ino)}
@@ -38,14 +40,14 @@ def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[
     while pending:
         folder = pending.pop()
         try:
-            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+            names = sorted(n for n in os.listdir(native_path(folder)) if not n.startswith("."))
         except OSError:
             continue
         subfolders = []
         for name in names:
             path = os.path.join(folder, name)
             try:
-                st: os.stat_result | None = os.stat(path)
+                st: os.stat_result | None = os.stat(native_path(path))  # paths stay as the user's
             except (OSError, ValueError):
                 st = None
             if st is not None and stat.S_ISDIR(st.st_mode):

@@ -153,6 +153,7 @@ def test_the_tab_flow_leaves_no_handle_open(long_folder):
     host = FolderHost(library)
     session = host_module.Session()
     [damaged] = [c.path for c in host.checkpoints() if "damaged" in c.path]
+    assert damaged.startswith(library) and len(damaged) > 260  # listed from the long folder
     vae = next(c.path for c in host.vaes())
     assert _open_handles(library) == []
 
