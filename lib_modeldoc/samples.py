@@ -252,6 +252,30 @@ def controlnet_diffusers_specs(base: str = "SDXL", dtype: str = "F16") -> list[S
     return specs
 
 
+def flux_controlnet_specs(dtype: str = "BF16", depth: int = 2) -> list[Spec]:
+    """XLabs-style FLUX.1 ControlNet: a few double blocks, their controlnet_blocks and the hint encoder."""
+    h = 3072
+    specs = [s for s in flux_transformer_specs(dtype=dtype) if not s.key.startswith("single_blocks.")
+             and not (s.key.startswith("double_blocks.") and int(s.key.split(".")[1]) >= depth)]
+    for i in range(depth):
+        specs += _linear(f"controlnet_blocks.{i}.", h, h, dtype)
+    specs += _linear("pos_embed_input.", h, 64, dtype)
+    specs += [Spec("input_hint_block.0.weight", dtype, (16, 3, 3, 3)), Spec("input_hint_block.0.bias", dtype, (16,))]
+    return specs
+
+
+def sd3_controlnet_specs(dtype: str = "F16", depth: int = 12) -> list[Spec]:
+    """diffusers SD3ControlNetModel (SD3 Medium width): joint transformer blocks + controlnet_blocks."""
+    h = 1536
+    specs = [Spec("pos_embed.proj.weight", dtype, (h, 16, 2, 2)), Spec("pos_embed_input.proj.weight", dtype, (h, 16, 2, 2))]
+    for i in range(depth):
+        b = f"transformer_blocks.{i}.attn."
+        for name in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"):
+            specs += _linear(f"{b}{name}.", h, h, dtype)
+        specs += _linear(f"controlnet_blocks.{i}.", h, h, dtype)
+    return specs
+
+
 def t2i_adapter_specs(xl: bool = False, dtype: str = "F16") -> list[Spec]:
     """A TencentARC T2I-Adapter in its original names (4 levels x 2 resnet blocks)."""
     channels = (320, 640, 1280, 1280)
@@ -410,6 +434,8 @@ SAMPLES: dict[str, Sample] = {
     "controlnet-sd15-diffusers": Sample("ControlNet", lambda: controlnet_diffusers_specs("SD1")),
     "controlnet-sd21-diffusers": Sample("ControlNet-SD2", lambda: controlnet_diffusers_specs("SD2")),
     "controlnet-sdxl-diffusers": Sample("ControlNet-SDXL", lambda: controlnet_diffusers_specs("SDXL")),
+    "controlnet-flux-xlabs": Sample("ControlNet", flux_controlnet_specs),
+    "controlnet-sd3-diffusers": Sample("ControlNet", sd3_controlnet_specs),
     "t2i-adapter-sd15": Sample("T2I-Adapter", lambda: t2i_adapter_specs(False)),
     "t2i-adapter-sdxl": Sample("T2I-Adapter", lambda: t2i_adapter_specs(True)),
     "ip-adapter-sd15": Sample("IP-Adapter", lambda: ip_adapter_specs("SD1")),

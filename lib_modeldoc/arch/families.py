@@ -229,6 +229,14 @@ SIGNATURES: tuple[Signature, ...] = (
         Variant("ControlNet-SD2", "ControlNet (SD2, diffusers layout)", _CONTROLNET_TO_K, 1, 1024),
         Variant("ControlNet", "ControlNet (SD1, diffusers layout)", _CONTROLNET_TO_K, 1, 768),
     )),
+    # SD3 / Flux ControlNets (diffusers SD3ControlNetModel / FluxControlNetModel, XLabs' Flux ControlNet):
+    # transformer blocks plus one controlnet_blocks.N projection each; checked before the transformers.
+    Signature("ControlNet", "ControlNet (SD3 / Flux)", (r"^controlnet_(blocks|single_blocks)\.\d+\.",
+                                                        r"^(controlnet_x_embedder|pos_embed_input)\."), 0.01, (
+        Variant("ControlNet", "ControlNet (Flux)", r"^(double_blocks\.|single_transformer_blocks\.|"
+                                                   r"transformer_blocks\.\d+\.attn\.norm_added_k\.)"),
+        Variant("ControlNet", "ControlNet (SD3)", r"^(joint_blocks\.|transformer_blocks\.\d+\.attn\.add_k_proj\.)"),
+    )),
     # FLUX.1: BFL names (double_blocks / single_blocks) or diffusers (single_transformer_blocks).
     Signature("Flux-transformer", "FLUX.1 transformer", (
         r"^(model\.diffusion_model\.)?double_blocks\.\d+\.img_attn\.", r"^single_transformer_blocks\.\d+\.",

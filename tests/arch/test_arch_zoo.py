@@ -72,6 +72,8 @@ def test_altdiffusion_variants_are_told_apart(sample_paths):
     ("t2i-adapter-sdxl", "T2I-Adapter (SDXL)"),
     ("ip-adapter-sdxl", "IP-Adapter (SDXL)"),
     ("ip-adapter-sd15", "IP-Adapter (SD1)"),
+    ("controlnet-flux-xlabs", "ControlNet (Flux)"),
+    ("controlnet-sd3-diffusers", "ControlNet (SD3)"),
     ("flux1-dev-checkpoint", "FLUX.1 checkpoint"),
 ])
 def test_signature_variants_name_the_base(sample_paths, name, label):
