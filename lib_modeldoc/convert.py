@@ -17,7 +17,9 @@ from . import __version__
 from .advice import Note, Remedy, count
 from .arch.families import KNOWN_BUFFERS
 from .arch.identify import Identification
-from .arch.modelspec import EPSILON_FAMILIES, modelspec_architecture, v_prediction_sources, ztsnr_sources
+from .arch.modelspec import (
+    EPSILON_FAMILIES, modelspec_architecture, signature_modelspec, v_prediction_sources, ztsnr_sources,
+)
 from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
 from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
 from .dtypes import DTYPES
@@ -264,9 +266,17 @@ class _Builder:
     # -- result ----------------------------------------------------------------------------------
     def _markers(self) -> dict[str, str]:
         """ModelSpec keys to add, and in a .ckpt (no metadata) the marker tensors the metadata stood for."""
-        if self.options.preserve or self.ident.family is None or self.ident.family.kind != "checkpoint":
+        if self.options.preserve:
             return {}
         meta = self.model.metadata
+        if self.ident.family is None:  # SD3 / Flux: the spec's id where the keys tell it
+            name = signature_modelspec(self.ident.architecture, self.model)
+            if name is None or "modelspec.architecture" in meta:
+                return {}
+            return {"modelspec.architecture": name,
+                    **({} if "modelspec.sai_model_spec" in meta else {"modelspec.sai_model_spec": "1.0.0"})}
+        if self.ident.family.kind != "checkpoint":
+            return {}
         v = bool(v_prediction_sources(self.model, meta))
         tables = {s.table for s in self.ident.slots if s.present}
         spec: dict[str, str] = {}

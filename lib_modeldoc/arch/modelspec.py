@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-__all__ = ["MODELSPEC_ARCHITECTURE", "modelspec_architecture", "v_prediction_sources", "ztsnr_sources",
-           "EPSILON_FAMILIES"]
+__all__ = ["MODELSPEC_ARCHITECTURE", "modelspec_architecture", "signature_modelspec", "v_prediction_sources",
+           "ztsnr_sources", "EPSILON_FAMILIES"]
 
 MODELSPEC_ARCHITECTURE: Mapping[str, str] = {
     "SD1": "stable-diffusion-v1",
@@ -43,6 +43,23 @@ def modelspec_architecture(architecture: str, tables: Collection[str], v_predict
     if architecture == "SD2":
         return "stable-diffusion-v2-768-v" if v_prediction else None  # 512-base looks the same
     return MODELSPEC_ARCHITECTURE.get(architecture)
+
+
+# Files recognised by key pattern: (architecture ids, a key that must be there or not, modelspec id).
+# FLUX.1 [dev] is guidance-distilled (guidance_in); [schnell] has none (kohya's flux-1-dev / flux-1-schnell).
+_SIGNATURE_SPEC: tuple[tuple[frozenset[str], str, bool, str], ...] = (
+    (frozenset({"Flux", "Flux-transformer"}), "guidance_in.in_layer.weight", True, "flux-1-dev"),
+    (frozenset({"Flux", "Flux-transformer"}), "guidance_in.in_layer.weight", False, "flux-1-schnell"),
+)
+
+
+def signature_modelspec(architecture: str, keys: Collection[str]) -> str | None:
+    """The ``modelspec.architecture`` of an SD3 / Flux file (prefixed or not), ``None`` when not told."""
+    bare = {k[len("model.diffusion_model."):] if k.startswith("model.diffusion_model.") else k for k in keys}
+    for archs, key, present, name in _SIGNATURE_SPEC:
+        if architecture in archs and (key in bare) == present:
+            return name
+    return None
 
 
 def v_prediction_sources(keys: Collection[str], metadata: Mapping[str, str]) -> list[str]:

@@ -118,3 +118,14 @@ def test_sdxl_fp8_keeps_unet_norms_and_biases_fp16(tmp_path):
     assert dtypes[unet + "input_blocks.1.0.in_layers.2.bias"] == "F16"
     assert dtypes[unet + "time_embed.0.weight"] == "F16"
     assert dtypes["v_pred"] == "F32"
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("flux1-dev-transformer", "flux-1-dev"), ("flux1-schnell-transformer-fp8", "flux-1-schnell"),
+    ("flux1-dev-checkpoint", "flux-1-dev"), ("sd3-transformer", None),
+])
+def test_flux_gets_its_modelspec_id(tmp_path, name, expected):
+    path = write_sample(str(tmp_path / "f.safetensors"), name)
+    with open_model(path) as model:
+        plan = plan_convert(model, ConvertOptions(keep_junk=True, precision="keep"))
+    assert plan.metadata.get("modelspec.architecture") == expected

@@ -118,7 +118,8 @@ def test_refresh_lists_new_files(driver, library):
 def test_write_converts_lists_and_offers_the_new_file(tmp_path, toy_family):
     values = toy_values()
     flat = checkpoint(values)
-    flat[CLIP + "junk_leftover.weight"] = np.ones((3,), np.float32)
+    flat["embedding_manager.junk_leftover.weight"] = np.ones((3,), np.float32)  # a named junk group: dropped
+    flat[CLIP + "unclaimed.weight"] = np.ones((3,), np.float32)  # under the CLIP prefix: never junk, kept
     models = tmp_path / "models"
     models.mkdir()
     save_safetensors(models / "toy.safetensors", flat)
@@ -131,7 +132,8 @@ def test_write_converts_lists_and_offers_the_new_file(tmp_path, toy_family):
     assert written.exists()
     with safe_open(str(written), "numpy") as f:
         assert f.get_tensor("model.diffusion_model.middle_block.0.weight").dtype == np.float16
-        assert CLIP + "junk_leftover.weight" not in f.keys()
+        assert "embedding_manager.junk_leftover.weight" not in f.keys()
+        assert CLIP + "unclaimed.weight" in f.keys()
     assert out["modeldoc_convert_load"]["visible"] is False  # the standalone host loads nothing
     assert out["modeldoc_convert_inspect_new"]["visible"] is True
     assert "Listed as “toy-fixed.safetensors”" in out["modeldoc_convert_result"]
