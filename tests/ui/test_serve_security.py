@@ -183,31 +183,63 @@ def _rchar(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
 
 
-@pytest.mark.skipif(not GRADIO3 or not os.path.exists("/proc/self/io"), reason="gradio 3's websocket queue; /proc")
-def test_a_job_stops_when_its_page_goes(server):
-    """Hashes of a 10 GB file: the page closes after two progress updates, the reading stops."""
+def _join_and_leave_ws(base: str, index: int, on_update) -> None:
+    """gradio 3: the queue's websocket; leave after two progress updates."""
     from websockets.sync.client import connect
 
-    proc, base, _, config = server
-    index = _fn_index(config, "modeldoc_hash")
     with connect(base.replace("http", "ws") + "/queue/join", origin=base, open_timeout=20) as ws:
         assert json.loads(ws.recv(20))["msg"] == "send_hash"
         ws.send(json.dumps({"fn_index": index, "session_hash": "leaver1"}))
-        while True:
-            msg = json.loads(ws.recv(20))
-            if msg["msg"] == "send_data":
-                break
+        while json.loads(ws.recv(20))["msg"] != "send_data":
+            pass
         ws.send(json.dumps({"fn_index": index, "session_hash": "leaver1", "event_data": None,
                             "data": ["", None, "big.safetensors"]}))
         updates = 0
         while updates < 2:
             msg = json.loads(ws.recv(30))
             assert msg["msg"] in ("estimation", "process_starts", "process_generating"), msg
-            updates += msg["msg"] == "process_generating"
+            if msg["msg"] == "process_generating":
+                updates += 1
+                on_update()
+
+
+def _join_and_leave_sse(base: str, index: int, trigger: int, on_update) -> None:
+    """gradio 4: POST /queue/join, then the event stream; leave after two progress updates."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    body = json.dumps({"data": ["", None, "big.safetensors"], "fn_index": index, "session_hash": "leaver1",
+                       "event_data": None, "trigger_id": trigger}).encode()
+    status, _, answer = request(base + "/queue/join", data=body, headers={"Content-Type": "application/json"})
+    assert status == 200, answer
+    where = urlsplit(base)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    conn.request("GET", "/queue/data?session_hash=leaver1")
+    stream = conn.getresponse()
+    updates = 0
+    while updates < 2:
+        line = stream.fp.readline()
+        assert line, "the event stream ended early"
+        if b"process_generating" in line:
+            updates += 1
+            on_update()
+    conn.sock.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="reads counted in /proc")
+def test_a_job_stops_when_its_page_goes(server):
+    """Hashes of a 10 GB file: the page goes after two progress updates, and the reading stops."""
+    proc, base, _, config = server
+    index = _fn_index(config, "modeldoc_hash")
+    seen = []
+    on_update = lambda: seen.append(_rchar(proc.pid))  # noqa: E731
+    if GRADIO3:
+        _join_and_leave_ws(base, index, on_update)
+    else:
+        trigger = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "modeldoc_hash")
+        _join_and_leave_sse(base, index, trigger, on_update)
     gone = time.monotonic()
-    start = _rchar(proc.pid)
-    time.sleep(1.0)
-    assert _rchar(proc.pid) > start + 50_000_000  # the job ran on a moment (the page is just gone)
+    assert seen[-1] > seen[0]  # the job was reading while its page was there
     previous, stopped = _rchar(proc.pid), None
     while time.monotonic() - gone < 40:
         time.sleep(1.0)
@@ -217,7 +249,9 @@ def test_a_job_stops_when_its_page_goes(server):
             break
         previous = now
     assert stopped is not None, "the job went on reading after its page had gone"
+    print(f"job stopped {stopped:.1f} s after its page went")
     assert stopped < ORPHAN_AFTER_S + 6
+    assert _rchar(proc.pid) < 5_000_000_000  # far from the 10 GB a finished hash reads
 
 
 def test_a_closed_job_generator_cancels_its_job(tmp_path):
