@@ -20,6 +20,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; "
                    "any other than loopback needs --auth or --no-auth)")
     p.add_argument("--port", type=int, default=7870, help="port (default: %(default)s)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another name the server is reached by (a DNS name, a proxy's); repeatable. "
+                        "Loopback names and, on a wildcard --host, this machine's names and IPs are always allowed")
     login = p.add_mutually_exclusive_group()
     login.add_argument("--auth", metavar="USER:PASS", help="require this login (gradio's login page)")
     login.add_argument("--no-auth", action="store_true",
@@ -55,5 +58,5 @@ def run(args: argparse.Namespace) -> int:
             f"serve needs gradio ({exc}); install it with: pip install -r requirements-standalone.txt"
         ) from None
     serve(args.models, host=args.host, port=args.port, log=lambda line: print(line, flush=True), auth=auth,
-          allow_no_auth=args.no_auth)
+          allow_no_auth=args.no_auth, host_names=args.allow_host)
     return 0

@@ -71,13 +71,15 @@ class HostPolicy:
     any_ip: bool = False  # an IP literal cannot be rebound by DNS
 
     @classmethod
-    def for_bind(cls, host: str) -> HostPolicy:
-        """The names a server listening on ``host`` is reached by."""
+    def for_bind(cls, host: str, extra: Iterable[str] = ()) -> HostPolicy:
+        """The names a server listening on ``host`` is reached by (plus ``extra`` names the user allows)."""
         bind = host.strip().strip("[]").lower()
+        allowed = LOOPBACK_NAMES | {n.strip().strip("[]").lower() for n in extra if n.strip()}
         if bind in ("0.0.0.0", "::", ""):
-            names = {socket.gethostname().lower(), socket.getfqdn().lower()}
-            return cls(LOOPBACK_NAMES | {n for n in names if n}, any_ip=True)
-        return cls(LOOPBACK_NAMES | {bind})
+            short = socket.gethostname().lower()
+            names = {short, f"{short}.local", socket.getfqdn().lower()}
+            return cls(allowed | {n for n in names if n}, any_ip=True)
+        return cls(allowed | {bind})
 
     def allows(self, host_header: str | None) -> bool:
         name = _host_name(host_header)

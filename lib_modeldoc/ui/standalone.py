@@ -300,13 +300,14 @@ def _checker(user: str, password: str) -> Callable[[str, str], bool]:
 
 def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int = 7870, block: bool = True,
           log: Callable[[str], None] | None = None, auth: tuple[str, str] | None = None,
-          allow_no_auth: bool = False) -> Any:
+          allow_no_auth: bool = False, host_names: Sequence[str] = ()) -> Any:
     """Serve the tab on ``http://host:port/`` until interrupted (or return at once with ``block=False``).
 
     ``log`` receives the one line saying where it runs (the ``serve`` command prints it);
     without it the line goes to this module's logger. ``auth`` is a (user, password) login;
     listening beyond loopback needs it unless ``allow_no_auth``. Every request passes the
-    :class:`~lib_modeldoc.ui.gate.Gate` (host, origin, closed file routes).
+    :class:`~lib_modeldoc.ui.gate.Gate` (host, origin, closed file routes); ``host_names`` are
+    more names (a DNS name, a reverse proxy's) the server may be reached by.
 
     Raises:
         ModelDocError: a non-loopback ``host`` without ``auth`` or ``allow_no_auth``.
@@ -324,7 +325,7 @@ def serve(models_dir: str | None = None, *, host: str = "127.0.0.1", port: int =
 
     demo, folder_host = build_standalone(models_dir)
     enable_queue(demo, 4)
-    gate = Middleware(Gate, hosts=HostPolicy.for_bind(host), auth=auth is not None)
+    gate = Middleware(Gate, hosts=HostPolicy.for_bind(host, host_names), auth=auth is not None)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, show_error=True, quiet=True,
                 inbrowser=False, auth=_checker(*auth) if auth else None, app_kwargs={"middleware": [gate]})
     shown = "localhost" if host in ("0.0.0.0", "::") else host

@@ -83,6 +83,8 @@ def test_host_policy():
     assert not loopback.allows("evil.example:7870") and not loopback.allows(None) and not loopback.allows("10.0.0.2")
     wild = HostPolicy.for_bind("0.0.0.0")
     assert wild.allows("192.168.1.7:7870") and wild.allows("[fe80::1]:7870") and not wild.allows("evil.example")
+    named = HostPolicy.for_bind("0.0.0.0", ["NAS.example.org"])
+    assert named.allows("nas.example.org:7870") and not named.allows("evil.example")
 
 
 # --- the command line -------------------------------------------------------------------------------
