@@ -188,8 +188,22 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
         bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
         refresh.click(do_refresh, [model], [c for c, _ in refreshed] + [leftovers])
+
+        settings = [s for p in panels for s in p.settings]
+
+        def on_page_load() -> list[Any]:
+            # A page (re)load shows the model loaded now and the settings as they are now, not as
+            # they were when the WebUI started; and the lists as the folders hold them now.
+            host.refresh()
+            now = host.loaded_checkpoint() or host.start_model
+            label = (actions.label_for(now, host.checkpoints()) or now) if now else None
+            defaults, folders = host.defaults(), host.folders()
+            return ([gr.update(choices=labels(host), value=label)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
+                    + [gr.update(value=value_of(defaults, folders)) for _, value_of in settings])
+
+        blocks.load(on_page_load, None, [c for c, _ in refreshed] + [c for c, _ in settings], queue=False)
         for panel in panels:
-            _wire_job(host, panel, model, session, task_id, show, inspect_outputs)
+            _wire_job(host, panel, model, session, task_id, show, inspect_outputs, refreshed)
         _wire_files(host, files, model, session, task_id)
         if live is not None:
             _wire_loaded(host, live, session)
@@ -205,9 +219,11 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
 # --- what every panel's buttons do ---------------------------------------------------------------
 
 def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, show: Callable[..., list[Any]],
-              inspect_outputs: list[Any]) -> None:
+              inspect_outputs: list[Any], lists: list[tuple[Any, Callable[[Host], list[str]]]]) -> None:
+    """``lists``: the model picker first, then every other list of files (a written file joins them)."""
     hide = gr.update(visible=False)
     b = panel.buttons
+    same = [gr.update() for _ in lists]
 
     def do_preview(value: str | None, *values: Any) -> str:
         html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values), host))
@@ -217,15 +233,16 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         try:
             result = actions.run(panel.request(host, value, *values), job, host)
         except Cancelled as exc:
-            return [hide, hide, actions.error_html(exc, "warning")]
+            return [hide, hide, *same, actions.error_html(exc, "warning")]
         except ModelDocError as exc:
-            return [hide, hide, actions.error_html(exc)]
+            return [hide, hide, *same, actions.error_html(exc)]
         host.refresh()
         sess.written = result["output"]
         label = actions.label_for(result["output"], host.checkpoints() + host.vaes())
         can_load = host.can_load_models and actions.label_for(result["output"], host.checkpoints()) is not None
         stamp = str(os.stat(result["output"]).st_mtime_ns) if os.path.exists(result["output"]) else ""
-        return [gr.update(visible=can_load), gr.update(visible=True),
+        listed = [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in lists[1:]]
+        return [gr.update(visible=can_load), gr.update(visible=True), *listed,
                 views.result_html(result, listed_as=label, stamp=stamp)]
 
     def do_load(sess: Session) -> str:
@@ -246,7 +263,7 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         return out
 
     b["preview"].click(do_preview, [model, *panel.fields], [panel.result])
-    outputs = [b["load"], b["inspect_new"], panel.result]
+    outputs = [b["load"], b["inspect_new"], *[c for c, _ in lists], panel.result]
     do_write.__name__ = f"modeldoc_{panel.prefix}"
     _wire_job_button(host, b["write"], b["interrupt"], do_write, [task_id, session, model, *panel.fields], outputs)
     b["load"].click(do_load, [session], [panel.result])

@@ -51,6 +51,18 @@ class Panel:
     dropdowns: list[tuple[Any, Callable[[Host], list[str]]]] = field(default_factory=list)  # refreshed lists
     result: Any = None
     buttons: dict[str, Any] = field(default_factory=dict)
+    # fields that follow the host's settings, set again on every page load (Settings → Model Doctor
+    # then reach the tab without a restart): (field, value from the defaults and folders)
+    settings: list[tuple[Any, Callable[[Defaults, Folders], Any]]] = field(default_factory=list)
+
+
+def _output_settings(fmt: Any, folder: Any, verify: Any, folder_of: Callable[[Folders], str] | None
+                     ) -> list[tuple[Any, Callable[[Defaults, Folders], Any]]]:
+    found: list[tuple[Any, Callable[[Defaults, Folders], Any]]] = [(fmt, lambda d, f: d.format),
+                                                                   (verify, lambda d, f: d.verify)]
+    if folder_of is not None and isinstance(folder, gr.Textbox):  # a free-form folder (the WebUI's)
+        found.append((folder, lambda d, f: folder_of(f)))
+    return found
 
 
 def _job_buttons(panel: Panel, write_label: str = "Write") -> Panel:
@@ -126,6 +138,9 @@ def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         return actions.ConvertRequest(source=_source(host, value), **args)
 
     panel = Panel("convert", fields, request, [(bake, vae_labels)])
+    panel.settings = [(precision, lambda d, f: d.precision), (prune, lambda d, f: d.prune),
+                      (fix_clip, lambda d, f: d.fix_clip),
+                      *_output_settings(fmt, folder, verify, lambda f: f.checkpoints)]
     return _job_buttons(panel)
 
 
@@ -151,6 +166,7 @@ def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         return actions.ExportRequest(source=_source(host, value), **args)
 
     panel = Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
+    panel.settings = [(fix_clip, lambda d, f: d.fix_clip), *_output_settings(fmt, folder, verify, None)]
     return _job_buttons(panel)
 
 
@@ -176,6 +192,7 @@ def replace_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
 
     panel = Panel("replace", [component, source, precision, fmt, folder, name, overwrite, verify], request,
                    [(source, part_labels)])
+    panel.settings = _output_settings(fmt, folder, verify, lambda f: f.checkpoints)
     return _job_buttons(panel)
 
 
@@ -208,6 +225,8 @@ def build_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
 
     fields = [arch, *parts, precision, fix_clip, allow_missing, fmt, folder, name, overwrite, verify]
     panel = Panel("build", fields, request, [(d, part_labels) for d in parts])
+    panel.settings = [(fix_clip, lambda d, f: d.fix_clip),
+                      *_output_settings(fmt, folder, verify, lambda f: f.checkpoints)]
     return _job_buttons(panel)
 
 

@@ -263,3 +263,23 @@ def test_one_progress_bar_at_the_pressed_button(browser, webui):
         page.wait_for_function("!document.querySelector('.progressDiv')")
     finally:
         page.close()
+
+
+def test_a_page_load_shows_the_settings_and_the_loaded_model_now(browser, webui):
+    """Items 7 and 11: Apply settings + reload, or a model loaded since start-up, reach the tab."""
+    shared, sd_models = webui["shared"], webui["sd_models"]
+    info = next(i for i in sd_models.checkpoints_list.values() if i.name == "toy-b.safetensors")
+    saved = dict(shared.opts.data)
+    shared.opts.data.update(modeldoc_precision="bf16", modeldoc_format="ckpt")
+    sd_models.model_data.sd_model = type("Loaded", (), {"sd_checkpoint_info": info})()
+    page = _open(browser, webui["url"])
+    try:
+        page.wait_for_function("document.querySelector('#modeldoc_model input').value.startsWith('toy-b')")
+        assert page.input_value("#modeldoc_model input") == info.title
+        assert page.is_checked("#modeldoc_precision input[value='bf16']")
+        assert page.is_checked("#modeldoc_convert_format input[value='ckpt']")
+    finally:
+        page.close()
+        shared.opts.data.clear()
+        shared.opts.data.update(saved)
+        sd_models.model_data.sd_model = None

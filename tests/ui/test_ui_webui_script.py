@@ -251,3 +251,45 @@ def test_an_interrupt_while_queued_is_kept_until_the_job_starts(webui, tmp_path)
     assert "Interrupted before it started" in got["modeldoc_hash_result"]
     again = b.click("modeldoc_hash", modeldoc_task_id="task(b2)", modeldoc_model=small)["modeldoc_hash_result"]
     assert "SHA-256" in again and "Interrupted" not in again
+
+
+def test_a_page_load_shows_the_settings_and_the_model_loaded_now(webui):
+    """Settings → Model Doctor reach the tab on a page reload, without a restart (item 7), and the
+    picker starts on the model loaded now, not the one loaded at start-up (item 11)."""
+    module, models = webui
+    from modules import script_callbacks, sd_models, shared
+
+    script_callbacks.callbacks["ui_settings"][0]()
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]  # built at start-up: nothing loaded, defaults
+    drv = Driver(blocks)
+    assert blocks.blocks[drv.ids["modeldoc_precision"]].value == "fp16"
+    shared.opts.data.update(modeldoc_precision="bf16", modeldoc_format="ckpt", modeldoc_verify=False,
+                            modeldoc_fix_clip=False, modeldoc_dir_checkpoints=str(models / "out"))
+    info = next(i for i in sd_models.checkpoints_list.values() if i.name == DAMAGED)
+    sd_models.model_data.sd_model = FakeModel(info)
+    try:
+        out = drv.load()
+    finally:
+        sd_models.model_data.sd_model = None
+    assert update_value(out["modeldoc_precision"]) == "bf16"
+    assert update_value(out["modeldoc_fix_clip"]) is False and update_value(out["modeldoc_build_fix_clip"]) is False
+    assert {update_value(out[f"modeldoc_{p}_format"]) for p in ("convert", "export", "replace", "build")} == {"ckpt"}
+    assert {update_value(out[f"modeldoc_{p}_verify"]) for p in ("convert", "export", "replace", "build")} == {False}
+    assert update_value(out["modeldoc_convert_out_folder"]) == str(models / "out")
+    assert update_value(out["modeldoc_model"]) == info.title
+
+
+def test_a_written_file_joins_every_list_at_once(webui, tmp_path):
+    """After a Write the picker and the other file lists hold the new file without ↻ (item 11)."""
+    module, models = webui
+    from modules import script_callbacks
+
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    drv = Driver(blocks)
+    out = drv.click("modeldoc_export_write", modeldoc_task_id="task(x)", modeldoc_model=DAMAGED,
+                    modeldoc_export_component="vae", modeldoc_export_precision="fp16")
+    assert "Wrote" in out["modeldoc_export_result"], out["modeldoc_export_result"]
+    new = "VAE: damaged-merge-sd15-vae.safetensors"
+    for elem_id in ("modeldoc_model", "modeldoc_compare_other", "modeldoc_replace_from", "modeldoc_build_vae"):
+        assert new in out[elem_id]["choices"], elem_id
+    assert update_value(out["modeldoc_model"]) == DAMAGED  # the pick stays

@@ -74,6 +74,16 @@ class Driver:
             named[getattr(block, "elem_id", None) or block_id] = value
         return named
 
+    def load(self) -> dict[str, Any]:
+        """Run the page-load handler (the one with a Python function) as a page (re)load does."""
+        for index, dep in enumerate(self.blocks.config["dependencies"]):
+            triggers = [t[1] if isinstance(t, (list, tuple)) else dep.get("trigger") for t in dep["targets"]] or \
+                [dep.get("trigger")]
+            if "load" in triggers and dep.get("backend_fn", True) and self.fn(index, dep) is not None:
+                result = list(self.fn(index, dep)())
+                return {getattr(self.blocks.blocks[b], "elem_id", None) or b: v for b, v in zip(dep["outputs"], result)}
+        raise KeyError("no page-load handler")
+
     def js(self, elem_id: str, trigger: str = "click") -> Any:
         return self.dependency(elem_id, trigger)[1].get("js")
 
