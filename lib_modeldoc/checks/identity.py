@@ -9,8 +9,10 @@ from ..report import Finding, Severity
 from .context import CheckContext
 
 INSPECT_ONLY = {
-    "SD3": "Stable Diffusion 3 is recognised for inspection only; repairs and conversions do not apply",
-    "Flux": "FLUX.1 is recognised for inspection only; repairs and conversions do not apply",
+    "SD3": "Stable Diffusion 3 is recognised by its keys (no tables): nothing is pruned; precision changes keep "
+           "norms, biases and embedders 16-bit, and export / build split it into (and join) the parts ComfyUI loads",
+    "Flux": "FLUX.1 is recognised by its keys (no tables): nothing is pruned; precision changes keep norms, biases "
+            "and embedders 16-bit, and export / build split it into (and join) transformer, clip_l, t5xxl and ae",
     "SD3-transformer": "an SD3 transformer alone: ComfyUI loads it from models/diffusion_models (Forge: models/"
                        "Stable-diffusion) with separate text encoders and VAE; inspection only",
     "Flux-transformer": "a FLUX.1 transformer alone: Forge and ComfyUI load it with separate clip_l, t5xxl and "
