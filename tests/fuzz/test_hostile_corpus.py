@@ -210,3 +210,22 @@ def test_honest_neighbours_of_the_hostile_classes_still_read(legacy, write_ckpt)
         assert model.read("a.weight").tolist() == model.read("b.weight").tolist() == list(range(6))
         assert "deep" + ".n" * 20 + ".w" in model
         assert model.extras["hp.name"] == "run-1" and model.extras["hp_again.lr"] == 1e-4
+
+
+@pytest.mark.parametrize("name", ["self_reference.ckpt", "shared_dag.ckpt", "memo_long_binput.ckpt"])
+def test_tab_worker_gets_one_message_not_a_hang(name):
+    """The tab's Inspect action (the worker's call) ends with one error message (in a thread, so a
+    regression fails the test instead of hanging the run)."""
+    import threading
+
+    from lib_modeldoc.ui import actions
+
+    path = os.path.join(craft.CORPUS, name)
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(out=actions.guard(lambda: actions.inspect_file(path))),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the tab's worker hangs"
+    result, message = box["out"]
+    assert result is None and message and EXPECTED[name].split(" (")[0][:30] in message.replace("&#x27;", "'")
