@@ -380,6 +380,12 @@ class _RestrictedUnpickler(BoundedUnpickler):
             if len(args) > 1 or (args and type(args[0]) not in (list, tuple, dict, set, frozenset)):
                 raise PickleError(f"unsupported {func.__name__} arguments")
             self.charge(len(args[0]) if args else 0)
+        elif func is _codecs_encode and args and type(args[0]) is str:
+            self.charge_bytes(len(args[0]))  # a memoized text can be encoded again and again
+        elif func is _numpy_scalar and args and isinstance(args[0], np.dtype):
+            self.charge_bytes(args[0].itemsize)
+        elif func is _rebuild_from_numpy and args and isinstance(args[0], NumpyArray) and args[0].array is not None:
+            self.charge_bytes(args[0].array.nbytes)  # converted to the tensor's dtype: a copy
         result = func(*args)
         if isinstance(result, TensorRef):
             self._table.count_tensor()

@@ -51,6 +51,7 @@ class BoundedUnpickler:
         self._file = file
         self._budget = byte_budget
         self._fetched = 0  # bytes taken from the file (the limit counts these)
+        self._copy_budget = byte_budget  # bytes that calls may copy (see charge_bytes)
         self._buf = b""  # read ahead from the file; _pos is the next opcode
         self._pos = 0
         self._ops_left = limits.MAX_PICKLE_OPS
@@ -83,6 +84,16 @@ class BoundedUnpickler:
             raise PickleLimitError(
                 f"pickle creates more than {limits.MAX_PICKLE_OBJECTS:,} objects (the limit)"
             )
+
+    def charge_bytes(self, n: int) -> None:
+        """Count ``n`` bytes a call copies (text encoded, arrays converted) against the byte limit.
+
+        Calls can copy what the memo already holds as often as they like, so copies have their
+        own budget, the same size as the one for bytes read.
+        """
+        self._copy_budget -= n
+        if self._copy_budget < 0:
+            raise PickleLimitError(f"pickle copies more than {self._budget >> 20} MiB of data (the limit)")
 
     def _read(self, n: int) -> bytes:
         pos = self._pos

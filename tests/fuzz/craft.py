@@ -137,6 +137,15 @@ def numpy_dtype_list() -> bytes:
     return a.op(b"s").stop()
 
 
+def encode_copies(text_bytes: int = 64 << 10, copies: int = 2000) -> bytes:
+    """One memoized 64 KB text encoded 2,000 times: 128 MB of copies from a 76 KB file."""
+    a = Asm().op(b"(").glob("_codecs", "encode").op(b"q\x00").str("a" * text_bytes).op(b"q\x01")
+    a.str("latin1").op(b"q\x02").op(b"0")
+    for _ in range(copies):
+        a.op(b"h\x00h\x01h\x02\x86R")
+    return a.op(b"l").stop()
+
+
 def zip_of_dicts(count: int = 10_000_000) -> bytes:
     """~10 KB deflated data.pkl of EMPTY_DICT ops: each byte becomes a 64-byte dict."""
     pkl = b"\x80\x02(" + b"}" * count + b"l."
@@ -386,6 +395,7 @@ SMALL = {
     "numpy_reconstruct_huge.ckpt": numpy_reconstruct_huge,
     "numpy_many_dims.ckpt": numpy_many_dims,
     "numpy_dtype_list.ckpt": numpy_dtype_list,
+    "encode_copies.ckpt": encode_copies,
     "self_reference.ckpt": self_reference,
     "self_referencing_list.ckpt": self_referencing_list,
     "shared_dag.ckpt": shared_dag,

@@ -23,6 +23,7 @@ CASES = [
     ("LONG_BINPUT huge index (9 B)", "memo.ckpt", craft.memo_long_binput, [["inspect"]]),
     ("LONG_BINPUT 0x7fffffff (9 B)", "memo2.ckpt", craft.memo_long_binput_variant, [["inspect"]]),
     ("numpy _reconstruct 1 GiB", "np.ckpt", craft.numpy_reconstruct_huge, [["inspect"], DRY]),
+    ("one text encoded 2,000 times", "encode.ckpt", craft.encode_copies, [["inspect"]]),
     ("zip of dicts (deflated data.pkl)", "dicts.ckpt", craft.zip_of_dicts, [["inspect"]]),
     ("300 MB byteorder record", "byteorder.ckpt", craft.byteorder_member, [["inspect"]]),
     ("EMPTY_DICT ops x4M (bare pickle)", "empty.ckpt", craft.empty_dict_ops, [["inspect"]]),

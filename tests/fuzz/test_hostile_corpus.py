@@ -31,6 +31,7 @@ EXPECTED = {
     "numpy_reconstruct_huge.ckpt": "a numpy array was never given its data",
     "numpy_many_dims.ckpt": "numpy array shape is not a list of at most 32 dimensions",
     "numpy_dtype_list.ckpt": "unsupported numpy dtype",
+    "encode_copies.ckpt": "pickle copies more than 64 MiB of data (the limit)",
     "self_reference.ckpt": "the pickled object contains itself (a cycle)",
     "self_referencing_list.ckpt": "the pickled object contains itself (a cycle)",
     "shared_dag.ckpt": "pickled object expands to more than 2,000,000 values (the limit)",
