@@ -142,11 +142,13 @@ def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
         ident = identify({k: info.shape for k, info in target.items()})
         base = checkpoint_base(ident.architecture, ident.family.base if ident.family is not None else None)
         encoders = [s.component for s in ident.slots if s.present and s.component.startswith("clip")]
+        context = next((info.shape[1] for k, info in target.items()
+                        if k.endswith("attn2.to_k.weight") and len(info.shape) == 2), None)
     with open_model(report.path) as model:
         own = identify({k: info.shape for k, info in model.items()})
         summary = _Context(model, own, layout_of(list(model), own)).adapter
         assert summary is not None
-        fits, reason = fit_reason(summary, ident.architecture, base, encoders)
+        fits, reason = fit_reason(summary, ident.architecture, base, encoders, context)
     report.adapter["fit"] = {"checkpoint": str(checkpoint), "architecture": ident.architecture, "base": base,
                              "fits": fits, "reason": reason}
     severity = Severity.INFO if fits else Severity.WARNING

@@ -71,6 +71,7 @@ class NetworkSummary:
     blocks: list[Block]
     text_encoder: bool
     training: dict[str, Any]  # kohya ss_* facts
+    context: int | None = None  # the text width its cross-attention modules read (768, 1024, 2048 ...)
 
     @property
     def rank(self) -> int | None:
@@ -87,6 +88,7 @@ class NetworkSummary:
             "ranks": {str(k): v for k, v in sorted(self.ranks.items())},
             "alphas": {_num(k): v for k, v in sorted(self.alphas.items())},
             "blocks": [b.to_dict() for b in self.blocks], "text_encoder": self.text_encoder, "training": self.training,
+            "context": self.context,
         }
 
     def describe(self) -> str:
@@ -312,11 +314,13 @@ def summarise_network(
             block.alphas[alpha] += 1
     base, evidence = _base_from_shapes(modules, metadata)
     ordered = sorted(blocks.values(), key=_block_order)
+    context = next((shape[1] for module, tensors in modules.items() if re.search(r"attn2[._]to_k$", module)
+                    for key, shape in tensors.items() if _DOWN.search(key) and len(shape) >= 2), None)
     return NetworkSummary(
         network=_network_name(per_module_type, modules), base=base, base_evidence=evidence,
         modules=sum(b.modules for b in ordered), module_types=dict(per_module_type), ranks=dict(ranks),
         alphas=dict(alphas), blocks=ordered, text_encoder=any(b.name.startswith("te") for b in ordered),
-        training=kohya_facts(metadata),
+        training=kohya_facts(metadata), context=context,
     )
 
 
@@ -362,10 +366,18 @@ def checkpoint_base(architecture: str, family_base: str | None) -> str:
 
 
 def fit_reason(summary: NetworkSummary | EmbeddingSummary, architecture: str, base: str,
-               text_encoders: Collection[str]) -> tuple[bool | None, str]:
-    """Does it fit? ``(answer, one line why)`` for a network or embedding against a checkpoint."""
+               text_encoders: Collection[str], context: int | None = None) -> tuple[bool | None, str]:
+    """Does it fit? ``(answer, one line why)`` for a network or embedding against a checkpoint.
+
+    ``context``: the width of text the checkpoint's cross-attention reads, when it has a UNet
+    (the SDXL refiner reads 1280 where SDXL base LoRAs were trained on 2048).
+    """
     fits = network_fits(summary, base)
     what = "LoRA" if isinstance(summary, NetworkSummary) else "embedding"
+    if (fits and isinstance(summary, NetworkSummary) and summary.context and context
+            and summary.context != context):
+        return False, (f"no: the LoRA's cross-attention reads {summary.context}-wide text, the checkpoint's "
+                       f"{context} ({architecture})")
     if fits is None:
         return None, f"cannot tell: the {what} is for {summary.base}, the checkpoint is {architecture}"
     if not fits:

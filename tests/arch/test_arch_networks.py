@@ -118,6 +118,8 @@ def checkpoints(tmp_path_factory):
     from lib_modeldoc.samples import family_specs, write_safetensors_sample
     import numpy as np
 
+    out["refiner"] = write_safetensors_sample(str(folder / "refiner.safetensors"), family_specs("SDXL-refiner"))
+
     specs = family_specs("SD1")
     ids = {s.key: np.arange(77, dtype=np.int64).reshape(1, 77) for s in specs if s.key.endswith("position_ids")}
     out["sd15"] = write_safetensors_sample(str(folder / "sd15.safetensors"), specs, ids)
@@ -127,6 +129,7 @@ def checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("adapter, checkpoint, fits, words", [
     ("lora-sdxl", "noobai-xl-vpred", True, "yes: both are SDXL"),
     ("lora-sdxl", "sd15", False, "no: the LoRA is for SDXL, the checkpoint is SD1"),
+    ("lora-sdxl", "refiner", False, "no: the LoRA's cross-attention reads 2048-wide text, the checkpoint's 1280"),
     ("lora-sd15-kohya", "sd15", True, "yes"),
     ("lora-sd15-kohya", "altdiffusion-m9", True, "yes for the UNet"),
     ("lora-flux", "flux1-dev-transformer", True, "yes: both are Flux"),
