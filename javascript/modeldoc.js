@@ -70,6 +70,26 @@
         return true;
     }
 
+    function isCheckpointInput(element) {
+        return !!(element && element.matches && SELECTORS.some(function(selector) {
+            return element.matches(selector);
+        }));
+    }
+
+    // A right-click on the checkpoint dropdown is for the menu: the right button's mousedown would
+    // focus the input, and gradio opens the option list on focus, under the menu.
+    document.addEventListener("mousedown", function(event) {
+        if (event.button === 2 && isCheckpointInput(event.composedPath()[0])) {
+            event.preventDefault();
+        }
+    }, true);
+    document.addEventListener("contextmenu", function(event) {
+        var target = event.composedPath()[0];
+        if (isCheckpointInput(target) && target === document.activeElement) {
+            target.blur(); // the list was open already: close it
+        }
+    }, true);
+
     function register() {
         if (typeof appendContextMenuOption !== "function" || window.modeldocMenuRegistered) {
             return;
@@ -166,6 +186,26 @@
         });
     }
 
+    // After "Load the new model", show it in the WebUI's own checkpoint dropdown (and, through the
+    // settings it returns, the footer's hash): the WebUI's selectCheckpoint() sets the dropdown the
+    // way the WebUI itself does; the model is loaded already, so nothing loads twice.
+    var lastLoaded = null;
+    function syncWebuiCheckpoint() {
+        var loaded = root().querySelector(".modeldoc-job-result [data-loaded-checkpoint]");
+        var key = loaded ? loaded.getAttribute("data-loaded-checkpoint") : null;
+        if (!key || key === lastLoaded) {
+            return;
+        }
+        lastLoaded = key;
+        if (typeof selectCheckpoint === "function") {
+            try {
+                selectCheckpoint(key.slice(0, key.lastIndexOf("|")));
+            } catch (error) { // a fork without the hidden button: the dropdown just stays
+                console.warn("Model Doctor: could not update the checkpoint dropdown", error);
+            }
+        }
+    }
+
     window.modeldocInspectCheckpoint = inspectCheckpoint;
     window.modeldocRefreshWebuiLists = refreshWebuiLists;
     window.modeldocSwitchToTab = switchToTab;
@@ -176,5 +216,6 @@
     }
     if (typeof onAfterUiUpdate === "function") {
         onAfterUiUpdate(refreshWebuiLists);
+        onAfterUiUpdate(syncWebuiCheckpoint);
     }
 })();

@@ -198,7 +198,8 @@ class WebUIHost:
                 return f"{info.title} is in the checkpoint list; select it in the Checkpoint dropdown to load it."
             return f"Selected {info.title}; Forge loads it at the next generation."
         shared.opts.set("sd_model_checkpoint", info.title)  # its onchange reloads the weights
-        return f"Loaded {info.title}. (The checkpoint dropdown at the top updates after a page reload.)"
+        title = getattr(shared.opts, "sd_model_checkpoint", None) or info.title  # with its hash once loaded
+        return f"Loaded {title}."
 
     def live_clip(self, *, fix: bool) -> LiveClip:
         model = self._model()

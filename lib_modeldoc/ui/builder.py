@@ -13,6 +13,7 @@ with a scan or fingerprints, hashes, compare) go through the same queue with :fu
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -249,9 +250,11 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         if not sess.written:
             return views.message_html("Nothing written yet in this session.", "warning")
         try:
-            return views.message_html(host.load_checkpoint(sess.written), "ok")
+            message = host.load_checkpoint(sess.written)
         except ModelDocError as exc:
             return views.message_html(str(exc), "error")
+        title = actions.label_for(host.loaded_checkpoint() or sess.written, host.checkpoints())
+        return views.loaded_html(message, title, str(time.time_ns()))
 
     def do_inspect_new(sess: Session) -> list[Any]:
         path = sess.written

@@ -21,7 +21,7 @@ from .wording import repair_text, say
 
 __all__ = [
     "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
-    "live_clip_html", "progress_html", "hashes_html", "comparison_html", "COMPONENT_NAMES",
+    "live_clip_html", "loaded_html", "progress_html", "hashes_html", "comparison_html", "COMPONENT_NAMES",
 ]
 
 COMPONENT_NAMES = {
@@ -402,6 +402,13 @@ def result_html(result: Mapping[str, Any], *, listed_as: str | None = None, stam
     if listed_as:
         text += f" Listed as “{listed_as}”."
     return f'<div class="modeldoc-msg modeldoc-ok" data-written="{e(result["output"])}|{e(stamp)}">{e(text)}</div>'
+
+
+def loaded_html(text: str, title: str | None, stamp: str) -> str:
+    """A model was loaded. ``data-loaded-checkpoint`` (its title in the WebUI's list and ``stamp``)
+    tells the page's script to show it in the WebUI's own checkpoint dropdown and footer."""
+    marker = f' data-loaded-checkpoint="{e(title)}|{e(stamp)}"' if title else ""
+    return f'<div class="modeldoc-msg modeldoc-ok"{marker}>{e(text)}</div>'
 
 
 def live_clip_html(live: Any) -> str:

@@ -86,6 +86,8 @@ def webui(tmp_path_factory):
     import webui_page
     from lib_modeldoc.ui.builder import read_css
 
+    shared.opts.data["sd_model_checkpoint"] = next(t for t, i in sd_models.checkpoints_list.items()
+                                                   if i.name == "toy.safetensors")
     interrupts = []
     original = module.WebUIHost.interrupt
 
@@ -205,6 +207,14 @@ def test_every_job_button_runs_through_the_webui_job_starter(browser, webui):
         wrote = _wait_result(page, "modeldoc_convert_result", "Wrote")
         assert (models / "Stable-diffusion" / "toy-fixed.safetensors").is_file(), wrote
         _ran_as_a_webui_job(page, webui)
+        # "Load the new model" loads it and the WebUI's own dropdown shows it (item 9)
+        page.click("#modeldoc_convert_load")
+        fixed = _title(webui, "toy-fixed.safetensors")
+        _wait_result(page, "modeldoc_convert_result", "Loaded")
+        page.wait_for_function("webuiCalls.selectCheckpoint.length > 0")
+        assert page.evaluate("webuiCalls.selectCheckpoint") == [fixed]
+        page.wait_for_function(f"document.querySelector({_checkpoint_input(page)!r}).value === {fixed!r}")
+        assert webui["shared"].opts.data["sd_model_checkpoint"] == fixed
 
         page.click("#modeldoc_actions button:has-text('Components')")
         page.click("#modeldoc_export_write")
@@ -283,3 +293,25 @@ def test_a_page_load_shows_the_settings_and_the_loaded_model_now(browser, webui)
         shared.opts.data.clear()
         shared.opts.data.update(saved)
         sd_models.model_data.sd_model = None
+
+
+def _checkpoint_input(page):
+    from webui_page import FORGE_FLAVOUR
+
+    return "#quicksettings .model_selection input" if FORGE_FLAVOUR else "#setting_sd_model_checkpoint input"
+
+
+def test_right_click_on_the_checkpoint_dropdown_shows_the_menu_only(browser, webui):
+    """The menu entry inspects the checkpoint; the dropdown's own option list stays closed (item 15)."""
+    page = _open(browser, webui["url"])
+    try:
+        page.click("#tabs button:has-text('txt2img')")
+        page.click(_checkpoint_input(page), button="right")
+        page.wait_for_selector("#context-menu")
+        page.wait_for_timeout(300)
+        assert page.locator("#quicksettings ul.options").count() == 0 or not page.is_visible("#quicksettings ul.options")
+        page.click("#context-menu li:has-text('Inspect with Model Doctor')")
+        page.wait_for_selector("#modeldoc_verdict .modeldoc-verdict")
+        assert "toy.safetensors" in page.inner_text("#modeldoc_verdict")
+    finally:
+        page.close()
