@@ -8,7 +8,7 @@ above what real checkpoints need (in brackets); README.md, section "Limits", sta
 from __future__ import annotations
 
 __all__ = [
-    "MAX_HEADER_BYTES", "MAX_HEADER_CONTAINERS", "MAX_TENSORS", "MAX_DIMS", "MAX_DIM",
+    "MAX_HEADER_BYTES", "MAX_HEADER_CONTAINERS", "MAX_HEADER_STRINGS", "MAX_HEADER_NUMBERS", "MAX_TENSORS", "MAX_DIMS", "MAX_DIM",
     "MAX_PICKLE_BYTES", "MAX_PICKLE_OPS", "MAX_PICKLE_OBJECTS", "MAX_NESTING", "MAX_INT_BYTES",
     "MAX_SMALL_RECORD_BYTES", "MAX_INFLATED_BYTES", "MAX_ZIP_ENTRIES",
 ]
@@ -22,6 +22,13 @@ MAX_TENSORS = 50_000
 MAX_HEADER_CONTAINERS = 3 * MAX_TENSORS + 100_000
 """``[`` and ``{`` bytes in a safetensors header, counted before it is parsed: 3 per tensor and
 room for metadata that embeds JSON (kohya's tag frequencies, bucket lists)."""
+
+MAX_HEADER_STRINGS = 5 * MAX_TENSORS + 500_000
+"""Strings in a safetensors header (an upper bound from its quote bytes): 5 per tensor and room
+for metadata [kohya LoRA metadata: ~100]."""
+
+MAX_HEADER_NUMBERS = 8 * MAX_TENSORS + 100_000
+"""Numbers in a safetensors header, counted while it is parsed: shape and offsets [~6 per tensor]."""
 
 MAX_DIMS = 32
 """Dimensions of one tensor: what numpy 1.x can represent [models: at most 5]."""

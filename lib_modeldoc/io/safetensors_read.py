@@ -47,21 +47,14 @@ def read_safetensors_header(
             f"({file_size} bytes); the file is truncated or damaged"
         )
     raw = f.read(n)
-    # Parsed JSON costs up to ~25 times its text in objects ([[],[],...]); the brackets are
-    # counted first so a header of empty containers is refused before it is parsed.
-    containers = raw.count(b"[") + raw.count(b"{")
-    if containers > limits.MAX_HEADER_CONTAINERS:
-        raise LimitExceededError(
-            f"{where}: safetensors header holds {containers:,} lists and objects, over the limit of "
-            f"{limits.MAX_HEADER_CONTAINERS:,} ({limits.MAX_TENSORS:,} tensors); the file is damaged or hostile"
-        )
+    _check_header_counts(raw, where)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ModelReadError(f"{where}: safetensors header is not valid UTF-8; the file is damaged") from None
     del raw
     try:
-        header = json.loads(text)
+        header = json.loads(text, parse_int=_NumberCounter(int, where), parse_float=_NumberCounter(float, where))
     except json.JSONDecodeError as exc:
         raise ModelReadError(
             f"{where}: safetensors header is not valid JSON ({exc.msg} at character {exc.pos}); "
@@ -118,6 +111,43 @@ def read_safetensors_header(
             "the file is damaged"
         )
     return tensors, metadata
+
+
+def _check_header_counts(raw: bytes, where: str) -> None:
+    """Refuse, before parsing, a header whose containers or strings would cost far more than its text.
+
+    Parsed JSON costs up to ~25 times its text (``[[],[],...]``, ``{"k1":"","k2":"",...}``); both
+    counts are upper bounds found at C speed: every list/object starts with a bracket, every
+    string with a quote that no backslash precedes.
+    """
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > limits.MAX_HEADER_CONTAINERS:
+        raise LimitExceededError(
+            f"{where}: safetensors header holds {containers:,} lists and objects, over the limit of "
+            f"{limits.MAX_HEADER_CONTAINERS:,} ({limits.MAX_TENSORS:,} tensors); the file is damaged or hostile"
+        )
+    strings = (raw.count(b'"') - raw.count(b'\\"') + 1) // 2
+    if strings > limits.MAX_HEADER_STRINGS:
+        raise LimitExceededError(
+            f"{where}: safetensors header holds about {strings:,} strings, over the limit of "
+            f"{limits.MAX_HEADER_STRINGS:,}; the file is damaged or hostile"
+        )
+
+
+class _NumberCounter:
+    """A json number hook that counts numbers and stops the parse past the limit."""
+
+    def __init__(self, convert: type, where: str) -> None:
+        self._convert, self._where, self._left = convert, where, limits.MAX_HEADER_NUMBERS
+
+    def __call__(self, text: str) -> int | float:
+        self._left -= 1
+        if self._left < 0:
+            raise LimitExceededError(
+                f"{self._where}: safetensors header holds more than {limits.MAX_HEADER_NUMBERS:,} numbers, "
+                "over the limit; the file is damaged or hostile"
+            )
+        return self._convert(text)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -250,6 +250,19 @@ def json_huge_dims() -> bytes:
     return safetensors({"a": {"dtype": "F32", "shape": [2**62, 2**62, 0], "data_offsets": [0, 0]}})
 
 
+def json_many_strings(entries: int = 1_000_000) -> bytes:
+    """Metadata of a million small entries ("k1":""): each 8 bytes becomes a key and a dict slot."""
+    meta = ",".join(f'"k{i}":""' for i in range(entries))
+    return safetensors('{"__metadata__":{' + meta + '},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}',
+                       b"\0" * 4)
+
+
+def json_many_numbers(count: int = 3_000_000) -> bytes:
+    """A list of three million floats in a tensor entry: 4 bytes of text, 32 of objects each."""
+    return safetensors('{"a":{"dtype":"F32","shape":[' + ",".join(["1.5"] * count) + '],"data_offsets":[0,4]}}',
+                       b"\0" * 4)
+
+
 def json_many_lists(count: int = 3_000_000) -> bytes:
     """Metadata-free header of empty lists: 3 bytes become a 64-byte list."""
     return safetensors('{"a":[' + ",".join(["[]"] * count) + "]}")
@@ -425,6 +438,8 @@ LARGE = {
     "deep_dicts.ckpt": deep_dicts,
     "json_deep.safetensors": json_deep,
     "json_many_lists.safetensors": json_many_lists,
+    "json_many_strings.safetensors": json_many_strings,
+    "json_many_numbers.safetensors": json_many_numbers,
 }
 
 

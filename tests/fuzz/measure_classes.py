@@ -51,6 +51,8 @@ CASES = [
     ("JSON dims past 2**64", "bigdims.safetensors", craft.json_huge_dims, [["inspect", "--scan"]]),
     ("JSON nested 100k", "deep.safetensors", craft.json_deep, [["inspect"]]),
     ("JSON 3M empty lists", "lists.safetensors", craft.json_many_lists, [["inspect"]]),
+    ("97 MB header: 7M small metadata entries", "meta.safetensors", lambda: craft.json_many_strings(7_000_000), [["inspect"]]),
+    ("JSON 3M floats in a shape", "floats.safetensors", craft.json_many_numbers, [["inspect"]]),
     ("99 MB header (metadata)", "header.safetensors", craft.huge_header_safetensors, [["inspect"]]),
     ("1M tensors safetensors", "million.safetensors", craft.many_tensors_safetensors, [["inspect"], DRY]),
     ("1M tensors pickle", "million.ckpt", craft.many_tensors_pickle, [["inspect"]]),

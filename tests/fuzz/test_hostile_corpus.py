@@ -117,6 +117,8 @@ LARGE_EXPECTED = {
     "deep_dicts.ckpt": "pickle nests containers more than 64 deep (the limit)",
     "json_deep.safetensors": "safetensors header nests too deeply",
     "json_many_lists.safetensors": "lists and objects, over the limit of 250,000",
+    "json_many_strings.safetensors": "header holds about 2,000,006 strings, over the limit of 750,000",
+    "json_many_numbers.safetensors": "header holds more than 500,000 numbers, over the limit",
 }
 PEAK_RSS_MB = 600  # every hostile file, every command (measured worst: see tests/fuzz/README.md)
 SECONDS = 30
