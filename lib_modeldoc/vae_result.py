@@ -177,13 +177,15 @@ class VaeTestResult:
                 f"{_fmt_list(self.contrast)}): a washed-out or damaged VAE{instead}"))
         return out
 
+    @property
+    def passing(self) -> list[Alternative]:
+        """What to use instead: the folder's VAEs that pass and share this VAE's latent space, best first."""
+        found = [a for a in self.alternatives if a.passes and self._same_space(a)]
+        return sorted(found, key=lambda a: -(a.psnr_db or 0.0))
+
     def _instead(self) -> str:
-        passing = [a for a in self.alternatives if a.passes and self._same_space(a)]
-        if not passing:
-            return ""
-        passing.sort(key=lambda a: -(a.psnr_db or 0.0))
-        names = ", ".join(os.path.basename(a.path) for a in passing[:3])
-        return f" (passing VAEs in {self.folder}: {names})"
+        names = ", ".join(os.path.basename(a.path) for a in self.passing[:3])
+        return f" (passing VAEs in {self.folder}: {names})" if names else ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``vae_test`` field."""
@@ -213,6 +215,7 @@ class VaeTestResult:
             "folder": self.folder,
             "alternatives": [a.to_dict() for a in self.alternatives],
             "below_best_db": _round(self.below_best_db),
+            "passing": [a.path for a in self.passing],
         }
 
 

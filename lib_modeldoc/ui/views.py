@@ -251,6 +251,11 @@ def _vae_section(report: Report) -> str:
     lines = vae_test_lines(report.vae_test or {})
     out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
     out += "".join(f"<li>{e(line.strip())}</li>" for line in lines[1:]) + "</ul>"
+    passing = (report.vae_test or {}).get("passing", [])
+    if passing and any(f.id.startswith("vae.") for f in report.findings):
+        names = ", ".join(os.path.basename(path) for path in passing[:3])
+        out += (f"<p>To use one of the VAEs that pass ({e(names)}): pick it under “Bake in a VAE” (Convert) or "
+                "“Take it from” (Replace, part VAE) below, or choose it as the SD VAE in the WebUI's settings.</p>")
     result = report.vae_result
     if result is not None:
         data = base64.b64encode(png_bytes(side_by_side(result.original, result.decoded))).decode("ascii")

@@ -50,3 +50,4 @@ def test_the_vae_test_names_the_overflowing_layer_shows_the_images_and_what_pass
     assert "vae.fp16_overflow" in details and "VAE test (SD VAE, 32x32" in details
     assert 'src="data:image/png;base64,' in details
     assert "fine.safetensors: PSNR" in details and "passes" in details  # the VAE folder, compared
+    assert "To use one of the VAEs that pass (fine.safetensors)" in details and "Bake in a VAE" in details

@@ -151,6 +151,7 @@ def test_folder_comparison_flags_the_washed_out_vae_and_lists_what_passes(tmp_pa
     assert "good.safetensors" in finding.message and "dB worse" in finding.message
     assert "hot.safetensors" not in finding.message
     assert result.below_best_db == pytest.approx(by_name["good.safetensors"].psnr_db - result.psnr_db)
+    assert result.to_dict()["passing"] == [str(folder / "good.safetensors")]
 
 
 def test_the_best_vae_in_the_folder_is_not_flagged(tmp_path):
