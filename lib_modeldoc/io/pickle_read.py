@@ -398,6 +398,7 @@ class _RestrictedUnpickler(BoundedUnpickler):
             return collections.OrderedDict()
         if not (isinstance(cls, type) and issubclass(cls, InertObject)) or cls is NumpyArray:
             raise PickleError(f"creating a {getattr(cls, '__name__', type(cls).__name__)} is not allowed")
+        self.charge(len(kwargs))
         return _new_inert(cls, args, kwargs)
 
     def build(self, obj: Any, state: Any) -> None:
@@ -681,6 +682,8 @@ def load_torch_legacy(f: BinaryIO, file_size: int, where: str) -> tuple[Any, dic
     keys = _unpickle(f, where, table)
     if type(keys) is not list or not all(type(k) in (str, int) for k in keys):
         raise ModelReadError(f"{where}: legacy checkpoint has no storage list; the file is damaged")
+    if len(keys) > limits.MAX_TENSORS:
+        raise LimitExceededError(f"{where}: legacy checkpoint lists {len(keys):,} storages, over the limit of {limits.MAX_TENSORS:,}")
     pos = f.tell()
     for key in keys:
         storage = table.storages.get(str(key))
