@@ -141,6 +141,15 @@ class WebUIHost:
         except Exception as exc:  # a fork without it: the VAE list just stays as it is
             logger.debug("VAE list not refreshed: %s", exc)
 
+    def compute_device(self) -> str:
+        """The WebUI's torch device (the VAE test runs there: native fp16 on a GPU); ``cpu`` if unknown."""
+        try:
+            from modules import devices
+
+            return str(devices.device)
+        except Exception:  # a fork without modules.devices.device
+            return "cpu"
+
     def find_listed(self, name: str) -> str | None:
         """A list entry's file (a label, or a title/name the WebUI's own lookup knows); never a bare path."""
         from lib_modeldoc.ui.routes import listed_file

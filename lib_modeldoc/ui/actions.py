@@ -242,8 +242,9 @@ def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
     from ..vae_test import VaeTestOptions
 
     folder = host.folders().vae
+    device = getattr(host, "compute_device", None)  # a WebUI runs it on its own device; elsewhere the CPU
     return VaeTestOptions(size=VAE_TEST_SIZE, vae_dir=folder if folder and os.path.isdir(folder) else None,
-                          cancel=job.cancelled)
+                          device=device() if callable(device) else "cpu", cancel=job.cancelled)
 
 
 def hashes(path: str, job: JobContext) -> str:
