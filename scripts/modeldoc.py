@@ -24,7 +24,19 @@ from lib_modeldoc.ui.host import Choice, Defaults, Folders, LiveClip, Session, r
 logger = logging.getLogger("modeldoc")
 
 SECTION = ("modeldoc", "Model Doctor")
-FORGE = importlib.util.find_spec("modules_forge") is not None
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # its parent package is missing
+        return False
+
+
+# Forge selects checkpoints through modules_forge.main_entry. reForge also ships a modules_forge
+# package, without main_entry, and loads checkpoints the AUTOMATIC1111 way.
+FORGE = _has_module("modules_forge.main_entry")
+HOST_NAME = "Forge" if FORGE else "reForge" if _has_module("modules_forge") else "AUTOMATIC1111"
 SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 PRECISION_CHOICES = ["fp16", "bf16", "fp32", "fp8_e4m3fn", "fp8_e5m2", "keep"]
 
@@ -99,7 +111,7 @@ class WebUIHost:
     start_model = None  # the picker starts on the loaded model
 
     def __init__(self) -> None:
-        self.name = "Forge" if FORGE else "AUTOMATIC1111"
+        self.name = HOST_NAME
 
     # -- lists -----------------------------------------------------------------------------------
     def checkpoints(self) -> list[Choice]:
