@@ -186,7 +186,8 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
 
     Args:
         path: a ``.safetensors`` file or a torch pickle (``.ckpt``, ``.pt``, ``.pth``, ``.bin``,
-            zip or legacy format). The format is taken from the bytes, not the name.
+            zip or legacy format). The format is taken from the bytes, not the name. A diffusers
+            pipeline folder (``model_index.json``) opens as one model under the single-file keys.
 
     Returns:
         A :class:`ModelFile`.
@@ -203,6 +204,11 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     native = native_path(where)  # Windows: long paths get the \\?\ prefix; messages keep `where`
     if not os.path.exists(native):
         raise ModelReadError(f"{where}: no such file")
+    if os.path.isdir(native):
+        from .diffusers_folder import is_diffusers_folder, open_diffusers_folder  # a folder of parts
+
+        if is_diffusers_folder(native):
+            return open_diffusers_folder(where)
     try:
         with open_regular(native, where) as f:  # a FIFO or a device is refused unread
             size = os.fstat(f.fileno()).st_size

@@ -1,0 +1,185 @@
+"""A diffusers pipeline folder read as one model under the single-file (LDM) keys.
+
+``model_index.json`` names the pipeline; each component folder holds a ``config.json`` and a
+safetensors file. :func:`open_diffusers_folder` presents the components' tensors as one
+:class:`~lib_modeldoc.model.ModelFile` keyed as the WebUI's checkpoint is, so ``inspect`` and
+``convert`` treat a folder like a file. Nothing is loaded: each key points at its bytes in the
+component file, read one tensor (or chunk) at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .arch.diffusers_map import ModuleMap, clip_l_map, unet_map, unet_structure_from_config, vae_map
+from .arch.families import SD1_CLIP, UNET, VAE
+from .errors import ModelReadError
+from .io.tensor import TensorInfo
+from .model import ModelFile, open_model
+
+__all__ = ["MODEL_INDEX", "Pipeline", "Component", "is_diffusers_folder", "open_diffusers_folder",
+           "DiffusersFolder", "PIPELINE_COMPONENTS"]
+
+MODEL_INDEX = "model_index.json"
+CONFIG = "config.json"
+
+
+class Pipeline(str, Enum):
+    """The diffusers pipeline classes this reader knows."""
+
+    SD = "StableDiffusionPipeline"
+    SDXL = "StableDiffusionXLPipeline"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component folder: where its weights are, and where its keys go in the single file."""
+
+    folder: str  # "unet", "vae", "text_encoder"
+    weights: str  # the safetensors file name inside the folder
+    prefix: str  # LDM mount point of its keys
+
+
+# The SD1 pipeline: UNet, VAE, CLIP-L (component folders in diffusers' names).
+SD1_COMPONENTS = (
+    Component("unet", "diffusion_pytorch_model.safetensors", UNET),
+    Component("vae", "diffusion_pytorch_model.safetensors", VAE),
+    Component("text_encoder", "model.safetensors", SD1_CLIP),
+)
+PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {Pipeline.SD: SD1_COMPONENTS}
+
+
+def is_diffusers_folder(path: str) -> bool:
+    """Whether ``path`` is a folder with a ``model_index.json``."""
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_INDEX))
+
+
+def _read_json(path: str, where: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ModelReadError(f"{where}: {os.path.basename(path)} is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ModelReadError(f"{where}: {os.path.basename(path)} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelReadError(f"{where}: {os.path.basename(path)} is not a JSON object")
+    return data
+
+
+def _weights_file(folder: str, name: str, where: str) -> str:
+    """The component's safetensors file: the plain name, else its fp16 variant."""
+    stem, suffix = os.path.splitext(name)
+    for candidate in (name, f"{stem}.fp16{suffix}"):
+        path = os.path.join(folder, candidate)
+        if os.path.isfile(path):
+            return path
+    if os.path.isfile(os.path.join(folder, f"{stem}.safetensors.index.json")):
+        raise ModelReadError(f"{where}: {os.path.basename(folder)} is sharded; sharded weights are not supported yet")
+    if os.path.isfile(os.path.join(folder, f"{stem}.bin")):
+        raise ModelReadError(f"{where}: {os.path.basename(folder)} holds .bin weights; only safetensors are read")
+    raise ModelReadError(f"{where}: {os.path.basename(folder)}/{name} is missing")
+
+
+def _map_for(component: Component, config: Mapping[str, Any], where: str) -> ModuleMap:
+    if component.folder == "unet":
+        return unet_map(unet_structure_from_config(config))
+    if component.folder == "vae":
+        return vae_map()
+    if component.folder == "text_encoder":
+        if config.get("hidden_size", 768) != 768:
+            raise ModelReadError(f"{where}: the text encoder is not CLIP ViT-L (hidden size {config.get('hidden_size')}); "
+                                 "SD2 folders are not supported yet")
+        return clip_l_map()
+    raise ModelReadError(f"{where}: no key map for component {component.folder}")
+
+
+class DiffusersFolder(ModelFile):
+    """A diffusers folder as one lazy model under LDM keys (``format`` is ``diffusers``).
+
+    Attributes:
+        pipeline: the pipeline class.
+        prediction_type: the scheduler's ``prediction_type`` (``epsilon`` when none is given).
+        components: the component files, by folder name.
+    """
+
+    def __init__(self, path: str, pipeline: Pipeline, parts: list[tuple[Component, ModelFile, ModuleMap]],
+                 prediction_type: str) -> None:
+        tensors: dict[str, TensorInfo] = {}
+        self._where: dict[str, tuple[ModelFile, TensorInfo]] = {}
+        for component, model, key_map in parts:
+            for key, info in model.items():
+                ldm = key_map.to_ldm(key)
+                # A key no map knows keeps its diffusers name under the component's mount: inspect reports it.
+                full = component.prefix + (ldm if ldm is not None else key)
+                shape = info.shape + (1, 1) if key_map.is_conv_as_linear(key) and len(info.shape) == 2 else info.shape
+                tensors[full] = TensorInfo(full, info.dtype, shape, info.data_offset)
+                self._where[full] = (model, info)
+        super().__init__(path, "diffusers", 0, tensors, container="diffusers")
+        self.size = sum(m.size for _, m, _ in parts)
+        self.pipeline = pipeline
+        self.prediction_type = prediction_type
+        self.components = {c.folder: m for c, m, _ in parts}
+
+    def _component(self, info: TensorInfo) -> tuple[ModelFile, TensorInfo]:
+        try:
+            return self._where[info.key]
+        except KeyError:
+            raise ModelReadError(f"{self.path}: no tensor named '{info.key}'") from None
+
+    def _pread(self, info: TensorInfo, offset: int, length: int) -> bytes:
+        model, own = self._component(info)
+        return model._pread(own, offset, length)
+
+    def read_chunks(self, key: str | TensorInfo, chunk_bytes: int = 32 << 20,
+                    buffer: bytearray | None = None) -> Iterator[bytes | memoryview]:
+        info = key if isinstance(key, TensorInfo) else self._lookup(key)
+        model, own = self._component(info)
+        yield from model.read_chunks(own, chunk_bytes, buffer)
+
+    def close(self) -> None:
+        for model in self.components.values():
+            model.close()
+
+    def __repr__(self) -> str:
+        return f"DiffusersFolder({self.path!r}, {self.pipeline.value}, {len(self)} tensors)"
+
+
+def open_diffusers_folder(path: str) -> DiffusersFolder:
+    """Open a diffusers pipeline folder lazily (headers and JSON only).
+
+    Raises:
+        ModelReadError: no ``model_index.json``, a pipeline or component this reader does not
+            know, or a component file that is missing or damaged.
+    """
+    where = os.fspath(path)
+    index = _read_json(os.path.join(where, MODEL_INDEX), where)
+    name = str(index.get("_class_name", ""))
+    try:
+        pipeline = Pipeline(name)
+    except ValueError:
+        raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported "
+                             f"(known: {', '.join(p.value for p in PIPELINE_COMPONENTS)})") from None
+    if pipeline not in PIPELINE_COMPONENTS:
+        raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported yet")
+    parts: list[tuple[Component, ModelFile, ModuleMap]] = []
+    try:
+        for component in PIPELINE_COMPONENTS[pipeline]:
+            folder = os.path.join(where, component.folder)
+            if component.folder not in index or not os.path.isdir(folder):
+                raise ModelReadError(f"{where}: the pipeline has no {component.folder} folder")
+            config = _read_json(os.path.join(folder, CONFIG), where)
+            key_map = _map_for(component, config, where)
+            parts.append((component, open_model(_weights_file(folder, component.weights, where)), key_map))
+    except BaseException:
+        for _, model, _ in parts:
+            model.close()
+        raise
+    scheduler = os.path.join(where, "scheduler", "scheduler_config.json")
+    prediction = str(_read_json(scheduler, where).get("prediction_type", "epsilon")) if os.path.isfile(scheduler) else "epsilon"
+    return DiffusersFolder(where, pipeline, parts, prediction)

@@ -1,0 +1,80 @@
+"""Diffusers folders for the tests: real diffusers modules (random or no weights), no downloads."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from lib_modeldoc.arch.tables import table
+from lib_modeldoc.samples import Spec, write_safetensors_sample
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+import safetensors.torch  # noqa: E402,F401  (diffusers' save_pretrained uses it without importing it)
+
+SD1_UNET_CONFIG = {"sample_size": 64, "cross_attention_dim": 768, "attention_head_dim": 8}
+SD1_VAE_CONFIG = {"block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
+                  "up_block_types": ("UpDecoderBlock2D",) * 4, "layers_per_block": 2, "latent_channels": 4}
+# Tiny models of the same block structure (what the key maps depend on).
+TINY_UNET_CONFIG = {"sample_size": 8, "block_out_channels": (32, 32, 64, 64), "layers_per_block": 2,
+                    "cross_attention_dim": 32, "attention_head_dim": 4, "norm_num_groups": 8}
+TINY_VAE_CONFIG = {**SD1_VAE_CONFIG, "block_out_channels": (8, 8, 16, 16), "norm_num_groups": 4, "sample_size": 32}
+CLIP_L_CONFIG = {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "hidden_size": 768,
+                 "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12,
+                 "max_position_embeddings": 77, "vocab_size": 49408, "projection_dim": 768, "hidden_act": "quick_gelu"}
+
+
+def _index(pipeline: str = "StableDiffusionPipeline") -> dict:
+    return {"_class_name": pipeline, "_diffusers_version": "0.30.3",
+            "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+            "text_encoder": ["transformers", "CLIPTextModel"], "scheduler": ["diffusers", "PNDMScheduler"]}
+
+
+def _write_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+
+
+def _write_shapes(path: str, module: "torch.nn.Module", values: bool) -> None:
+    """A module's state dict as safetensors: its values, or (``values=False``) sparse zeros of its shapes."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    state = module.state_dict()
+    specs = [Spec(k, "F32" if values else "F16", tuple(v.shape)) for k, v in state.items()]
+    arrays = {k: v.detach().numpy() for k, v in state.items()} if values else None
+    write_safetensors_sample(path, specs, arrays)
+
+
+def write_sd1_folder(folder: str, *, tiny: bool = True, prediction_type: str = "epsilon", seed: int = 0) -> str:
+    """An SD1 pipeline folder: tiny random weights, or real SD1 shapes as sparse zeros (``tiny=False``)."""
+    torch.manual_seed(seed)
+    unet_config = TINY_UNET_CONFIG if tiny else SD1_UNET_CONFIG
+    vae_config = TINY_VAE_CONFIG if tiny else SD1_VAE_CONFIG
+    if tiny:
+        unet = diffusers.UNet2DConditionModel(**unet_config)
+        vae = diffusers.AutoencoderKL(**vae_config)
+        unet.save_pretrained(os.path.join(folder, "unet"))
+        vae.save_pretrained(os.path.join(folder, "vae"))
+    else:
+        with torch.device("meta"):
+            unet = diffusers.UNet2DConditionModel(**unet_config)
+            vae = diffusers.AutoencoderKL(**vae_config)
+        _write_shapes(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"), unet, False)
+        _write_shapes(os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors"), vae, False)
+        _write_json(os.path.join(folder, "unet", "config.json"), dict(unet.config))
+        _write_json(os.path.join(folder, "vae", "config.json"), dict(vae.config))
+    # The text encoder: transformers' CLIPTextModel names (the clip_l table) without transformers.
+    rng = np.random.default_rng(seed)
+    shapes = {k: tuple(s) for k, s in table("clip_l").shapes.items() if not k.endswith("position_ids")}
+    specs = [Spec("text_model." + k, "F32" if tiny else "F16", (3,) if tiny else s) for k, s in shapes.items()]
+    values = {s.key: rng.standard_normal(3).astype(np.float32) for s in specs} if tiny else None
+    os.makedirs(os.path.join(folder, "text_encoder"), exist_ok=True)
+    write_safetensors_sample(os.path.join(folder, "text_encoder", "model.safetensors"), specs, values)
+    _write_json(os.path.join(folder, "text_encoder", "config.json"), CLIP_L_CONFIG)
+    _write_json(os.path.join(folder, "scheduler", "scheduler_config.json"),
+                {"_class_name": "PNDMScheduler", "prediction_type": prediction_type})
+    _write_json(os.path.join(folder, "model_index.json"), _index())
+    return folder

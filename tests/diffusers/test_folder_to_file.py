@@ -1,0 +1,87 @@
+"""A diffusers folder where a model path goes: inspect identifies it, convert writes the WebUI's single file."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from diffusers_support import diffusers, torch
+from lib_modeldoc import open_model
+from lib_modeldoc.arch.diffusers_map import unet_map, vae_map
+from lib_modeldoc.arch.families import SD1_CLIP, UNET, VAE, family
+from lib_modeldoc.arch.tables import table
+from lib_modeldoc.convert import ConvertOptions, plan_convert
+from lib_modeldoc.parts import identify_model
+
+
+def _sd1_keys(optional: bool = True) -> set[str]:
+    keys = set()
+    for slot in family("SD1").slots:
+        if slot.component == "ema_unet":
+            continue
+        tab = table(slot.tables[0])
+        keys |= {slot.mounts[0].key(k) for k in (tab.shapes if optional else tab.required_keys)}
+    return keys
+
+
+def test_real_shape_folder_reads_as_an_sd1_checkpoint(real_sd1_folder):
+    with open_model(real_sd1_folder) as model:
+        assert model.format == "diffusers"
+        assert set(model) == _sd1_keys(optional=False)  # transformers saves no position_ids
+        assert identify_model(model).architecture == "SD1"
+        plan = plan_convert(model, ConvertOptions(precision="keep"))
+    assert {e.key for e in plan.entries} == _sd1_keys(optional=False)
+    shapes = {e.key: e.shape for e in plan.entries}
+    unet = table("unet_sd1").shapes
+    assert all(shapes[UNET + k] == tuple(s) for k, s in unet.items())
+    assert shapes[VAE + "encoder.mid.attn_1.q.weight"] == (512, 512, 1, 1)
+
+
+def test_inspect_names_the_folder_sd1(cli, real_sd1_folder):
+    rc, out, err = cli("inspect", real_sd1_folder, "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert (report["format"], report["architecture"]) == ("diffusers", "SD1")
+    assert all(report["components"][c]["complete"] for c in ("unet", "vae", "clip_l"))
+
+
+def test_convert_folder_to_file_keeps_every_value(cli, tiny_sd1_folder, tmp_path):
+    out = tmp_path / "model.safetensors"
+    rc, _, err = cli("convert", tiny_sd1_folder, "-o", out, "--precision", "keep", "--force")
+    assert rc == 0, err
+    unet = diffusers.UNet2DConditionModel.from_pretrained(os.path.join(tiny_sd1_folder, "unet")).state_dict()
+    vae = diffusers.AutoencoderKL.from_pretrained(os.path.join(tiny_sd1_folder, "vae")).state_dict()
+    with open_model(out) as written, open_model(os.path.join(tiny_sd1_folder, "text_encoder", "model.safetensors")) as te:
+        expected = {UNET + unet_map().to_ldm(k): v.numpy() for k, v in unet.items()}
+        expected |= {VAE + vae_map().to_ldm(k): v.numpy() for k, v in vae.items()}
+        expected |= {SD1_CLIP + k: te.read(k) for k in te}
+        assert set(written) == set(expected)
+        for key, value in expected.items():
+            got = written.read(key)
+            if key.startswith(VAE) and key.endswith(("q.weight", "k.weight", "v.weight", "proj_out.weight")) and "attn_1" in key:
+                assert got.shape == value.shape + (1, 1)
+                got = got.reshape(value.shape)
+            np.testing.assert_array_equal(got, value, err_msg=key)
+
+
+def test_unknown_pipeline_is_one_line(cli, tmp_path):
+    folder = tmp_path / "flux"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    rc, out, err = cli("inspect", folder)
+    assert rc == 2
+    assert err.startswith("modeldoc: error:") and "FluxPipeline" in err and len(err.strip().splitlines()) == 1
+
+
+def test_missing_component_is_one_line(cli, tiny_sd1_folder, tmp_path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_sd1_folder, folder)
+    os.remove(folder / "vae" / "diffusion_pytorch_model.safetensors")
+    rc, _, err = cli("convert", folder, "-o", tmp_path / "x.safetensors", "--force")
+    assert rc == 2
+    assert "vae/diffusion_pytorch_model.safetensors is missing" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.safetensors").exists()
