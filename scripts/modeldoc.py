@@ -103,6 +103,40 @@ class _Job:
         return self.session.stopped() or bool(getattr(shared.state, "interrupted", False))
 
 
+class WebUIHashCache:
+    """The WebUI's own SHA-256 cache (``modules.hashes``: cache.json up to 1.8, diskcache since 1.9).
+
+    Only checkpoints the WebUI lists have a title (``checkpoint/NAME``); an entry is used only
+    while the file is not newer than it (the WebUI's rule, applied by ``sha256_from_cache``).
+    Storing also gives the listed checkpoint its hash, so the WebUI shows it without rehashing.
+    """
+
+    @staticmethod
+    def _info(path: str) -> Any:
+        real = os.path.realpath(path)
+        for info in list(sd_models.checkpoints_list.values()):
+            if os.path.realpath(info.filename) == real:
+                return info
+        return None
+
+    def lookup(self, path: str) -> str | None:
+        from modules import hashes
+
+        info = self._info(path)
+        return hashes.sha256_from_cache(info.filename, f"checkpoint/{info.name}") if info is not None else None
+
+    def store(self, path: str, sha256: str) -> None:
+        from modules import hashes
+
+        info = self._info(path)
+        if info is None:
+            return
+        hashes.cache("hashes")[f"checkpoint/{info.name}"] = {"mtime": os.path.getmtime(info.filename), "sha256": sha256}
+        hashes.dump_cache()
+        if getattr(info, "sha256", None) != sha256 and hasattr(info, "calculate_shorthash"):
+            info.calculate_shorthash()  # reads the entry just stored: the dropdown title gets its [hash]
+
+
 class WebUIHost:
     """The :class:`~lib_modeldoc.ui.host.Host` of a running WebUI."""
 
@@ -112,6 +146,7 @@ class WebUIHost:
 
     def __init__(self) -> None:
         self.name = HOST_NAME
+        self.hash_cache = WebUIHashCache()
 
     # -- lists -----------------------------------------------------------------------------------
     def checkpoints(self) -> list[Choice]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..diagnose import inspect_model
+from ..hash_cache import HashCache
 from ..errors import ModelDocError, OutputError
 from ..io.atomic import Partial, find_partials
 from ..model import open_model
@@ -46,16 +47,30 @@ class Inspection:
 
 
 def inspect_file(path: str, *, scan: bool = False, identify_components: bool = False,
-                 progress: Progress | None = None, vae_test: VaeTestOptions | None = None) -> Inspection:
+                 progress: Progress | None = None, vae_test: VaeTestOptions | None = None,
+                 hash_cache: HashCache | None = None) -> Inspection:
     """Inspect ``path`` and render it for the tab (raises ``ModelDocError``).
 
     ``scan``, ``identify_components`` and ``vae_test`` read the whole file or its VAE (run them
-    as a job, with ``progress``).
+    as a job, with ``progress``). With ``hash_cache`` (the WebUI's), a SHA-256 the WebUI already
+    computed for this file, as it is now, is shown without reading the file.
     """
     report = inspect_model(path, scan=scan, identify_components=identify_components, vae_test=vae_test,
                            progress=progress)
-    return Inspection(report, views.verdict_html(report), views.chart_html(report), views.details_html(report),
-                      report.metadata)
+    details = views.details_html(report)
+    cached = _cached_sha256(hash_cache, path)
+    if cached:
+        details += views.cached_hash_html(cached)
+    return Inspection(report, views.verdict_html(report), views.chart_html(report), details, report.metadata)
+
+
+def _cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:
+    if hash_cache is None:
+        return None
+    try:
+        return hash_cache.lookup(path)
+    except Exception:  # the host's cache is an optimisation; a broken one must not break Inspect
+        return None
 
 
 def default_output_name(source: str, fmt: str = "safetensors", suffix: str = "-fixed") -> str:
@@ -247,11 +262,20 @@ def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
                           device=device() if callable(device) else "cpu", cancel=job.cancelled)
 
 
-def hashes(path: str, job: JobContext) -> str:
-    """Every hash of ``path`` (one read), as HTML with the Civitai forms."""
+def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> str:
+    """Every hash of ``path`` (one read), as HTML with the Civitai forms.
+
+    The SHA-256 goes into ``hash_cache`` (the WebUI's), so the WebUI need not read the file again.
+    """
     from ..hashing import hash_file
 
-    return views.hashes_html(hash_file(path, progress=job_progress(job, "hashing")))
+    result = hash_file(path, progress=job_progress(job, "hashing"))
+    if hash_cache is not None:
+        try:
+            hash_cache.store(path, result.sha256)
+        except Exception:  # an optimisation only: the hashes are shown either way
+            pass
+    return views.hashes_html(result)
 
 
 def compare(a: str, b: str, job: JobContext) -> str:

@@ -119,8 +119,11 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
                            *[p.result for p in panels]]
         clear = ["" for _ in panels]
 
+        hash_cache = getattr(host, "hash_cache", None)  # optional: only a WebUI has one
+
         def show(path: str | None, session: Session, shown: str | None,
-                 inspect: Callable[[str], actions.Inspection] = actions.inspect_file) -> list[Any]:
+                 inspect: Callable[[str], actions.Inspection] | None = None) -> list[Any]:
+            inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=hash_cache))
             keep = gr.update(value=shown) if shown else gr.update()
             if not path:
                 message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
@@ -153,7 +156,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             progress = actions.job_progress(job, "inspect")
             out = show(path, session, shown, lambda p: actions.inspect_file(
                 p, scan=bool(scan), identify_components=bool(identify), progress=progress,
-                vae_test=actions.vae_test_options(host, job) if vae else None))
+                vae_test=actions.vae_test_options(host, job) if vae else None, hash_cache=hash_cache))
             return [*out, ""]
 
         def do_options(scan: bool, identify: bool, vae: bool) -> list[Any]:
@@ -323,7 +326,7 @@ def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id
         return path
 
     def hashes(job: JobContext, value: str | None) -> str:
-        return actions.hashes(picked(value), job)
+        return actions.hashes(picked(value), job, getattr(host, "hash_cache", None))
 
     def compare(job: JobContext, value: str | None, other: str | None) -> str:
         second = host.resolve(other or "")

@@ -300,6 +300,12 @@ def _known_section(known: Mapping[str, Any]) -> str:
         title, ["part", "metric", "matches", "tensors", "fingerprint (SHA-256 of fp16 values)"], rows) + "</div>"
 
 
+def cached_hash_html(sha256: str) -> str:
+    """The SHA-256 the WebUI's hash cache holds for the file (valid: the file has not changed since)."""
+    return (f'<p class="modeldoc-cached-hash"><b>SHA-256</b> (from the WebUI\'s hash cache): <code>{e(sha256)}</code>'
+            f' &middot; AutoV2 <code>{e(sha256[:10])}</code></p>')
+
+
 def hashes_html(hashes: Any) -> str:
     """A file's hashes, and the forms Civitai shows and searches by.
 

@@ -293,3 +293,42 @@ def test_a_written_file_joins_every_list_at_once(webui, tmp_path):
     for elem_id in ("modeldoc_model", "modeldoc_compare_other", "modeldoc_replace_from", "modeldoc_build_vae"):
         assert new in out[elem_id]["choices"], elem_id
     assert update_value(out["modeldoc_model"]) == DAMAGED  # the pick stays
+
+
+def test_hashes_go_into_the_webuis_cache_and_inspect_shows_them_while_fresh(webui):
+    """Item 4 of "what users ask for": the WebUI's own hash cache, read and written, never stale."""
+    module, models = webui
+    from modules import hashes, script_callbacks, sd_models
+
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    drv = Driver(blocks)
+    path = str(models / "Stable-diffusion" / DAMAGED)
+    out = drv.click("modeldoc_js_inspect", modeldoc_js_value=DAMAGED)
+    assert "WebUI's hash cache" not in out["modeldoc_details"]  # nothing cached yet
+
+    out = drv.click("modeldoc_hash", modeldoc_task_id="task(h)", modeldoc_model=DAMAGED)
+    sha = hashes.calculate_sha256(path)
+    assert sha in out["modeldoc_hash_result"]
+    assert hashes.cache("hashes")[f"checkpoint/{DAMAGED}"] == {"mtime": os.path.getmtime(path), "sha256": sha}
+    info = next(i for i in sd_models.checkpoints_list.values() if i.filename == path)
+    assert info.sha256 == sha and info.title == f"{DAMAGED} [{sha[:10]}]"  # the WebUI shows the real hash now
+
+    out = drv.click("modeldoc_js_inspect", modeldoc_js_value=info.title)
+    assert f"<code>{sha}</code>" in out["modeldoc_details"] and "WebUI's hash cache" in out["modeldoc_details"]
+
+    later = os.path.getmtime(path) + 5
+    os.utime(path, (later, later))  # the file changed since: the entry is stale and never shown
+    out = drv.click("modeldoc_js_inspect", modeldoc_js_value=info.title)
+    assert sha not in out["modeldoc_details"]
+    assert module.WebUIHashCache().lookup(path) is None
+
+
+def test_hash_cache_ignores_files_the_webui_does_not_list(webui, tmp_path):
+    module, _ = webui
+    from modules import hashes
+
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(b"x")
+    cache = module.WebUIHashCache()
+    cache.store(str(outside), "a" * 64)
+    assert cache.lookup(str(outside)) is None and hashes.cache("hashes") == {}

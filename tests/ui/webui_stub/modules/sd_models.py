@@ -17,6 +17,17 @@ class CheckpointInfo:
         self.shorthash = hashlib.sha256(self.name.encode()).hexdigest()[:10]
         self.title = f"{self.name} [{self.shorthash}]"
         self.model_name = os.path.splitext(self.name)[0]
+        self.sha256 = None
+
+    def calculate_shorthash(self):
+        from . import hashes
+
+        self.sha256 = hashes.sha256(self.filename, f"checkpoint/{self.name}")
+        self.shorthash = self.sha256[:10]
+        checkpoints_list.pop(self.title, None)
+        self.title = f"{self.name} [{self.shorthash}]"
+        self.register()
+        return self.shorthash
 
     def register(self):
         checkpoints_list[self.title] = self
