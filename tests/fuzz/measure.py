@@ -49,8 +49,8 @@ def run_cli(args: list[str], timeout: float = 60.0, root: str = ROOT) -> Run:
         out, err = proc.communicate()
         err += b"\n[timed out]"
     seconds = time.monotonic() - start
-    # wait4 already reaped it inside communicate(); RUSAGE_CHILDREN is the max over children so
-    # far, so each test measures in a fresh interpreter via _peak_rss below instead.
+    # RUSAGE_CHILDREN is the largest peak of any child so far: measure() runs this in a fresh
+    # wrapper process, so there it is this child's own.
     return Run(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
                _peak_rss_mb(), seconds)
 
