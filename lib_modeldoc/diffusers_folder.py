@@ -120,7 +120,9 @@ class DiffusersFolder(ModelFile):
                 shape = info.shape + (1, 1) if key_map.is_conv_as_linear(key) and len(info.shape) == 2 else info.shape
                 tensors[full] = TensorInfo(full, info.dtype, shape, info.data_offset)
                 self._where[full] = (model, info)
-        super().__init__(path, "diffusers", 0, tensors, container="diffusers")
+        # The scheduler's prediction type, said the way single files say it (ModelSpec).
+        metadata = {"modelspec.prediction_type": "v"} if prediction_type == "v_prediction" else {}
+        super().__init__(path, "diffusers", 0, tensors, metadata=metadata, container="diffusers")
         self.size = sum(m.size for _, m, _ in parts)
         self.pipeline = pipeline
         self.prediction_type = prediction_type

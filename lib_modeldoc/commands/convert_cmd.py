@@ -34,7 +34,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-sidecars", action="store_true",
                    help="do not copy the model's .yaml, preview, .json and .civitai.info files to the output's name")
     add_convert_options(p)
-    p.add_argument("--format", choices=("safetensors", "ckpt"), help="output format (default: from OUT's suffix)")
+    p.add_argument("--format", choices=("safetensors", "ckpt", "diffusers"),
+                   help="output format (default: from OUT's suffix); diffusers writes a pipeline folder OUT")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--dry-run", action="store_true", help="print the plan and sizes; write nothing")
     p.add_argument("--verify", action="store_true", help="after writing, re-read every tensor and compare hashes")
@@ -95,6 +96,8 @@ def convert_one(source: str, output: str, args: argparse.Namespace, others: tupl
 
     ``others``: the batch's other sources, never replaced by this output.
     """
+    if args.format == "diffusers":
+        return _to_diffusers(source, output, args)
     options = options_from(args, output)
     with open_model(source) as model:
         vae = open_model(options.bake_vae) if options.bake_vae else None
@@ -110,8 +113,31 @@ def convert_one(source: str, output: str, args: argparse.Namespace, others: tupl
                 vae.close()
 
 
+def _to_diffusers(source: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``--format diffusers``: the single file as a diffusers pipeline folder."""
+    from ..diffusers_export import plan_diffusers, write_diffusers
+
+    options = options_from(argparse.Namespace(**{**vars(args), "format": "safetensors"}), output)
+    with open_model(source) as model:
+        plan = plan_diffusers(model, options)
+        if args.dry_run:
+            lines = [f"Plan for {source} -> diffusers folder {output}"]
+            lines += [f"  {c.folder}/{c.weights}: {count(len(c.plan.entries), 'tensor')}, "
+                      f"{human_bytes(c.plan.output_size)}" for c in plan.components]
+            lines.append(f"  scheduler: prediction_type={plan.scheduler['prediction_type']}")
+            return {"dry_run": True, "output": output, **plan.to_dict(), "plan": "\n".join(lines)}
+        progress = StderrProgress(f"writing {os.path.basename(output)}")
+        try:
+            result = write_diffusers(plan, output, overwrite=args.overwrite, verify=args.verify, progress=progress)
+        finally:
+            progress.finish()
+    return {**result, "source": source, "sidecars": []}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.batch:
+        if args.format == "diffusers":
+            raise PlanError("--batch does not write diffusers folders yet; convert one model at a time")
         return _run_batch(args)
     if not args.source:
         raise PlanError("give a SRC model, or --batch DIR")

@@ -19,9 +19,11 @@ SD1_UNET_CONFIG = {"sample_size": 64, "cross_attention_dim": 768, "attention_hea
 SD1_VAE_CONFIG = {"block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
                   "up_block_types": ("UpDecoderBlock2D",) * 4, "layers_per_block": 2, "latent_channels": 4}
 # Tiny models of the same block structure (what the key maps depend on).
-TINY_UNET_CONFIG = {"sample_size": 8, "block_out_channels": (32, 32, 64, 64), "layers_per_block": 2,
-                    "cross_attention_dim": 32, "attention_head_dim": 4, "norm_num_groups": 8}
-TINY_VAE_CONFIG = {**SD1_VAE_CONFIG, "block_out_channels": (8, 8, 16, 16), "norm_num_groups": 4, "sample_size": 32}
+TINY_UNET_CONFIG = {"sample_size": 8, "block_out_channels": (32, 64, 128, 128), "layers_per_block": 2,
+                    "cross_attention_dim": 32, "attention_head_dim": 8}
+TINY_VAE_CONFIG = {**SD1_VAE_CONFIG, "block_out_channels": (32, 64, 128, 128), "sample_size": 32}
+# CLIP-L sizes and their tiny stand-ins (width, MLP width, vocabulary; 77 positions kept).
+TINY_CLIP_DIMS = {768: 32, 3072: 64, 49408: 100}
 CLIP_L_CONFIG = {"architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "hidden_size": 768,
                  "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12,
                  "max_position_embeddings": 77, "vocab_size": 49408, "projection_dim": 768, "hidden_act": "quick_gelu"}
@@ -69,8 +71,10 @@ def write_sd1_folder(folder: str, *, tiny: bool = True, prediction_type: str = "
     # The text encoder: transformers' CLIPTextModel names (the clip_l table) without transformers.
     rng = np.random.default_rng(seed)
     shapes = {k: tuple(s) for k, s in table("clip_l").shapes.items() if not k.endswith("position_ids")}
-    specs = [Spec("text_model." + k, "F32" if tiny else "F16", (3,) if tiny else s) for k, s in shapes.items()]
-    values = {s.key: rng.standard_normal(3).astype(np.float32) for s in specs} if tiny else None
+    if tiny:
+        shapes = {k: tuple(TINY_CLIP_DIMS.get(d, d) for d in s) for k, s in shapes.items()}
+    specs = [Spec("text_model." + k, "F32" if tiny else "F16", s) for k, s in shapes.items()]
+    values = {s.key: rng.standard_normal(s.shape).astype(np.float32) for s in specs} if tiny else None
     os.makedirs(os.path.join(folder, "text_encoder"), exist_ok=True)
     write_safetensors_sample(os.path.join(folder, "text_encoder", "model.safetensors"), specs, values)
     _write_json(os.path.join(folder, "text_encoder", "config.json"), CLIP_L_CONFIG)
