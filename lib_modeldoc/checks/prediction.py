@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 from ..arch.modelspec import v_prediction_sources, ztsnr_sources
@@ -19,6 +20,7 @@ def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
             "AUTOMATIC1111 1.10 does not read the 'v_pred' key: give it a .yaml config",
             keys=tuple(k for k in ("v_pred",) if k in ctx.model),
         )
+        yield from _check_yaml_sidecar(ctx)
     edm = [k for k in ("edm_mean", "edm_std") if k in ctx.model]
     if edm:
         yield Finding(
@@ -34,3 +36,22 @@ def check_prediction(ctx: CheckContext) -> Iterator[Finding]:
             f"zero-terminal-SNR model ({', '.join(ztsnr)}); Model Doctor keeps the marker",
             keys=tuple(k for k in ("ztsnr",) if k in ctx.model),
         )
+
+
+# AUTOMATIC1111 1.10 tells an SD2 v-model from its weights (a test forward) but has no way to see
+# v-prediction in an SD1 or SDXL file: it loads them as epsilon models unless NAME.yaml says otherwise.
+_NEEDS_YAML_FOR_V = ("SD1", "SDXL")
+
+
+def _check_yaml_sidecar(ctx: CheckContext) -> Iterator[Finding]:
+    base = ctx.ident.architecture.split("-", 1)[0]
+    if base not in _NEEDS_YAML_FOR_V or not ctx.model.path:
+        return
+    yaml = os.path.splitext(ctx.model.path)[0] + ".yaml"
+    if os.path.isfile(yaml):
+        return
+    yield Finding(
+        "sidecar.yaml_missing", Severity.WARNING,
+        f"AUTOMATIC1111 1.10 loads this {base} v-prediction model as an epsilon model (noise or burnt images) "
+        f"unless {os.path.basename(yaml)}, a v-prediction config, is beside it: none was found",
+    )

@@ -29,8 +29,11 @@ def test_sample_is_identified_and_healthy(sample_paths, name):
     report = inspect_model(sample_paths[name])
     assert report.architecture == SAMPLES[name].architecture, report.evidence
     assert report.junk["keys"] == 0
-    assert not [f for f in report.findings if f.severity.value in ("error", "warning")], report.findings
-    assert verdict_lines(report)[1] == "Verdict: healthy - nothing wrong found"
+    v_sdxl = name == "noobai-xl-vpred"  # AUTOMATIC1111 1.10 needs NAME.yaml to see its v-prediction
+    assert [f.id for f in report.findings if f.severity.value in ("error", "warning")] == (
+        ["sidecar.yaml_missing"] if v_sdxl else []), report.findings
+    if not v_sdxl:
+        assert verdict_lines(report)[1] == "Verdict: healthy - nothing wrong found"
     if report.architecture in ("SD2-unCLIP", "AltDiffusion", "ControlNet-SD2", "ControlNet-SDXL"):
         assert all(c.complete for c in report.components.values()), report.components
 

@@ -25,7 +25,7 @@ CONTRACT_IDS = {
     "prediction.ztsnr", "arch.unknown", "values.nonfinite", "values.zero",
 }
 EXTRA_IDS = {"arch.inspect_only", "format.pickle", "unknown.kept", "prediction.edm", "lora.summary",
-             "lora.base_unknown", "embedding.summary"}
+             "lora.base_unknown", "embedding.summary", "sidecar.yaml_missing"}
 SCAN_IDS = {"values.nonfinite", "values.zero"}  # only with --scan
 SEVERITY = {
     "clip.position_ids.offset": "error", "clip.position_ids.float": "warning", "clip.nai_layout": "info",
@@ -33,7 +33,7 @@ SEVERITY = {
     "component.missing": "error", "component.incomplete": "error", "prediction.v": "info",
     "prediction.ztsnr": "info", "arch.unknown": "warning", "arch.inspect_only": "info", "format.pickle": "info",
     "unknown.kept": "info", "prediction.edm": "info", "lora.summary": "info", "lora.base_unknown": "info",
-    "embedding.summary": "info",
+    "embedding.summary": "info", "sidecar.yaml_missing": "warning",
 }
 
 
@@ -133,7 +133,9 @@ def test_prediction_marker_tensors(sparse_model, arch):
     specs = family_specs(arch) + [Spec("v_pred", "F32", (0,)), Spec("ztsnr", "F32", (0,))]
     report = inspect_specs(sparse_model, specs, metadata={"format": "pt"})
     assert report.architecture == arch
-    assert ids_of(report) == ["prediction.v", "prediction.ztsnr"]
+    # AUTOMATIC1111 1.10 sees v-prediction in an SD2 file by itself, in an SDXL file only through NAME.yaml
+    needs_yaml = ["sidecar.yaml_missing"] if arch == "SDXL" else []
+    assert ids_of(report) == ["prediction.v", *needs_yaml, "prediction.ztsnr"]
     assert report.junk == {"keys": 0, "bytes": 0, "groups": []}
     # The markers survive a prune: same keys, same dtypes, so the pruned file is this file.
     # ... plus the short provenance note convert adds to the metadata.
@@ -153,6 +155,21 @@ def test_prediction_marker_tensors(sparse_model, arch):
 def test_prediction_from_metadata(sparse_model, metadata, expected):
     report = inspect_specs(sparse_model, family_specs("SD2"), metadata=metadata)
     assert ids_of(report) == expected
+
+
+@pytest.mark.parametrize("arch", ["SD1", "SDXL"])
+def test_v_model_without_its_yaml_is_flagged_until_the_yaml_is_there(sparse_model, tmp_path, arch):
+    from lib_modeldoc.diagnose import inspect_model
+
+    path = sparse_model(f"{arch}-v.safetensors", family_specs(arch), metadata={"modelspec.prediction_type": "v"})
+    by_id = {f.id: f for f in inspect_model(path).findings}
+    assert by_id["sidecar.yaml_missing"].severity.value == "warning"
+    assert f"{arch}-v.yaml" in by_id["sidecar.yaml_missing"].message
+    with open(os.path.splitext(path)[0] + ".yaml", "w") as f:
+        f.write("model:\n  params:\n    parameterization: v\n")
+    assert "sidecar.yaml_missing" not in [f.id for f in inspect_model(path).findings]
+    plain = sparse_model(f"{arch}-eps.safetensors", family_specs(arch))
+    assert "sidecar.yaml_missing" not in [f.id for f in inspect_model(plain).findings]
 
 
 def test_markers_are_never_junk_even_beside_real_junk(sparse_model):
