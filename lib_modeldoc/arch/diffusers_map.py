@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = [
     "ModuleMap", "UnetStructure", "VaeStructure", "unet_map", "vae_map", "clip_l_map",
-    "SD1_UNET", "SD1_VAE", "unet_structure_from_config",
+    "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
 ]
 
 # Leaf renames inside one module kind (LDM name -> diffusers name).
@@ -214,3 +214,68 @@ def vae_map(structure: VaeStructure = SD1_VAE) -> ModuleMap:
 def clip_l_map() -> ModuleMap:
     """CLIP ViT-L (transformers ``CLIPTextModel``): the same names on both sides once mounted."""
     return ModuleMap([_Module("text_model", "text_model")])
+
+
+# OpenCLIP text encoders (SD2's ViT-H, SDXL's bigG) against transformers' CLIPTextModel names --------
+
+_OPEN_CLIP_LAYER = MappingProxyType({
+    "ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2",
+    "attn.out_proj": "self_attn.out_proj",
+})
+# OpenCLIP stores q, k and v as one projection (rows q, then k, then v); transformers as three.
+_FUSED = MappingProxyType({
+    f"attn.in_proj_{kind}": tuple(f"self_attn.{p}_proj.{kind}" for p in "qkv") for kind in ("weight", "bias")
+})
+# OpenCLIP multiplies by ``text_projection``; transformers' Linear by its transpose.
+OPEN_CLIP_PROJECTION = ("text_projection", "text_projection.weight")
+OPEN_CLIP_LOGIT_SCALE = "logit_scale"  # OpenCLIP's contrastive temperature; transformers' text model has none
+
+
+class OpenClipMap(ModuleMap):
+    """OpenCLIP text-encoder names against transformers' (``CLIPTextModel[WithProjection]``).
+
+    Beyond renames: each layer's fused ``in_proj`` splits into q/k/v (:meth:`split`), the text
+    projection is transposed, and ``logit_scale`` exists on the OpenCLIP side only.
+    """
+
+    def __init__(self, layers: int) -> None:
+        modules = [_Module(f"transformer.resblocks.{i}", f"text_model.encoder.layers.{i}", _OPEN_CLIP_LAYER)
+                   for i in range(layers)]
+        modules += [_Module("token_embedding", "text_model.embeddings.token_embedding"),
+                    _Module("ln_final", "text_model.final_layer_norm")]
+        super().__init__(modules)
+        self.layers = layers
+        self._exact = {"positional_embedding": "text_model.embeddings.position_embedding.weight",
+                       OPEN_CLIP_PROJECTION[0]: OPEN_CLIP_PROJECTION[1]}
+
+    def to_diffusers(self, key: str) -> str | None:
+        if key in self._exact:
+            return self._exact[key]
+        return None if self.split(key) else super().to_diffusers(key)
+
+    def to_ldm(self, key: str) -> str | None:
+        for ldm, name in self._exact.items():
+            if key == name:
+                return ldm
+        return None if self.fused_into(key) else super().to_ldm(key)
+
+    def split(self, key: str) -> tuple[str, ...] | None:
+        """The three transformers keys (q, k, v) a fused OpenCLIP ``in_proj`` key splits into, or ``None``."""
+        found = self._find(key, self._by_ldm)
+        if found is None or found[1] not in _FUSED:
+            return None
+        return tuple(f"{found[0].diffusers}.{leaf}" for leaf in _FUSED[found[1]])
+
+    def fused_into(self, key: str) -> tuple[str, int] | None:
+        """The OpenCLIP ``in_proj`` key a transformers q/k/v key is part of, and its index (0, 1, 2)."""
+        found = self._find(key, self._by_diffusers)
+        if found is None:
+            return None
+        for fused, parts in _FUSED.items():
+            if found[1] in parts:
+                return f"{found[0].ldm}.{fused}", parts.index(found[1])
+        return None
+
+    @staticmethod
+    def is_transposed(diffusers_key: str) -> bool:
+        return diffusers_key == OPEN_CLIP_PROJECTION[1]
