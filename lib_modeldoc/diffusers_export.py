@@ -1,4 +1,4 @@
-"""Write a single-file checkpoint as a diffusers pipeline folder, one tensor at a time.
+"""Write a single-file checkpoint (SD1, SDXL) as a diffusers pipeline folder, one tensor at a time.
 
 The tensors are chosen exactly as ``convert`` chooses them (:func:`plan_convert`: EMA, junk,
 precision), then split by component, renamed with :mod:`lib_modeldoc.arch.diffusers_map` and each
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -17,16 +18,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .arch.diffusers_map import SD1_UNET, ModuleMap, clip_l_map, unet_map, vae_map
-from .arch.families import SD1_CLIP, UNET, VAE, family
-from .arch.tables import table
+import numpy as np
+
+from .arch.diffusers_map import (
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
+    clip_l_map, unet_map, vae_map,
+)
+from .arch.families import SD1_CLIP, UNET, VAE, XL_CLIP_G
 from .arch.modelspec import v_prediction_sources
 from .convert import ConvertOptions, plan_convert
-from .diffusers_folder import CONFIG, MODEL_INDEX, Pipeline, is_diffusers_folder
+from .diffusers_folder import (
+    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline, is_diffusers_folder,
+)
+from .dtypes import DTYPES
+from .io.tensor import TensorInfo
 from .errors import OutputError, PlanError
 from .model import ModelFile
 from .parts import identify_model
-from .plan import Entry, Plan
+from .plan import FIX, Entry, Plan
 from .progress import Progress
 from .writer import write_plan
 
@@ -35,12 +44,12 @@ __all__ = ["ComponentPlan", "DiffusersPlan", "plan_diffusers", "write_diffusers"
 DIFFUSERS_VERSION = "0.30.3"  # the diffusers release these configs were checked against
 _NO_POSITION_IDS = "embeddings.position_ids"  # transformers >= 4.31 keeps it out of saved files
 
-# Scheduler of an SD1 pipeline: the noise schedule the model was trained with (LDM yaml: linear_start
-# 0.00085, linear_end 0.012, 1000 steps, scaled_linear).
+# The noise schedule SD1 and SDXL were trained with (LDM yaml: linear_start 0.00085, linear_end 0.012,
+# 1000 steps, scaled_linear); the scheduler class is the family's diffusers default.
 _SCHEDULER = {
-    "_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
     "num_train_timesteps": 1000, "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1,
-    "timestep_spacing": "leading", "trained_betas": None,
+    "timestep_spacing": "leading", "trained_betas": None, "interpolation_type": "linear", "use_karras_sigmas": False,
 }
 
 
@@ -83,59 +92,130 @@ def _shape(entries: Mapping[str, Entry], key: str) -> tuple[int, ...]:
         raise PlanError(f"the model has no '{key}'; it cannot be written as a diffusers folder") from None
 
 
-def _unet_config(e: Mapping[str, Entry]) -> dict[str, Any]:
-    """The SD1 UNet config, sizes read from the tensors' shapes."""
-    blocks = len(SD1_UNET.attention)
-    channels = [_shape(e, f"{UNET}input_blocks.{1 + 3 * b}.0.out_layers.3.weight")[0] for b in range(blocks)]
-    return {
-        "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION,
-        "sample_size": 64, "in_channels": _shape(e, UNET + "input_blocks.0.0.weight")[1],
+def _count(entries: Mapping[str, Entry], prefix: str, suffix: str) -> int:
+    """How many numbered modules ``prefix<N>...suffix`` there are."""
+    return len({k[len(prefix):].split(".")[0] for k in entries if k.startswith(prefix) and k.endswith(suffix)})
+
+
+@dataclass(frozen=True)
+class _FamilySpec:
+    """What a single-file family becomes in diffusers: pipeline, UNet layout, per-family defaults."""
+
+    pipeline: Pipeline
+    unet: UnetStructure
+    unet_defaults: Mapping[str, Any]
+    vae_defaults: Mapping[str, Any]
+    components: tuple[Component, ...]
+    scheduler: str
+    index_extra: Mapping[str, Any]
+
+
+_SD1 = _FamilySpec(
+    Pipeline.SD, SD1_UNET,
+    {"sample_size": 64, "attention_head_dim": 8, "use_linear_projection": False},
+    {"sample_size": 512, "scaling_factor": 0.18215},
+    SD1_COMPONENTS, "PNDMScheduler",
+    {"safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False},
+)
+_SDXL = _FamilySpec(
+    Pipeline.SDXL, SDXL_UNET,
+    {"sample_size": 128, "use_linear_projection": True, "addition_embed_type": "text_time",
+     "addition_time_embed_dim": 256},
+    {"sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
+    SDXL_COMPONENTS, "EulerDiscreteScheduler",
+    {"force_zeros_for_empty_prompt": True},
+)
+FAMILY_SPECS: Mapping[str, _FamilySpec] = {"SD1": _SD1, "SDXL": _SDXL}
+
+
+def _unet_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
+    """The UNet config: the family's defaults, sizes and depths read from the tensors."""
+    structure, n = spec.unet, spec.unet.layers_per_block
+    firsts = [1 + b * (n + 1) for b in range(len(structure.attention))]  # first input block of each level
+    channels = [_shape(e, f"{UNET}input_blocks.{i}.0.out_layers.3.weight")[0] for i in firsts]
+    depths = [max(1, _count(e, f"{UNET}input_blocks.{i}.1.transformer_blocks.", ".attn1.to_q.weight")) for i in firsts]
+    attn = next(i for i, a in zip(firsts, structure.attention) if a)
+    config = {
+        "_class_name": "UNet2DConditionModel", "_diffusers_version": DIFFUSERS_VERSION, **spec.unet_defaults,
+        "in_channels": _shape(e, UNET + "input_blocks.0.0.weight")[1],
         "out_channels": _shape(e, UNET + "out.2.weight")[0],
-        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in SD1_UNET.attention],
-        "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(SD1_UNET.attention)],
-        "block_out_channels": channels, "layers_per_block": SD1_UNET.layers_per_block,
-        "cross_attention_dim": _shape(e, UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight")[1],
-        "attention_head_dim": 8, "norm_num_groups": 32, "norm_eps": 1e-5, "act_fn": "silu",
-        "center_input_sample": False, "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0,
-        "mid_block_scale_factor": 1, "use_linear_projection": False,
+        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in structure.attention],
+        "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(structure.attention)],
+        "block_out_channels": channels, "layers_per_block": n,
+        "cross_attention_dim": _shape(e, f"{UNET}input_blocks.{attn}.1.transformer_blocks.0.attn2.to_k.weight")[1],
+        "norm_num_groups": 32, "norm_eps": 1e-5, "act_fn": "silu", "center_input_sample": False,
+        "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0, "mid_block_scale_factor": 1,
     }
+    if structure.label_embedding:  # SDXL: 64-wide heads, transformer depth per level, the size/crop embedding
+        config["attention_head_dim"] = [max(1, c // 64) for c in channels]
+        config["transformer_layers_per_block"] = depths
+        config["projection_class_embeddings_input_dim"] = _shape(e, UNET + "label_emb.0.0.weight")[1]
+    return config
 
 
-def _vae_config(e: Mapping[str, Entry]) -> dict[str, Any]:
+def _vae_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
     channels = [_shape(e, f"{VAE}encoder.down.{i}.block.0.conv1.weight")[0] for i in range(4)]
     return {
-        "_class_name": "AutoencoderKL", "_diffusers_version": DIFFUSERS_VERSION,
+        "_class_name": "AutoencoderKL", "_diffusers_version": DIFFUSERS_VERSION, **spec.vae_defaults,
         "in_channels": _shape(e, VAE + "encoder.conv_in.weight")[1],
         "out_channels": _shape(e, VAE + "decoder.conv_out.weight")[0],
         "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
         "block_out_channels": channels, "layers_per_block": 2, "act_fn": "silu",
         "latent_channels": _shape(e, VAE + "quant_conv.weight")[0] // 2, "norm_num_groups": 32,
-        "sample_size": 512, "scaling_factor": 0.18215,
     }
 
 
-def _clip_l_config(e: Mapping[str, Entry]) -> dict[str, Any]:
-    prefix = SD1_CLIP + "text_model."
+def _clip_config(e: Mapping[str, Entry], mount: str) -> dict[str, Any]:
+    """transformers' CLIPTextModel config of a CLIP ViT-L mounted at ``mount``."""
+    prefix = mount + "text_model."
     vocab, width = _shape(e, prefix + "embeddings.token_embedding.weight")
-    layers = sum(1 for k in e if k.startswith(prefix + "encoder.layers.") and k.endswith(".mlp.fc1.weight"))
     return {
         "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "hidden_act": "quick_gelu",
         "hidden_size": width, "intermediate_size": _shape(e, prefix + "encoder.layers.0.mlp.fc1.weight")[0],
-        "num_attention_heads": width // 64, "num_hidden_layers": layers, "vocab_size": vocab,
+        "num_attention_heads": max(1, width // 64),
+        "num_hidden_layers": _count(e, prefix + "encoder.layers.", ".mlp.fc1.weight"), "vocab_size": vocab,
         "max_position_embeddings": _shape(e, prefix + "embeddings.position_embedding.weight")[0],
         "projection_dim": 768, "layer_norm_eps": 1e-5, "torch_dtype": "float32",
         "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
     }
 
 
-# SD1: (folder, weights file, LDM mount, key map, config builder).
-_SD1 = (
-    ("unet", "diffusion_pytorch_model.safetensors", UNET, lambda: unet_map(SD1_UNET), _unet_config),
-    ("vae", "diffusion_pytorch_model.safetensors", VAE, vae_map, _vae_config),
-    ("text_encoder", "model.safetensors", SD1_CLIP, clip_l_map, _clip_l_config),
-)
-_LIBRARY = {"unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
-            "text_encoder": ["transformers", "CLIPTextModel"], "scheduler": ["diffusers", "PNDMScheduler"]}
+def _open_clip_config(e: Mapping[str, Entry], mount: str) -> dict[str, Any]:
+    """transformers' CLIPTextModelWithProjection config of an OpenCLIP text encoder at ``mount``."""
+    vocab, width = _shape(e, mount + "token_embedding.weight")
+    return {
+        "architectures": ["CLIPTextModelWithProjection"], "model_type": "clip_text_model", "hidden_act": "gelu",
+        "hidden_size": width, "intermediate_size": _shape(e, mount + "transformer.resblocks.0.mlp.c_fc.weight")[0],
+        "num_attention_heads": max(1, width // 64),
+        "num_hidden_layers": _count(e, mount + "transformer.resblocks.", ".mlp.c_fc.weight"), "vocab_size": vocab,
+        "max_position_embeddings": _shape(e, mount + "positional_embedding")[0],
+        "projection_dim": _shape(e, mount + OPEN_CLIP_PROJECTION[0])[1], "layer_norm_eps": 1e-5,
+        "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
+    }
+
+
+_LIBRARY = {Kind.UNET: ["diffusers", "UNet2DConditionModel"], Kind.VAE: ["diffusers", "AutoencoderKL"],
+            Kind.CLIP_L: ["transformers", "CLIPTextModel"], Kind.OPEN_CLIP: ["transformers", "CLIPTextModelWithProjection"]}
+
+
+def _component_map(component: Component, spec: _FamilySpec, e: Mapping[str, Entry]) -> ModuleMap:
+    if component.kind is Kind.UNET:
+        return unet_map(spec.unet)
+    if component.kind is Kind.VAE:
+        return vae_map()
+    if component.kind is Kind.CLIP_L:
+        return clip_l_map()
+    return OpenClipMap(_count(e, component.prefix + "transformer.resblocks.", ".mlp.c_fc.weight"))
+
+
+def _component_config(component: Component, spec: _FamilySpec, e: Mapping[str, Entry]) -> dict[str, Any]:
+    if component.kind is Kind.UNET:
+        return _unet_config(e, spec)
+    if component.kind is Kind.VAE:
+        return _vae_config(e, spec)
+    if component.kind is Kind.CLIP_L:
+        return _clip_config(e, component.prefix)
+    return _open_clip_config(e, component.prefix)
 
 
 def _rename(entry: Entry, key: str, key_map: ModuleMap) -> Entry:
@@ -146,58 +226,101 @@ def _rename(entry: Entry, key: str, key_map: ModuleMap) -> Entry:
                  renamed_from=entry.key, note=entry.note)
 
 
-def _has_sd1_keys(model: ModelFile) -> bool:
-    """Every required key of SD1's UNet, VAE and CLIP at its mount, whatever the sizes (``--force``)."""
-    keys = set(model)
-    for slot in family("SD1").slots:
-        if slot.required:
-            required = table(slot.tables[0]).required_keys
-            if not any(all(mount.key(k) in keys for k in required) for mount in slot.mounts):
-                return False
-    return True
+def _split(entry: Entry, keys: tuple[str, ...]) -> list[Entry]:
+    """A fused q/k/v projection as three entries: each a contiguous third of the source's bytes."""
+    rows = entry.shape[0] // len(keys)
+    shape = (rows, *entry.shape[1:])
+    out = []
+    for i, key in enumerate(keys):
+        if entry.value is not None:
+            out.append(Entry(key, entry.dtype, shape, entry.action, value=entry.value[i * rows:(i + 1) * rows],
+                             renamed_from=entry.key))
+            continue
+        src = entry.source
+        assert src is not None
+        if src.strides is not None:
+            raise PlanError(f"'{entry.key}' is stored as a strided view; convert the model to .safetensors first")
+        if src.array is not None:
+            part = TensorInfo(src.key, src.dtype, shape, -1, array=src.array[i * rows:(i + 1) * rows])
+        else:
+            step = rows * math.prod(shape[1:]) * src.itemsize
+            part = TensorInfo(src.key, src.dtype, shape, src.data_offset + i * step, member=src.member)
+        out.append(Entry(key, entry.dtype, shape, entry.action, part, entry.origin, renamed_from=entry.key))
+    return out
+
+
+def _transposed(model: ModelFile, entry: Entry, key: str) -> Entry:
+    """OpenCLIP's text projection transposed into a Linear weight (a small tensor, computed in memory)."""
+    values = entry.value if entry.value is not None else model.read(entry.source)
+    values = np.ascontiguousarray(np.asarray(values, dtype=np.float32).T)
+    code = entry.dtype if DTYPES[entry.dtype].numpy is not None else "F32"  # numpy cannot hold bf16
+    return Entry(key, code, values.shape, FIX, value=values, renamed_from=entry.key, note="transposed")
+
+
+def _family(model: ModelFile, ident_arch: str | None, force: bool) -> _FamilySpec:
+    if ident_arch in FAMILY_SPECS:
+        return FAMILY_SPECS[ident_arch]
+    if force:  # other sizes (a test model): told by where the text encoders sit
+        keys = list(model)
+        if any(k.startswith(XL_CLIP_G) for k in keys):
+            return _SDXL
+        if any(k.startswith(SD1_CLIP) for k in keys):
+            return _SD1
+    raise PlanError(f"{model.path}: a {ident_arch or 'unknown'} model cannot be written as a diffusers folder yet "
+                    f"(known: {', '.join(FAMILY_SPECS)})")
 
 
 def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions()) -> DiffusersPlan:
-    """Plan the export of an SD1 single file as a diffusers folder.
+    """Plan the export of an SD1 or SDXL single file as a diffusers folder.
 
-    With ``options.force`` a model with SD1's keys but other sizes (a test model) is accepted.
+    The tensors kept and their precision are ``convert``'s (:func:`plan_convert` with ``options``).
+    With ``options.force`` a model of other sizes (a test model) is accepted by its key layout.
 
     Raises:
-        PlanError: the model is not a complete SD1 checkpoint.
+        PlanError: the model is not a complete SD1 / SDXL checkpoint, or is a diffusers folder.
     """
+    if model.format == "diffusers":
+        raise PlanError(f"{model.path}: is a diffusers folder already")
     ident = identify_model(model)
-    if ident.architecture != "SD1" and not (options.force and _has_sd1_keys(model)):
-        raise PlanError(f"{model.path}: a {ident.architecture or 'unknown'} model cannot be written as a diffusers "
-                        "folder yet (SD1 only)")
+    spec = _family(model, ident.architecture, options.force)
     flat = plan_convert(model, dataclasses.replace(options, format="safetensors"), ident=ident)
     by_key = {e.key: e for e in flat.entries}
     taken: set[str] = set()
     components = []
-    for folder, weights, mount, make_map, make_config in _SD1:
-        key_map = make_map()
-        entries = []
+    for component in spec.components:
+        key_map = _component_map(component, spec, by_key)
+        entries: list[Entry] = []
+        mount = component.prefix
         for key, entry in by_key.items():
-            if not key.startswith(mount):
+            if not key.startswith(mount) or key in taken:
                 continue
             taken.add(key)
-            if key.endswith(_NO_POSITION_IDS):
+            rest = key[len(mount):]
+            if rest.endswith(_NO_POSITION_IDS) or rest == OPEN_CLIP_LOGIT_SCALE:
+                continue  # neither is in a transformers text model's file
+            if isinstance(key_map, OpenClipMap) and key_map.split(rest):
+                entries += _split(entry, key_map.split(rest))
                 continue
-            name = key_map.to_diffusers(key[len(mount):])
+            name = key_map.to_diffusers(rest)
             if name is None:
-                raise PlanError(f"{model.path}: '{key}' has no place in a diffusers {folder}")
-            entries.append(_rename(entry, name, key_map))
+                raise PlanError(f"{model.path}: '{key}' has no place in a diffusers {component.folder}")
+            if isinstance(key_map, OpenClipMap) and key_map.is_transposed(name):
+                entries.append(_transposed(model, entry, name))
+            else:
+                entries.append(_rename(entry, name, key_map))
         if not entries:
-            raise PlanError(f"{model.path}: the model has no {folder}; a diffusers folder needs it")
-        config = make_config(by_key)
-        components.append(ComponentPlan(folder, weights, config, Plan(flat.sources, entries, metadata={"format": "pt"})))
+            raise PlanError(f"{model.path}: the model has no {component.folder}; a diffusers folder needs it")
+        config = _component_config(component, spec, by_key)
+        plan = Plan(flat.sources, entries, metadata={"format": "pt"})
+        components.append(ComponentPlan(component.folder, component.weights, config, plan))
     v_pred = bool(v_prediction_sources(list(model), model.metadata))
-    scheduler = {**_SCHEDULER, "_diffusers_version": DIFFUSERS_VERSION,
+    scheduler = {**_SCHEDULER, "_class_name": spec.scheduler, "_diffusers_version": DIFFUSERS_VERSION,
                  "prediction_type": "v_prediction" if v_pred else "epsilon"}
-    index = {"_class_name": Pipeline.SD.value, "_diffusers_version": DIFFUSERS_VERSION,
-             **{c.folder: _LIBRARY[c.folder] for c in components}, "scheduler": _LIBRARY["scheduler"],
-             "safety_checker": [None, None], "feature_extractor": [None, None], "requires_safety_checker": False}
+    index = {"_class_name": spec.pipeline.value, "_diffusers_version": DIFFUSERS_VERSION,
+             **{c.folder: _LIBRARY[c.kind] for c in spec.components}, "scheduler": ["diffusers", spec.scheduler],
+             **spec.index_extra}
     left_out = sorted(set(by_key) - taken)
-    return DiffusersPlan(Pipeline.SD, components, index, scheduler, left_out)
+    return DiffusersPlan(spec.pipeline, components, index, scheduler, left_out)
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:

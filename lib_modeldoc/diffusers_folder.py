@@ -10,19 +10,25 @@ component file, read one tensor (or chunk) at a time.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from .arch.diffusers_map import ModuleMap, clip_l_map, unet_map, unet_structure_from_config, vae_map
-from .arch.families import SD1_CLIP, UNET, VAE
+import numpy as np
+
+from .arch.diffusers_map import (
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, unet_map,
+    unet_structure_from_config, vae_map,
+)
+from .arch.families import SD1_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from .errors import ModelReadError
 from .io.tensor import TensorInfo
 from .model import ModelFile, open_model
 
-__all__ = ["MODEL_INDEX", "Pipeline", "Component", "is_diffusers_folder", "open_diffusers_folder",
+__all__ = ["MODEL_INDEX", "Pipeline", "Component", "Kind", "SDXL_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
            "DiffusersFolder", "PIPELINE_COMPONENTS"]
 
 MODEL_INDEX = "model_index.json"
@@ -36,22 +42,37 @@ class Pipeline(str, Enum):
     SDXL = "StableDiffusionXLPipeline"
 
 
+class Kind(str, Enum):
+    """What a component is, which decides its key map."""
+
+    UNET = "unet"
+    VAE = "vae"
+    CLIP_L = "clip_l"  # transformers CLIPTextModel, the same names in both layouts
+    OPEN_CLIP = "open_clip"  # OpenCLIP in the single file, transformers' names in the folder
+
+
 @dataclass(frozen=True)
 class Component:
     """One component folder: where its weights are, and where its keys go in the single file."""
 
-    folder: str  # "unet", "vae", "text_encoder"
+    folder: str  # "unet", "vae", "text_encoder", "text_encoder_2"
     weights: str  # the safetensors file name inside the folder
     prefix: str  # LDM mount point of its keys
+    kind: Kind
 
 
-# The SD1 pipeline: UNet, VAE, CLIP-L (component folders in diffusers' names).
-SD1_COMPONENTS = (
-    Component("unet", "diffusion_pytorch_model.safetensors", UNET),
-    Component("vae", "diffusion_pytorch_model.safetensors", VAE),
-    Component("text_encoder", "model.safetensors", SD1_CLIP),
+_UNET = Component("unet", "diffusion_pytorch_model.safetensors", UNET, Kind.UNET)
+_VAE = Component("vae", "diffusion_pytorch_model.safetensors", VAE, Kind.VAE)
+SD1_COMPONENTS = (_UNET, _VAE, Component("text_encoder", "model.safetensors", SD1_CLIP, Kind.CLIP_L))
+SDXL_COMPONENTS = (
+    _UNET, _VAE,
+    Component("text_encoder", "model.safetensors", XL_CLIP_L[: -len("text_model.")], Kind.CLIP_L),
+    Component("text_encoder_2", "model.safetensors", XL_CLIP_G, Kind.OPEN_CLIP),
 )
-PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {Pipeline.SD: SD1_COMPONENTS}
+PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {Pipeline.SD: SD1_COMPONENTS, Pipeline.SDXL: SDXL_COMPONENTS}
+# OpenCLIP's temperature, absent from transformers' text model: the value training ends at
+# (OpenCLIP clamps the scale at 100); unused when the model encodes prompts.
+LOGIT_SCALE = np.array(math.log(100.0), dtype=np.float32)
 
 
 def is_diffusers_folder(path: str) -> bool:
@@ -87,16 +108,16 @@ def _weights_file(folder: str, name: str, where: str) -> str:
 
 
 def _map_for(component: Component, config: Mapping[str, Any], where: str) -> ModuleMap:
-    if component.folder == "unet":
+    if component.kind is Kind.UNET:
         return unet_map(unet_structure_from_config(config))
-    if component.folder == "vae":
+    if component.kind is Kind.VAE:
         return vae_map()
-    if component.folder == "text_encoder":
+    if component.kind is Kind.CLIP_L:
         if config.get("hidden_size", 768) != 768:
             raise ModelReadError(f"{where}: the text encoder is not CLIP ViT-L (hidden size {config.get('hidden_size')}); "
                                  "SD2 folders are not supported yet")
         return clip_l_map()
-    raise ModelReadError(f"{where}: no key map for component {component.folder}")
+    return OpenClipMap(int(config.get("num_hidden_layers", 32)))
 
 
 class DiffusersFolder(ModelFile):
@@ -112,14 +133,36 @@ class DiffusersFolder(ModelFile):
                  prediction_type: str) -> None:
         tensors: dict[str, TensorInfo] = {}
         self._where: dict[str, tuple[ModelFile, TensorInfo]] = {}
+        self._fused: dict[str, list[tuple[ModelFile, TensorInfo]]] = {}  # OpenCLIP in_proj: q, k, v in order
         for component, model, key_map in parts:
+            fused: dict[str, dict[int, TensorInfo]] = {}
             for key, info in model.items():
+                if isinstance(key_map, OpenClipMap):
+                    into = key_map.fused_into(key)
+                    if into is not None:
+                        fused.setdefault(component.prefix + into[0], {})[into[1]] = info
+                        continue
+                    if key_map.is_transposed(key) and len(info.shape) == 2:
+                        full = component.prefix + OPEN_CLIP_PROJECTION[0]
+                        tensors[full] = TensorInfo(full, info.dtype, info.shape[::-1], -1,
+                                                   array=np.ascontiguousarray(model.read_raw(info).T))
+                        continue
                 ldm = key_map.to_ldm(key)
                 # A key no map knows keeps its diffusers name under the component's mount: inspect reports it.
                 full = component.prefix + (ldm if ldm is not None else key)
                 shape = info.shape + (1, 1) if key_map.is_conv_as_linear(key) and len(info.shape) == 2 else info.shape
                 tensors[full] = TensorInfo(full, info.dtype, shape, info.data_offset)
                 self._where[full] = (model, info)
+            for full, pieces in fused.items():
+                if sorted(pieces) != [0, 1, 2] or len({(p.dtype, p.shape) for p in pieces.values()}) != 1:
+                    raise ModelReadError(f"{path}: {component.folder}: the q, k and v projections of '{full}' "
+                                         "are incomplete or differ in type or shape")
+                first = pieces[0]
+                tensors[full] = TensorInfo(full, first.dtype, (3 * first.shape[0], *first.shape[1:]), 0)
+                self._fused[full] = [(model, pieces[i]) for i in range(3)]
+            if isinstance(key_map, OpenClipMap) and tensors.keys().isdisjoint({component.prefix + OPEN_CLIP_LOGIT_SCALE}):
+                full = component.prefix + OPEN_CLIP_LOGIT_SCALE
+                tensors[full] = TensorInfo(full, "F32", (), -1, array=LOGIT_SCALE)
         # The scheduler's prediction type, said the way single files say it (ModelSpec).
         metadata = {"modelspec.prediction_type": "v"} if prediction_type == "v_prediction" else {}
         super().__init__(path, "diffusers", 0, tensors, metadata=metadata, container="diffusers")
@@ -138,11 +181,29 @@ class DiffusersFolder(ModelFile):
         model, own = self._component(info)
         return model._pread(own, offset, length)
 
+    def read_raw(self, key: str | TensorInfo) -> np.ndarray:
+        info = key if isinstance(key, TensorInfo) else self._lookup(key)
+        if info.key in self._fused:
+            return np.concatenate([m.read_raw(i) for m, i in self._fused[info.key]]).reshape(info.shape)
+        return super().read_raw(info)
+
+    def read_bytes(self, key: str | TensorInfo) -> bytes:
+        info = key if isinstance(key, TensorInfo) else self._lookup(key)
+        if info.key in self._fused:
+            return b"".join(m.read_bytes(i) for m, i in self._fused[info.key])
+        return super().read_bytes(info)
+
     def read_chunks(self, key: str | TensorInfo, chunk_bytes: int = 32 << 20,
                     buffer: bytearray | None = None) -> Iterator[bytes | memoryview]:
         info = key if isinstance(key, TensorInfo) else self._lookup(key)
-        model, own = self._component(info)
-        yield from model.read_chunks(own, chunk_bytes, buffer)
+        if info.key in self._fused:  # q, k, v one after the other: the fused projection's bytes
+            for model, own in self._fused[info.key]:
+                yield from model.read_chunks(own, chunk_bytes, buffer)
+        elif info.array is not None:
+            yield self.read_bytes(info)
+        else:
+            model, own = self._component(info)
+            yield from model.read_chunks(own, chunk_bytes, buffer)
 
     def close(self) -> None:
         for model in self.components.values():

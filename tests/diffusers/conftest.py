@@ -37,3 +37,11 @@ def real_sd1_folder(tmp_path_factory):
     from diffusers_support import write_sd1_folder
 
     return write_sd1_folder(str(tmp_path_factory.mktemp("real") / "sd1"), tiny=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_folder(tmp_path_factory):
+    """An SDXL-structured diffusers folder with tiny random weights (two text encoders)."""
+    from diffusers_support import write_sdxl_folder
+
+    return write_sdxl_folder(str(tmp_path_factory.mktemp("tinyxl") / "sdxl"), tiny=True)

@@ -82,3 +82,66 @@ def write_sd1_folder(folder: str, *, tiny: bool = True, prediction_type: str = "
                 {"_class_name": "PNDMScheduler", "prediction_type": prediction_type})
     _write_json(os.path.join(folder, "model_index.json"), _index())
     return folder
+
+
+SDXL_UNET_CONFIG = {
+    "sample_size": 128, "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), "block_out_channels": (320, 640, 1280),
+    "transformer_layers_per_block": (1, 2, 10), "attention_head_dim": (5, 10, 20), "cross_attention_dim": 2048,
+    "use_linear_projection": True, "addition_embed_type": "text_time", "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+}
+# SDXL's structure (depths 1, 2, 10 and its skip connections) at a fraction of the width.
+# SDXL's blocks (attention in the lower two, 64-wide heads) at a fraction of the width and depth.
+TINY_SDXL_UNET_CONFIG = {**SDXL_UNET_CONFIG, "sample_size": 8, "block_out_channels": (32, 64, 128),
+                         "transformer_layers_per_block": (1, 1, 2), "attention_head_dim": (1, 1, 2),
+                         "cross_attention_dim": 96, "addition_time_embed_dim": 8,
+                         "projection_class_embeddings_input_dim": 64 + 6 * 8}
+TINY_CLIP_G_DIMS = {1280: 64, 5120: 128, 49408: 100}
+TINY_CLIP_G_LAYERS = 2
+
+
+def _layer(key: str) -> int:
+    parts = key.split(".")
+    return int(parts[parts.index("layers") + 1]) if "layers" in parts else -1
+
+
+def _text_encoder(folder: str, name: str, table_id: str, prefix: str, dims: dict, tiny: bool, config: dict, rng) -> None:
+    shapes = {k: tuple(s) for k, s in table(table_id).shapes.items() if not k.endswith("position_ids")}
+    if tiny:
+        shapes = {k: tuple(dims.get(d, d) for d in s) for k, s in shapes.items()
+                  if not (table_id == "clip_g_hf" and _layer(k) >= TINY_CLIP_G_LAYERS)}
+    specs = [Spec(prefix + k, "F32" if tiny else "F16", s) for k, s in shapes.items()]
+    values = {s.key: rng.standard_normal(s.shape).astype(np.float32) for s in specs} if tiny else None
+    os.makedirs(os.path.join(folder, name), exist_ok=True)
+    write_safetensors_sample(os.path.join(folder, name, "model.safetensors"), specs, values)
+    _write_json(os.path.join(folder, name, "config.json"), config)
+
+
+def write_sdxl_folder(folder: str, *, tiny: bool = True, prediction_type: str = "epsilon", seed: int = 0) -> str:
+    """An SDXL pipeline folder: tiny random weights, or real SDXL shapes as sparse zeros (``tiny=False``)."""
+    torch.manual_seed(seed)
+    unet_config = TINY_SDXL_UNET_CONFIG if tiny else SDXL_UNET_CONFIG
+    vae_config = TINY_VAE_CONFIG if tiny else SD1_VAE_CONFIG
+    if tiny:
+        diffusers.UNet2DConditionModel(**unet_config).save_pretrained(os.path.join(folder, "unet"))
+        diffusers.AutoencoderKL(**vae_config).save_pretrained(os.path.join(folder, "vae"))
+    else:
+        with torch.device("meta"):
+            unet = diffusers.UNet2DConditionModel(**unet_config)
+            vae = diffusers.AutoencoderKL(**vae_config)
+        _write_shapes(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"), unet, False)
+        _write_shapes(os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors"), vae, False)
+        _write_json(os.path.join(folder, "unet", "config.json"), dict(unet.config))
+        _write_json(os.path.join(folder, "vae", "config.json"), dict(vae.config))
+    rng = np.random.default_rng(seed)
+    _text_encoder(folder, "text_encoder", "clip_l", "text_model.", TINY_CLIP_DIMS, tiny, CLIP_L_CONFIG, rng)
+    g_config = {**CLIP_L_CONFIG, "architectures": ["CLIPTextModelWithProjection"], "hidden_size": 1280,
+                "intermediate_size": 5120, "num_attention_heads": 20, "num_hidden_layers": 32, "projection_dim": 1280,
+                "hidden_act": "gelu", **({"num_hidden_layers": TINY_CLIP_G_LAYERS} if tiny else {})}
+    _text_encoder(folder, "text_encoder_2", "clip_g_hf", "", TINY_CLIP_G_DIMS, tiny, g_config, rng)
+    _write_json(os.path.join(folder, "scheduler", "scheduler_config.json"),
+                {"_class_name": "EulerDiscreteScheduler", "prediction_type": prediction_type})
+    index = {**_index("StableDiffusionXLPipeline"), "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}
+    _write_json(os.path.join(folder, "model_index.json"), index)
+    return folder
