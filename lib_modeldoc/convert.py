@@ -11,8 +11,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from . import __version__
 from .advice import Note, Remedy, count
 from .arch.families import KNOWN_BUFFERS
@@ -28,6 +26,7 @@ from .layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
 from .io.tensor import TensorInfo
 from .model import ModelFile
 from .parts import Part, identify_model, require_part
+from .plain_values import read_plain, wrong_positions
 from .plan import CAST, COPY, FIX, SYNTH, Drop, Entry, Plan
 
 __all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group", "position_ids_entry"]
@@ -125,13 +124,15 @@ def position_ids_entry(model: ModelFile, info: TensorInfo, dst: str, *, fix: boo
     input (floats truncated), so the output behaves as the input did.
     """
     key = info.key
-    values = model.read(info).reshape(-1)
-    as_read = _as_webui_int64(values)
-    expected = np.arange(CLIP_LENGTH, dtype=np.int64)
-    correct = len(as_read) == CLIP_LENGTH and np.array_equal(as_read, expected)
+    plain = read_plain(model, info)  # struct: a correct file's copy needs no numpy
+    correct = len(plain) == CLIP_LENGTH and not wrong_positions(plain)
     renamed = key if dst != key else None
     if info.dtype == "I64" and (correct or not fix):
         return Entry(dst, "I64", info.shape, COPY, info, renamed_from=renamed), None
+    import numpy as np
+
+    as_read = _as_webui_int64(model.read(info).reshape(-1))
+    expected = np.arange(CLIP_LENGTH, dtype=np.int64)
     if fix:
         value, note = expected.reshape(1, CLIP_LENGTH), "reset to 0..76"
     else:
@@ -293,6 +294,8 @@ class _Builder:
             wanted = (["v_pred"] if v else []) + (["ztsnr"] if ztsnr_sources(self.model, meta) else [])
             for marker in wanted:
                 if marker not in written:
+                    import numpy as np
+
                     self.entries.append(Entry(marker, "F32", (0,), SYNTH, value=np.zeros(0, np.float32),
                                               note="marker the source's metadata stood for"))
                     self.changes.append(f"added the '{marker}' marker tensor (a .ckpt keeps no metadata)")

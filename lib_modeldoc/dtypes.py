@@ -7,9 +7,12 @@ writer here. numpy has no bfloat16 or float8, so those are read as raw integers 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where values are widened, not by the header-only paths
+    import numpy as np
 
 __all__ = ["DType", "DTYPES", "dtype", "to_float32", "FLOAT_CODES"]
 
@@ -60,7 +63,9 @@ def dtype(code: str) -> DType:
 
 
 def _fp8_table(exponent_bits: int, mantissa_bits: int, finite_only: bool) -> np.ndarray:
-    """All 256 values of an 8-bit float format, decoded once."""
+    """All 256 values of an 8-bit float format."""
+    import numpy as np
+
     bias = (1 << (exponent_bits - 1)) - 1
     codes = np.arange(256, dtype=np.uint32)
     sign = np.where(codes & 0x80, -1.0, 1.0)
@@ -79,16 +84,24 @@ def _fp8_table(exponent_bits: int, mantissa_bits: int, finite_only: bool) -> np.
     return values.astype(np.float32)
 
 
-_FP8 = {"F8_E4M3": _fp8_table(4, 3, True), "F8_E5M2": _fp8_table(5, 2, False)}
+_FP8_FORMATS = {"F8_E4M3": (4, 3, True), "F8_E5M2": (5, 2, False)}
+
+
+@functools.lru_cache(maxsize=None)
+def _fp8(code: str) -> np.ndarray:
+    """The decoded values of an FP8 format, built on first use."""
+    return _fp8_table(*_FP8_FORMATS[code])
 
 
 def to_float32(raw: np.ndarray, code: str) -> np.ndarray:
     """Widen an array holding elements of ``code`` (raw bits for BF16/F8) to float32."""
+    import numpy as np
+
     flat = np.asarray(raw).reshape(-1)  # 0-dim arrays would turn into numpy scalars below
     if code == "BF16":
         wide = (flat.astype(np.uint32) << np.uint32(16)).view(np.float32)
-    elif code in _FP8:
-        wide = _FP8[code][flat]
+    elif code in _FP8_FORMATS:
+        wide = _fp8(code)[flat]
     else:
         wide = flat.astype(np.float32)
     return wide.reshape(np.shape(raw))

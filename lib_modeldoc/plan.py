@@ -10,9 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .advice import count
 from .dtypes import DTYPES
@@ -21,6 +19,9 @@ from .io.safetensors_write import OutTensor, build_header
 from .io.tensor import TensorInfo
 from .model import ModelFile
 from .units import human_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Entry", "Drop", "Plan"]
 

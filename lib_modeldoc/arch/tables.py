@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from types import MappingProxyType
 from typing import Mapping
 
@@ -63,9 +63,12 @@ class Table:
         return frozenset(self.shapes) - self.optional
 
 
+# A plain folder beside this module (importlib.resources would cost ~20 ms of imports at start-up).
+_TABLE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tables")
+
+
 def _shipped_ids() -> tuple[str, ...]:
-    files = resources.files(__package__).joinpath("tables")
-    return tuple(sorted(p.name[:-4] for p in files.iterdir() if p.name.endswith(".txt")))
+    return tuple(sorted(name[:-4] for name in os.listdir(_TABLE_DIR) if name.endswith(".txt")))
 
 
 TABLE_IDS: tuple[str, ...] = tuple(sorted(set(_shipped_ids()) | set(DERIVED)))
@@ -92,7 +95,8 @@ def table(table_id: str) -> Table:
         base = table(base_id)
         merged = {k: v for k, v in {**base.shapes, **overrides}.items() if v is not None}
         return Table(table_id, MappingProxyType(merged), base.optional)
-    text = resources.files(__package__).joinpath("tables", f"{table_id}.txt").read_text()
+    with open(os.path.join(_TABLE_DIR, f"{table_id}.txt"), encoding="utf-8") as f:
+        text = f.read()
     return Table(table_id, MappingProxyType(_parse(table_id, text)), OPTIONAL_KEYS.get(table_id, frozenset()))
 
 

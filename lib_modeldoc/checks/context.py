@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..arch.identify import Identification
 from ..layout import EMA, JUNK, UNKNOWN, Layout
 from ..model import ModelFile
+from ..plain_values import read_plain, wrong_positions
 from ..report import PositionIds
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["CheckContext", "POSITION_IDS", "CLIP_LENGTH"]
 
@@ -45,6 +48,8 @@ class CheckContext:
     @functools.cached_property
     def adapter(self):
         """A LoRA's or an embedding's summary (:mod:`lib_modeldoc.arch.networks`), else ``None``."""
+        if self.ident.architecture not in ("LoRA", "Embedding"):
+            return None  # before the import: checkpoints never need the network tables
         from ..arch.networks import summarise_embedding, summarise_network
 
         shapes = {k: info.shape for k, info in self.model.items()}
@@ -114,17 +119,18 @@ class CheckContext:
             if key not in self.model:
                 continue
             info = self.model[key]
-            values = self.model.read(info).reshape(-1)
-            as_int = _as_webui_int64(values)
-            wrong = tuple(int(i) for i in np.nonzero(as_int != np.arange(len(as_int)))[0])
-            if len(as_int) != CLIP_LENGTH:
-                wrong = wrong or tuple(range(len(as_int), CLIP_LENGTH))
+            values = read_plain(self.model, info)  # 77 numbers: struct, not numpy
+            wrong = wrong_positions(values)
+            if len(values) != CLIP_LENGTH:
+                wrong = wrong or tuple(range(len(values), CLIP_LENGTH))
             found.append(PositionIds(key, info.dtype, wrong, tuple(float(values[i]) for i in wrong if i < len(values))))
         return found
 
 
 def _as_webui_int64(values: np.ndarray) -> np.ndarray:
     """What ``tensor.to(torch.int64)`` gives: floats truncated toward zero."""
+    import numpy as np
+
     if values.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             return np.trunc(np.nan_to_num(values.astype(np.float64), nan=-1.0)).astype(np.int64)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..dtypes import DTYPES
 from . import limits
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TensorInfo", "shape_problem"]
 
