@@ -85,3 +85,17 @@ def test_missing_component_is_one_line(cli, tiny_sd1_folder, tmp_path):
     assert rc == 2
     assert "vae/diffusion_pytorch_model.safetensors is missing" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_v_prediction_folder_becomes_a_v_marked_file(cli, tmp_path):
+    from diffusers_support import write_sd1_folder
+
+    folder = write_sd1_folder(str(tmp_path / "v"), tiny=True, prediction_type="v_prediction")
+    out = tmp_path / "v.safetensors"
+    rc, _, err = cli("convert", folder, "-o", out, "--force")
+    assert rc == 0, err
+    with open_model(out) as model:
+        assert model.metadata.get("modelspec.prediction_type") == "v"
+    back = tmp_path / "back"
+    assert cli("convert", out, "-o", back, "--format", "diffusers", "--force")[0] == 0
+    assert json.loads((back / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
