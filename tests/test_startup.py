@@ -102,3 +102,18 @@ def test_plain_values_of_an_empty_and_a_scalar_tensor(write_safetensors):
     with open_model(path) as model:
         assert read_plain(model, model["empty"]) == []
         assert read_plain(model, model["scalar"]) == [3.5]
+
+
+@pytest.mark.parametrize("line", ["a.weight [1,2", "a b [1]", " [1]", "a.weight [x]", "a.weight", "a.weight [1,,2]"])
+def test_table_parser_refuses_a_malformed_line(line):
+    from lib_modeldoc.arch.tables import _parse
+
+    with pytest.raises(ValueError, match="line 2: malformed"):
+        _parse("t", "# header\n" + line)
+
+
+def test_table_parser_reads_shapes_and_scalars():
+    from lib_modeldoc.arch.tables import _parse
+
+    assert _parse("t", "a.weight [320,4,3,3]\nlora.alpha []\nx.down [-1,768]\n") == {
+        "a.weight": (320, 4, 3, 3), "lora.alpha": (), "x.down": (-1, 768)}

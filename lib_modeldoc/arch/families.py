@@ -7,6 +7,7 @@ file's keys; nothing here is an if-chain over architectures.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = ["Mount", "Slot", "Family", "FAMILIES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
@@ -29,6 +30,13 @@ class Mount:
 
     def key(self, table_key: str) -> str:
         return self.prefix + (table_key.replace(".", "") if self.ema else table_key)
+
+    def keys(self, table_keys: Iterable[str]) -> tuple[str, ...]:
+        """:meth:`key` of each table key, in bulk (identification lays out ~40k keys at start-up)."""
+        prefix = self.prefix
+        if self.ema:
+            return tuple([prefix + k.replace(".", "") for k in table_keys])
+        return tuple([prefix + k for k in table_keys])
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,10 @@ class _Laid:
 @functools.lru_cache(maxsize=None)
 def _laid_out(table_id: str, mount: Mount) -> _Laid:
     tab = table(table_id)
-    keys = tuple(mount.key(k) for k in tab.shapes)
-    expected = {mount.key(k): shape for k, shape in tab.shapes.items()}
-    required = tuple(mount.key(k) for k in tab.shapes if k not in tab.optional)
+    keys = mount.keys(tab.shapes)  # once per key: ~60 layouts of ~700 keys at each start-up
+    expected = dict(zip(keys, tab.shapes.values()))
+    optional = tab.optional
+    required = tuple(fk for fk, k in zip(keys, tab.shapes) if k not in optional) if optional else keys
     return _Laid(keys, frozenset(keys), expected, required)
 
 

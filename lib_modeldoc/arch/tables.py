@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
 __all__ = ["Table", "table", "TABLE_IDS", "shape_matches"]
 
-_LINE = re.compile(r"^(\S+) \[(-?\d+(?:,-?\d+)*)?\]$")
 
 # Keys (per table id) a correct file may lack: transformers >= 4.31 no longer saves position_ids
 # buffers; whether AltDiffusion's saved text encoder kept the (unused) RoBERTa pooler varies.
@@ -77,13 +75,15 @@ TABLE_IDS: tuple[str, ...] = tuple(sorted(set(_shipped_ids()) | set(DERIVED)))
 def _parse(table_id: str, text: str) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     for number, line in enumerate(text.splitlines(), 1):
-        if not line or line.startswith("#"):
+        if not line or line[0] == "#":
             continue
-        match = _LINE.match(line)
-        if match is None:
-            raise ValueError(f"table {table_id}, line {number}: malformed: {line!r}")
-        dims = match.group(2)
-        shapes[match.group(1)] = tuple(int(d) for d in dims.split(",")) if dims else ()
+        key, _, dims = line.partition(" [")  # split and int(), no regex: ~14k lines at each start-up
+        try:
+            if not key or key.isspace() or " " in key or dims[-1:] != "]":
+                raise ValueError
+            shapes[key] = tuple(map(int, dims[:-1].split(","))) if dims != "]" else ()
+        except ValueError:
+            raise ValueError(f"table {table_id}, line {number}: malformed: {line!r}") from None
     return shapes
 
 
