@@ -130,7 +130,7 @@ def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], present: froz
             key = (table_id, mount, slot.component, slot.required)
             found = cache.get(key)
             if found is None:
-                found = cache[key] = _match(slot, table_id, mount, shapes, present)
+                found = cache[key] = _match(slot, table_id, mount, shapes, present, cache)
             # Ties go to the table the file completes (WD 1.4's CLIP-H is a subset of CLIP-H).
             if best is None or (len(found.matched), -len(found.mismatched), -len(found.missing)) > (
                 len(best.matched), -len(best.mismatched), -len(best.missing)
@@ -145,8 +145,7 @@ class _Laid:
     """A table mounted at one place: its file keys in table order, computed once per process."""
 
     keys: tuple[str, ...]
-    keyset: frozenset[str]
-    expected: Mapping[str, tuple[int, ...]]  # file key -> table shape
+    expected: tuple[tuple[int, ...], ...]  # the table shape of each key, in the same order
     required: tuple[str, ...]
 
 
@@ -154,25 +153,33 @@ class _Laid:
 def _laid_out(table_id: str, mount: Mount) -> _Laid:
     tab = table(table_id)
     keys = mount.keys(tab.shapes)  # once per key: ~60 layouts of ~700 keys at each start-up
-    expected = dict(zip(keys, tab.shapes.values()))
     optional = tab.optional
     required = tuple(fk for fk, k in zip(keys, tab.shapes) if k not in optional) if optional else keys
-    return _Laid(keys, frozenset(keys), expected, required)
+    return _Laid(keys, tuple(tab.shapes.values()), required)
 
 
-def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str]) -> SlotMatch:
+def _prefix_present(prefix: str, present_keys: frozenset[str], cache: dict) -> bool:
+    """Whether any file key starts with ``prefix`` (else no key of a table mounted there can be present)."""
+    found = cache.get(("prefix", prefix))
+    if found is None:
+        found = cache["prefix", prefix] = any(k.startswith(prefix) for k in present_keys)
+    return found
+
+
+def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str],
+           cache: dict) -> SlotMatch:
     laid = _laid_out(table_id, mount)
-    present = laid.keyset & present_keys
     matched, mismatched = [], []
-    if present:
-        for file_key in laid.keys:
-            if file_key in present:
-                expected, found = laid.expected[file_key], shapes[file_key]
+    if _prefix_present(mount.prefix, present_keys, cache):
+        for file_key, expected in zip(laid.keys, laid.expected):
+            if file_key in present_keys:
+                found = shapes[file_key]
                 if expected == found or shape_matches(expected, found):
                     matched.append(file_key)
                 else:
                     mismatched.append((file_key, found, expected))
-        missing = tuple(k for k in laid.required if k not in present)
+    if matched or mismatched:
+        missing = tuple(k for k in laid.required if k not in present_keys)
     else:
         missing = laid.required
     return SlotMatch(
