@@ -1,4 +1,4 @@
-"""Write a single-file checkpoint (SD1, SDXL) as a diffusers pipeline folder, one tensor at a time.
+"""Write a single-file checkpoint (SD1, SD2, SDXL) as a diffusers pipeline folder, one tensor at a time.
 
 The tensors are chosen exactly as ``convert`` chooses them (:func:`plan_convert`: EMA, junk,
 precision), then split by component, renamed with :mod:`lib_modeldoc.arch.diffusers_map` and each
@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 
 from .arch.diffusers_map import (
-    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
     clip_l_map, unet_map, vae_map,
 )
-from .arch.families import SD1_CLIP, UNET, VAE, XL_CLIP_G
+from .arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G
 from .arch.modelspec import v_prediction_sources
 from .convert import ConvertOptions, plan_convert
 from .diffusers_folder import (
-    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline, is_diffusers_folder,
+    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline, is_diffusers_folder,
 )
 from .dtypes import DTYPES
 from .io.tensor import TensorInfo
@@ -72,6 +72,7 @@ class DiffusersPlan:
     model_index: dict[str, Any]
     scheduler: dict[str, Any]
     left_out: list[str] = field(default_factory=list)  # planned tensors no component takes
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def data_bytes(self) -> int:
@@ -82,7 +83,8 @@ class DiffusersPlan:
                 "components": {c.folder: len(c.plan.entries) for c in self.components},
                 "keys": sum(len(c.plan.entries) for c in self.components),
                 "size_bytes": sum(c.plan.output_size for c in self.components),
-                "prediction_type": self.scheduler["prediction_type"], "left_out": len(self.left_out)}
+                "prediction_type": self.scheduler["prediction_type"], "left_out": len(self.left_out),
+                "warnings": list(self.warnings)}
 
 
 def _shape(entries: Mapping[str, Entry], key: str) -> tuple[int, ...]:
@@ -125,7 +127,13 @@ _SDXL = _FamilySpec(
     SDXL_COMPONENTS, "EulerDiscreteScheduler",
     {"force_zeros_for_empty_prompt": True},
 )
-FAMILY_SPECS: Mapping[str, _FamilySpec] = {"SD1": _SD1, "SDXL": _SDXL}
+_SD2 = _FamilySpec(
+    Pipeline.SD, SD2_UNET,
+    {"sample_size": 96, "use_linear_projection": True},
+    {"sample_size": 768, "scaling_factor": 0.18215},
+    SD2_COMPONENTS, "PNDMScheduler", _SD1.index_extra,
+)
+FAMILY_SPECS: Mapping[str, _FamilySpec] = {"SD1": _SD1, "SD2": _SD2, "SDXL": _SDXL}
 
 
 def _unet_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
@@ -146,8 +154,9 @@ def _unet_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
         "norm_num_groups": 32, "norm_eps": 1e-5, "act_fn": "silu", "center_input_sample": False,
         "downsample_padding": 1, "flip_sin_to_cos": True, "freq_shift": 0, "mid_block_scale_factor": 1,
     }
-    if structure.label_embedding:  # SDXL: 64-wide heads, transformer depth per level, the size/crop embedding
+    if spec is not _SD1:  # SD2, SDXL: 64-wide heads (SD1's config counts heads, 8, in this field)
         config["attention_head_dim"] = [max(1, c // 64) for c in channels]
+    if structure.label_embedding:  # SDXL: transformer depth per level, the size/crop embedding
         config["transformer_layers_per_block"] = depths
         config["projection_class_embeddings_input_dim"] = _shape(e, UNET + "label_emb.0.0.weight")[1]
     return config
@@ -180,22 +189,26 @@ def _clip_config(e: Mapping[str, Entry], mount: str) -> dict[str, Any]:
     }
 
 
-def _open_clip_config(e: Mapping[str, Entry], mount: str) -> dict[str, Any]:
-    """transformers' CLIPTextModelWithProjection config of an OpenCLIP text encoder at ``mount``."""
+def _open_clip_config(e: Mapping[str, Entry], mount: str, penultimate: bool = False) -> dict[str, Any]:
+    """transformers' config of an OpenCLIP text encoder at ``mount``: SDXL's bigG with its projection,
+    or (``penultimate``) SD2's ViT-H without its last layer and projection."""
     vocab, width = _shape(e, mount + "token_embedding.weight")
+    layers = _count(e, mount + "transformer.resblocks.", ".mlp.c_fc.weight")
     return {
-        "architectures": ["CLIPTextModelWithProjection"], "model_type": "clip_text_model", "hidden_act": "gelu",
+        "architectures": ["CLIPTextModel" if penultimate else "CLIPTextModelWithProjection"],
+        "model_type": "clip_text_model", "hidden_act": "gelu",
         "hidden_size": width, "intermediate_size": _shape(e, mount + "transformer.resblocks.0.mlp.c_fc.weight")[0],
         "num_attention_heads": max(1, width // 64),
-        "num_hidden_layers": _count(e, mount + "transformer.resblocks.", ".mlp.c_fc.weight"), "vocab_size": vocab,
+        "num_hidden_layers": layers - 1 if penultimate else layers, "vocab_size": vocab,
         "max_position_embeddings": _shape(e, mount + "positional_embedding")[0],
-        "projection_dim": _shape(e, mount + OPEN_CLIP_PROJECTION[0])[1], "layer_norm_eps": 1e-5,
+        "projection_dim": 512 if penultimate else _shape(e, mount + OPEN_CLIP_PROJECTION[0])[1], "layer_norm_eps": 1e-5,
         "torch_dtype": "float32", "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1,
     }
 
 
 _LIBRARY = {Kind.UNET: ["diffusers", "UNet2DConditionModel"], Kind.VAE: ["diffusers", "AutoencoderKL"],
-            Kind.CLIP_L: ["transformers", "CLIPTextModel"], Kind.OPEN_CLIP: ["transformers", "CLIPTextModelWithProjection"]}
+            Kind.CLIP_L: ["transformers", "CLIPTextModel"], Kind.OPEN_CLIP: ["transformers", "CLIPTextModelWithProjection"],
+            Kind.OPEN_CLIP_PENULTIMATE: ["transformers", "CLIPTextModel"]}
 
 
 def _component_map(component: Component, spec: _FamilySpec, e: Mapping[str, Entry]) -> ModuleMap:
@@ -215,7 +228,7 @@ def _component_config(component: Component, spec: _FamilySpec, e: Mapping[str, E
         return _vae_config(e, spec)
     if component.kind is Kind.CLIP_L:
         return _clip_config(e, component.prefix)
-    return _open_clip_config(e, component.prefix)
+    return _open_clip_config(e, component.prefix, component.kind is Kind.OPEN_CLIP_PENULTIMATE)
 
 
 def _rename(entry: Entry, key: str, key_map: ModuleMap) -> Entry:
@@ -266,12 +279,14 @@ def _family(model: ModelFile, ident_arch: str | None, force: bool) -> _FamilySpe
             return _SDXL
         if any(k.startswith(SD1_CLIP) for k in keys):
             return _SD1
+        if any(k.startswith(SD2_CLIP) for k in keys):
+            return _SD2
     raise PlanError(f"{model.path}: a {ident_arch or 'unknown'} model cannot be written as a diffusers folder yet "
                     f"(known: {', '.join(FAMILY_SPECS)})")
 
 
 def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions()) -> DiffusersPlan:
-    """Plan the export of an SD1 or SDXL single file as a diffusers folder.
+    """Plan the export of an SD1, SD2 or SDXL single file as a diffusers folder.
 
     The tensors kept and their precision are ``convert``'s (:func:`plan_convert` with ``options``).
     With ``options.force`` a model of other sizes (a test model) is accepted by its key layout.
@@ -291,6 +306,7 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
         key_map = _component_map(component, spec, by_key)
         entries: list[Entry] = []
         mount = component.prefix
+        last_layer = f"transformer.resblocks.{getattr(key_map, 'layers', 0) - 1}."
         for key, entry in by_key.items():
             if not key.startswith(mount) or key in taken:
                 continue
@@ -298,6 +314,9 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
             rest = key[len(mount):]
             if rest.endswith(_NO_POSITION_IDS) or rest == OPEN_CLIP_LOGIT_SCALE:
                 continue  # neither is in a transformers text model's file
+            if component.kind is Kind.OPEN_CLIP_PENULTIMATE and (
+                    rest == OPEN_CLIP_PROJECTION[0] or rest.startswith(last_layer)):
+                continue  # SD2 reads the penultimate layer: diffusers keeps neither
             if isinstance(key_map, OpenClipMap) and key_map.split(rest):
                 entries += _split(entry, key_map.split(rest))
                 continue
@@ -320,7 +339,12 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
              **{c.folder: _LIBRARY[c.kind] for c in spec.components}, "scheduler": ["diffusers", spec.scheduler],
              **spec.index_extra}
     left_out = sorted(set(by_key) - taken)
-    return DiffusersPlan(spec.pipeline, components, index, scheduler, left_out)
+    warnings = []
+    if spec is _SD2 and not v_pred:
+        warnings.append("SD2: nothing in the file says v-prediction, so the scheduler says epsilon; for a 768-v "
+                        "model set prediction_type to v_prediction in scheduler/scheduler_config.json")
+    warnings += [f"not written (no place in a diffusers folder): {k}" for k in left_out[:5]]
+    return DiffusersPlan(spec.pipeline, components, index, scheduler, left_out, warnings)
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:

@@ -23,12 +23,13 @@ from .arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, unet_map,
     unet_structure_from_config, vae_map,
 )
-from .arch.families import SD1_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
+from .arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
+from .dtypes import DTYPES
 from .errors import ModelReadError
 from .io.tensor import TensorInfo
 from .model import ModelFile, open_model
 
-__all__ = ["MODEL_INDEX", "Pipeline", "Component", "Kind", "SDXL_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
+__all__ = ["MODEL_INDEX", "Pipeline", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
            "DiffusersFolder", "PIPELINE_COMPONENTS"]
 
 MODEL_INDEX = "model_index.json"
@@ -49,6 +50,9 @@ class Kind(str, Enum):
     VAE = "vae"
     CLIP_L = "clip_l"  # transformers CLIPTextModel, the same names in both layouts
     OPEN_CLIP = "open_clip"  # OpenCLIP in the single file, transformers' names in the folder
+    # SD2's OpenCLIP ViT-H, which reads the penultimate layer: diffusers keeps neither the last
+    # layer nor the projection, the single file has both (written as zeros, never used).
+    OPEN_CLIP_PENULTIMATE = "open_clip_penultimate"
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,9 @@ SDXL_COMPONENTS = (
     Component("text_encoder", "model.safetensors", XL_CLIP_L[: -len("text_model.")], Kind.CLIP_L),
     Component("text_encoder_2", "model.safetensors", XL_CLIP_G, Kind.OPEN_CLIP),
 )
+SD2_COMPONENTS = (_UNET, _VAE, Component("text_encoder", "model.safetensors", SD2_CLIP, Kind.OPEN_CLIP_PENULTIMATE))
 PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {Pipeline.SD: SD1_COMPONENTS, Pipeline.SDXL: SDXL_COMPONENTS}
+CLIP_L_WIDTH = 768  # an SD pipeline whose text encoder is wider is SD2 (OpenCLIP ViT-H, 1024)
 # OpenCLIP's temperature, absent from transformers' text model: the value training ends at
 # (OpenCLIP clamps the scale at 100); unused when the model encodes prompts.
 LOGIT_SCALE = np.array(math.log(100.0), dtype=np.float32)
@@ -113,11 +119,28 @@ def _map_for(component: Component, config: Mapping[str, Any], where: str) -> Mod
     if component.kind is Kind.VAE:
         return vae_map()
     if component.kind is Kind.CLIP_L:
-        if config.get("hidden_size", 768) != 768:
-            raise ModelReadError(f"{where}: the text encoder is not CLIP ViT-L (hidden size {config.get('hidden_size')}); "
-                                 "SD2 folders are not supported yet")
         return clip_l_map()
-    return OpenClipMap(int(config.get("num_hidden_layers", 32)))
+    layers = int(config.get("num_hidden_layers", 32))
+    return OpenClipMap(layers + 1 if component.kind is Kind.OPEN_CLIP_PENULTIMATE else layers)
+
+
+def _zeros(key: str, dtype: str, shape: tuple[int, ...]) -> TensorInfo:
+    """A tensor of zeros held as a broadcast scalar (no memory until read)."""
+    carrier = np.dtype(DTYPES[dtype].numpy or DTYPES[dtype].raw)
+    return TensorInfo(key, dtype, shape, -1, array=np.broadcast_to(np.zeros((), carrier), shape))
+
+
+def _last_layer_and_projection(tensors: dict[str, TensorInfo], prefix: str, layers: int) -> None:
+    """SD2's unused last OpenCLIP layer (shaped as layer 0) and text projection, as zeros."""
+    first = f"{prefix}transformer.resblocks.0."
+    for key, info in list(tensors.items()):
+        if key.startswith(first):
+            name = f"{prefix}transformer.resblocks.{layers}.{key[len(first):]}"
+            tensors[name] = _zeros(name, info.dtype, info.shape)
+    norm = tensors.get(prefix + "ln_final.weight")
+    if norm is not None and prefix + OPEN_CLIP_PROJECTION[0] not in tensors:
+        name = prefix + OPEN_CLIP_PROJECTION[0]
+        tensors[name] = _zeros(name, norm.dtype, norm.shape * 2)
 
 
 class DiffusersFolder(ModelFile):
@@ -134,6 +157,7 @@ class DiffusersFolder(ModelFile):
         tensors: dict[str, TensorInfo] = {}
         self._where: dict[str, tuple[ModelFile, TensorInfo]] = {}
         self._fused: dict[str, list[tuple[ModelFile, TensorInfo]]] = {}  # OpenCLIP in_proj: q, k, v in order
+        self.synthesized: list[str] = []  # what the single file needs and the folder lacks
         for component, model, key_map in parts:
             fused: dict[str, dict[int, TensorInfo]] = {}
             for key, info in model.items():
@@ -163,6 +187,10 @@ class DiffusersFolder(ModelFile):
             if isinstance(key_map, OpenClipMap) and tensors.keys().isdisjoint({component.prefix + OPEN_CLIP_LOGIT_SCALE}):
                 full = component.prefix + OPEN_CLIP_LOGIT_SCALE
                 tensors[full] = TensorInfo(full, "F32", (), -1, array=LOGIT_SCALE)
+            if component.kind is Kind.OPEN_CLIP_PENULTIMATE:
+                assert isinstance(key_map, OpenClipMap)
+                _last_layer_and_projection(tensors, component.prefix, key_map.layers - 1)
+                self.synthesized.append(f"{component.folder}: its unused last layer and projection, as zeros")
         # The scheduler's prediction type, said the way single files say it (ModelSpec).
         metadata = {"modelspec.prediction_type": "v"} if prediction_type == "v_prediction" else {}
         super().__init__(path, "diffusers", 0, tensors, metadata=metadata, container="diffusers")
@@ -230,9 +258,14 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
                              f"(known: {', '.join(p.value for p in PIPELINE_COMPONENTS)})") from None
     if pipeline not in PIPELINE_COMPONENTS:
         raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported yet")
+    components = PIPELINE_COMPONENTS[pipeline]
+    if pipeline is Pipeline.SD:
+        text = os.path.join(where, "text_encoder", CONFIG)
+        if os.path.isfile(text) and _read_json(text, where).get("hidden_size", CLIP_L_WIDTH) != CLIP_L_WIDTH:
+            components = SD2_COMPONENTS
     parts: list[tuple[Component, ModelFile, ModuleMap]] = []
     try:
-        for component in PIPELINE_COMPONENTS[pipeline]:
+        for component in components:
             folder = os.path.join(where, component.folder)
             if component.folder not in index or not os.path.isdir(folder):
                 raise ModelReadError(f"{where}: the pipeline has no {component.folder} folder")

@@ -125,6 +125,7 @@ def _to_diffusers(source: str, output: str, args: argparse.Namespace) -> dict[st
             lines += [f"  {c.folder}/{c.weights}: {count(len(c.plan.entries), 'tensor')}, "
                       f"{human_bytes(c.plan.output_size)}" for c in plan.components]
             lines.append(f"  scheduler: prediction_type={plan.scheduler['prediction_type']}")
+            lines += [f"  warning: {w}" for w in plan.warnings]
             return {"dry_run": True, "output": output, **plan.to_dict(), "plan": "\n".join(lines)}
         progress = StderrProgress(f"writing {os.path.basename(output)}")
         try:

@@ -145,3 +145,50 @@ def write_sdxl_folder(folder: str, *, tiny: bool = True, prediction_type: str = 
     index = {**_index("StableDiffusionXLPipeline"), "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}
     _write_json(os.path.join(folder, "model_index.json"), index)
     return folder
+
+
+SD2_UNET_CONFIG = {**SD1_UNET_CONFIG, "sample_size": 96, "cross_attention_dim": 1024, "attention_head_dim": (5, 10, 20, 20),
+                   "use_linear_projection": True}
+TINY_SD2_UNET_CONFIG = {**TINY_UNET_CONFIG, "attention_head_dim": (1, 1, 2, 2), "use_linear_projection": True}
+CLIP_H_DIMS = {1280: 1024, 5120: 4096}
+SD2_TEXT_LAYERS = 23  # diffusers keeps OpenCLIP-H's layers but the last (SD2 reads the penultimate)
+
+
+def _clip_h_shapes(tiny: bool) -> dict[str, tuple[int, ...]]:
+    """transformers' names of SD2's text encoder (bigG's names, ViT-H's sizes; no projection)."""
+    dims = TINY_CLIP_G_DIMS if tiny else CLIP_H_DIMS
+    layers = TINY_CLIP_G_LAYERS if tiny else SD2_TEXT_LAYERS
+    return {k: tuple(dims.get(d, d) for d in s) for k, s in table("clip_g_hf").shapes.items()
+            if not k.endswith("position_ids") and k != "text_projection.weight" and _layer(k) < layers}
+
+
+def write_sd2_folder(folder: str, *, tiny: bool = True, prediction_type: str = "v_prediction", seed: int = 0) -> str:
+    """An SD2 pipeline folder (OpenCLIP-H text encoder in transformers' names)."""
+    torch.manual_seed(seed)
+    unet_config = TINY_SD2_UNET_CONFIG if tiny else SD2_UNET_CONFIG
+    vae_config = TINY_VAE_CONFIG if tiny else SD1_VAE_CONFIG
+    if tiny:
+        diffusers.UNet2DConditionModel(**unet_config).save_pretrained(os.path.join(folder, "unet"))
+        diffusers.AutoencoderKL(**vae_config).save_pretrained(os.path.join(folder, "vae"))
+    else:
+        with torch.device("meta"):
+            unet = diffusers.UNet2DConditionModel(**unet_config)
+            vae = diffusers.AutoencoderKL(**vae_config)
+        _write_shapes(os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors"), unet, False)
+        _write_shapes(os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors"), vae, False)
+        _write_json(os.path.join(folder, "unet", "config.json"), dict(unet.config))
+        _write_json(os.path.join(folder, "vae", "config.json"), dict(vae.config))
+    rng = np.random.default_rng(seed)
+    specs = [Spec(k, "F32" if tiny else "F16", s) for k, s in _clip_h_shapes(tiny).items()]
+    values = {s.key: rng.standard_normal(s.shape).astype(np.float32) for s in specs} if tiny else None
+    os.makedirs(os.path.join(folder, "text_encoder"), exist_ok=True)
+    write_safetensors_sample(os.path.join(folder, "text_encoder", "model.safetensors"), specs, values)
+    width = 64 if tiny else 1024
+    _write_json(os.path.join(folder, "text_encoder", "config.json"), {
+        **CLIP_L_CONFIG, "hidden_size": width, "intermediate_size": 2 * width if tiny else 4096, "hidden_act": "gelu",
+        "num_attention_heads": max(1, width // 64), "num_hidden_layers": TINY_CLIP_G_LAYERS if tiny else SD2_TEXT_LAYERS,
+        "projection_dim": 512})
+    _write_json(os.path.join(folder, "scheduler", "scheduler_config.json"),
+                {"_class_name": "DDIMScheduler", "prediction_type": prediction_type})
+    _write_json(os.path.join(folder, "model_index.json"), _index())
+    return folder
