@@ -86,8 +86,13 @@ def is_diffusers_folder(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_INDEX))
 
 
+MAX_JSON_BYTES = 1 << 20  # a pipeline's JSON files are a few KB; anything larger is not one
+
+
 def _read_json(path: str, where: str) -> dict[str, Any]:
     try:
+        if os.path.getsize(path) > MAX_JSON_BYTES:
+            raise ModelReadError(f"{where}: {os.path.basename(path)} is over {MAX_JSON_BYTES >> 20} MB; not a diffusers config")
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
@@ -113,14 +118,30 @@ def _weights_file(folder: str, name: str, where: str) -> str:
     raise ModelReadError(f"{where}: {os.path.basename(folder)}/{name} is missing")
 
 
+def _small_int(config: Mapping[str, Any], name: str, default: int, where: str, folder: str, most: int = 128) -> int:
+    """A count from a config, refused unless 1..``most`` (a crafted config must not cost unbounded time)."""
+    value = config.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ModelReadError(f"{where}: {folder}/config.json: {name} must be a whole number from 1 to {most}, not {value!r}")
+    return value
+
+
+def _check_unet_config(config: Mapping[str, Any], where: str) -> None:
+    blocks = config.get("down_block_types", ())
+    if not isinstance(blocks, (list, tuple)) or not 1 <= len(blocks) <= 8 or not all(isinstance(b, str) for b in blocks):
+        raise ModelReadError(f"{where}: unet/config.json: down_block_types must be a list of 1 to 8 block names")
+    _small_int(config, "layers_per_block", 2, where, "unet", most=8)
+
+
 def _map_for(component: Component, config: Mapping[str, Any], where: str) -> ModuleMap:
     if component.kind is Kind.UNET:
+        _check_unet_config(config, where)
         return unet_map(unet_structure_from_config(config))
     if component.kind is Kind.VAE:
         return vae_map()
     if component.kind is Kind.CLIP_L:
         return clip_l_map()
-    layers = int(config.get("num_hidden_layers", 32))
+    layers = _small_int(config, "num_hidden_layers", 32, where, component.folder)
     return OpenClipMap(layers + 1 if component.kind is Kind.OPEN_CLIP_PENULTIMATE else layers)
 
 

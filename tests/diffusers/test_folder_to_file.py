@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from diffusers_support import diffusers, torch
 from lib_modeldoc import open_model
@@ -99,3 +100,33 @@ def test_v_prediction_folder_becomes_a_v_marked_file(cli, tmp_path):
     back = tmp_path / "back"
     assert cli("convert", out, "-o", back, "--format", "diffusers", "--force")[0] == 0
     assert json.loads((back / "scheduler" / "scheduler_config.json").read_text())["prediction_type"] == "v_prediction"
+
+
+@pytest.mark.parametrize("folder, field, value", [
+    ("unet", "layers_per_block", 10**9),
+    ("unet", "down_block_types", 5),
+    ("text_encoder", "num_hidden_layers", "many"),
+])
+def test_crafted_config_is_refused_in_one_line(cli, tiny_sd1_folder, tmp_path, folder, field, value):
+    import shutil
+
+    copy = tmp_path / "crafted"
+    shutil.copytree(tiny_sd1_folder, copy)
+    config_path = copy / folder / "config.json"
+    config = json.loads(config_path.read_text())
+    config[field] = value
+    config_path.write_text(json.dumps(config))
+    if folder == "text_encoder":  # an OpenCLIP encoder reads the layer count (SD1's CLIP-L does not)
+        config["hidden_size"] = 1024
+        config_path.write_text(json.dumps(config))
+    rc, _, err = cli("inspect", copy)
+    assert rc == 2 and err.startswith("modeldoc: error:") and field in err and len(err.strip().splitlines()) == 1
+
+
+def test_oversized_model_index_is_refused(cli, tmp_path):
+    folder = tmp_path / "big"
+    folder.mkdir()
+    with open(folder / "model_index.json", "w") as f:
+        f.write('{"_class_name": "StableDiffusionPipeline", "pad": "' + "x" * (2 << 20) + '"}')
+    rc, _, err = cli("inspect", folder)
+    assert rc == 2 and "model_index.json is over" in err
