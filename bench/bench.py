@@ -50,7 +50,7 @@ if REPO not in sys.path:
 from lib_modeldoc.arch.tables import table  # noqa: E402
 from lib_modeldoc.io.atomic import atomic_output  # noqa: E402
 from lib_modeldoc.io.safetensors_write import OutTensor, build_header  # noqa: E402
-from lib_modeldoc.samples import Spec, broken_position_ids, family_specs  # noqa: E402
+from lib_modeldoc.samples import Spec, broken_position_ids, family_specs, write_safetensors_sample  # noqa: E402
 from lib_modeldoc.units import human_bytes  # noqa: E402
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "modeldoc-bench")
@@ -315,6 +315,42 @@ def generate_sample(name: str, path: str) -> None:
     write_stamp(sample, path, digest, time.perf_counter() - start)
 
 
+def ensure_small_samples(names: Sequence[str], cache: str) -> dict[str, str]:
+    """``--small``: the safetensors samples written *sparse* (real keys and shapes, zeros, a hole the
+    filesystem does not allocate: a few KB of disk each), rewritten on every run; name -> path.
+
+    For checking the bench and the start-up jobs quickly, not for the README's figures: the
+    ``.ckpt`` sample (torch.save needs its 8 GB in memory) has no sparse form and is left out.
+    """
+    folder = os.path.join(cache, "small")
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for name in names:
+        sample = SAMPLES[name]
+        if sample.container != "safetensors":
+            continue
+        content = sample.content()
+        values = dict(content.fixed)
+        for spec in content.specs:  # integer position_ids hold their correct values, as in the full sample
+            if spec.key.endswith("position_ids") and not _is_float(spec.dtype) and spec.key not in values:
+                values[spec.key] = np.arange(math.prod(spec.shape), dtype=np.int64).reshape(spec.shape)
+        paths[name] = write_safetensors_sample(os.path.join(folder, name), content.specs, values)
+        print(f"sample {name}: written sparse ({human_bytes(os.path.getsize(paths[name]))} apparent)")
+    return paths
+
+
+def with_samples(jobs: list[Job], available: set[str]) -> list[Job]:
+    """The jobs restricted to the file sets whose samples are available (a note for each one dropped)."""
+    kept = []
+    for job in jobs:
+        sets = tuple(s if len(s) > 1 else s[0] for s in job.file_sets() if set(s) <= available)
+        if len(sets) < len(job.file_sets()):
+            print(f"note: {job.name}: skipping the file sets with a sample --small has not got")
+        if sets:
+            kept.append(dataclasses.replace(job, files=sets))
+    return kept
+
+
 def remove_leftovers(path: str) -> None:
     """Delete a sample's stale stamp and the temporary files of an interrupted earlier write."""
     folder, name = os.path.split(path)
@@ -388,6 +424,7 @@ class Job:
     out_suffix: str = ""
     runner: str = "modeldoc"  # "modeldoc": python -m lib_modeldoc; "python": plain python
     baseline: bool = False
+    floor: str | None = None  # a key of FLOORS: the least such a job could cost, timed beside it
 
     @property
     def command(self) -> str | None:
@@ -408,25 +445,27 @@ SD15_CKPT = "sd15-fp32-ema-junk.ckpt"
 SDXL_FP16 = "sdxl-fp16.safetensors"
 SD_VAE = "sd-vae-fp16.safetensors"
 INSPECT_GOAL = Goal(wall_s=0.5, rss_mb=120)
+READ, SHA256, STARTUP = "read pass", "sha256 pass", "python start-up"
 CONVERT_GOAL = Goal(wall_s=12, rss_mb=1000)
 
 JOBS: list[Job] = [
-    Job("inspect", ("inspect", "{file}"), (SD15_FP16, SD15_CKPT, SDXL_FP16), INSPECT_GOAL),
-    Job("inspect-json", ("inspect", "{file}", "--json"), (SD15_CKPT,), INSPECT_GOAL),
+    Job("inspect", ("inspect", "{file}"), (SD15_FP16, SD15_CKPT, SDXL_FP16), INSPECT_GOAL, floor=STARTUP),
+    Job("inspect-json", ("inspect", "{file}", "--json"), (SD15_CKPT,), INSPECT_GOAL, floor=STARTUP),
     # Prune + fp16 of the 8 GB fp32 .ckpt (EMA, junk, broken CLIP) to a 2.1 GB .safetensors.
     Job("convert", ("convert", "{file}", "-o", "{out}", "--fix-clip"), (SD15_CKPT,), CONVERT_GOAL,
-        out_suffix=".safetensors"),
+        out_suffix=".safetensors", floor=READ),
     # A plain prune of an fp16 model (nothing to drop or cast: a streamed copy).
     Job("convert-prune", ("convert", "{file}", "-o", "{out}"), (SD15_FP16,), Goal(wall_s=12, rss_mb=1000),
-        out_suffix=".safetensors"),
-    Job("convert-ckpt", ("convert", "{file}", "-o", "{out}"), (SD15_CKPT,), CONVERT_GOAL, out_suffix=".ckpt"),
+        out_suffix=".safetensors", floor=READ),
+    Job("convert-ckpt", ("convert", "{file}", "-o", "{out}"), (SD15_CKPT,), CONVERT_GOAL, out_suffix=".ckpt",
+        floor=READ),
     Job("export-vae", ("export", "{file}", "--component", "vae", "-o", "{out}"), (SDXL_FP16,),
         out_suffix=".safetensors"),
     Job("replace-vae", ("replace", "{file0}", "--component", "vae", "--from", "{file1}", "-o", "{out}"),
         ((SD15_FP16, SDXL_FP16),), out_suffix=".safetensors"),
-    Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16)),
-    Job("inspect-scan", ("inspect", "{file}", "--scan"), (SDXL_FP16,)),
-    Job("compare", ("compare", "{file0}", "{file1}", "--json"), ((SD15_FP16, SD15_CKPT),)),
+    Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16), floor=SHA256),
+    Job("inspect-scan", ("inspect", "{file}", "--scan"), (SDXL_FP16,), floor=READ),
+    Job("compare", ("compare", "{file0}", "{file1}", "--json"), ((SD15_FP16, SD15_CKPT),), floor=READ),
     Job("audit", ("audit", "{dir}", "--json"), (SD15_FP16,)),  # the whole sample folder
     # The VAE test (a real-size VAE, random weights: the time does not depend on the values). The
     # default runs fp32 (peaks per layer) and then the confirming fp16 pass where torch has fp16
@@ -464,6 +503,36 @@ _SHA256 = (
     "    while block := f.read(16 << 20):\n"
     "        h.update(block)\n"
 )
+
+_READ = (
+    "import sys\n"
+    "buffer = bytearray(16 << 20)\n"
+    "for path in sys.argv[1:]:\n"
+    "    with open(path, 'rb', buffering=0) as f:\n"
+    "        while f.readinto(buffer):\n"
+    "            pass\n"
+)
+
+_SHA256_ALL = (
+    "import hashlib, sys\n"
+    "for path in sys.argv[1:]:\n"
+    "    h = hashlib.sha256()\n"
+    "    with open(path, 'rb') as f:\n"
+    "        while block := f.read(16 << 20):\n"
+    "            h.update(block)\n"
+)
+
+# The floor of a job, timed in the same run, each floor run just before the job's run: a read-only
+# pass over the job's files, one hashlib SHA-256 pass over them, or bare Python start-up. A busy
+# machine slows both alike, so the ratio job/floor means something where the seconds do not.
+FLOORS: dict[str, tuple[str, ...]] = {
+    READ: ("-c", _READ),
+    SHA256: ("-c", _SHA256_ALL),
+    STARTUP: ("-c", "pass"),
+}
+# Start-up references printed once per run (same interleaving): Python alone, Python + numpy.
+REFERENCES: dict[str, tuple[str, ...]] = {"python -c pass": ("-c", "pass"), "python -c 'import numpy'": ("-c", "import numpy")}
+
 
 BASELINE_JOBS: list[Job] = [
     Job("baseline-load", ("-c", _FULL_LOAD, "{file}", "load"), (SD15_FP16, SD15_CKPT, SDXL_FP16),
@@ -593,6 +662,11 @@ def job_argv(job: Job, python: str, files: FileSet, outdir: str | None) -> list[
     return prefix + expand(job.argv_template, files, outdir, job.out_suffix)
 
 
+def ratio(value: float, floor: float) -> str:
+    """``value / floor`` as ``1.23x``; ``-`` when the floor is too small to divide by."""
+    return f"{value / floor:.2f}x" if floor > 1e-3 else "-"
+
+
 @dataclass
 class Result:
     """The measurements of one job on one file set."""
@@ -608,6 +682,31 @@ class Result:
     error: str | None = None
     loadavg_before: float = 0.0
     loadavg_after: float = 0.0
+    loadavgs: list[float] = field(default_factory=list)  # 1-minute load average at each timed run
+    floor: str | None = None
+    floor_walls_s: list[float] = field(default_factory=list)
+    floor_cpus_s: list[float] = field(default_factory=list)
+
+    @property
+    def median_load(self) -> float:
+        return statistics.median(self.loadavgs) if self.loadavgs else math.nan
+
+    @property
+    def floor_wall_s(self) -> float:
+        return statistics.median(self.floor_walls_s) if self.floor_walls_s else math.nan
+
+    @property
+    def floor_cpu_s(self) -> float:
+        return statistics.median(self.floor_cpus_s) if self.floor_cpus_s else math.nan
+
+    def versus_floor(self) -> str:
+        """The job against its floor: seconds over start-up, or the ratio of wall and CPU times."""
+        if self.floor is None or not self.floor_walls_s or self.error:
+            return ""
+        if self.floor == STARTUP:
+            return (f"+{self.median_wall_s - self.floor_wall_s:.3f} s wall, "
+                    f"+{self.median_cpu_s - self.floor_cpu_s:.3f} s cpu")
+        return f"{ratio(self.median_wall_s, self.floor_wall_s)} wall, {ratio(self.median_cpu_s, self.floor_cpu_s)} cpu"
 
     @property
     def median_wall_s(self) -> float:
@@ -626,8 +725,12 @@ def measure(job: Job, files: FileSet, paths: dict[str, str], python: str, repeat
     """Warm up once (untimed), then time ``repeat`` runs of ``job`` on ``files``."""
     real = tuple(paths[f] for f in files)
     result = Result(job.name, list(files), sum(os.path.getsize(p) for p in real), job.baseline,
-                    job.goal.describe() if job.goal else None, loadavg_before=os.getloadavg()[0])
+                    job.goal.describe() if job.goal else None, loadavg_before=os.getloadavg()[0], floor=job.floor)
     for attempt in range(repeat + 1):
+        floor = None
+        if job.floor is not None:  # interleaved: the floor's run, then the job's, under the same load
+            floor = run_child([python, *FLOORS[job.floor], *(real if job.floor != STARTUP else ())])
+        load = os.getloadavg()[0]
         with output_folder(job, cache) as outdir:
             run = run_child(job_argv(job, python, real, outdir))
         if run.returncode != 0:
@@ -638,8 +741,33 @@ def measure(job: Job, files: FileSet, paths: dict[str, str], python: str, repeat
             result.walls_s.append(run.wall_s)
             result.cpus_s.append(run.cpu_s)
             result.maxrss_kib.append(run.maxrss_kib)
+            result.loadavgs.append(load)
+            if floor is not None and floor.returncode == 0:
+                result.floor_walls_s.append(floor.wall_s)
+                result.floor_cpus_s.append(floor.cpu_s)
     result.loadavg_after = os.getloadavg()[0]
     return result
+
+
+def measure_references(python: str, repeat: int) -> dict[str, dict[str, float]]:
+    """Bare start-up figures of this run (median CPU and wall, load average), interleaved."""
+    runs: dict[str, list[Run]] = {name: [] for name in REFERENCES}
+    loads = []
+    for attempt in range(repeat + 1):
+        for name, argv in REFERENCES.items():
+            run = run_child([python, *argv])
+            if attempt > 0 and run.returncode == 0:
+                runs[name].append(run)
+        loads.append(os.getloadavg()[0])
+    return {name: {"wall_s": statistics.median(r.wall_s for r in got), "cpu_s": statistics.median(r.cpu_s for r in got),
+                   "load": statistics.median(loads)}
+            for name, got in runs.items() if got}
+
+
+def format_references(references: dict[str, dict[str, float]]) -> str:
+    return "start-up in this run: " + "; ".join(
+        f"{name}: {ref['cpu_s']:.3f} s cpu, {ref['wall_s']:.3f} s wall (load {ref['load']:.2f})"
+        for name, ref in references.items())
 
 
 def run_jobs(jobs: list[Job], paths: dict[str, str], python: str, repeat: int, cache: str) -> list[Result]:
@@ -666,7 +794,8 @@ def status_of(result: Result, job: Job | None) -> str:
 
 def format_table(results: list[Result], jobs: dict[str, Job], repeat: int) -> str:
     """The results as a fixed-width text table; baselines in their own, labelled section."""
-    header = ("job", "file", "size", "wall s (median)", "cpu s (median)", "peak RSS MB", "goal", "")
+    header = ("job", "file", "size", "wall s (median)", "cpu s (median)", "load", "floor (same run)",
+              "floor wall s", "floor cpu s", "job vs floor", "peak RSS MB", "goal", "")
     lines: list[str] = []
     for baseline in (False, True):
         rows = [r for r in results if r.baseline == baseline]
@@ -679,6 +808,11 @@ def format_table(results: list[Result], jobs: dict[str, Job], repeat: int) -> st
         body = [(r.job, "+".join(r.files), human_bytes(r.size_bytes),
                  f"{r.median_wall_s:.3f}" if not r.error else "-",
                  f"{r.median_cpu_s:.3f}" if not r.error else "-",
+                 f"{r.median_load:.2f}" if r.loadavgs else "-",
+                 r.floor or "",
+                 f"{r.floor_wall_s:.3f}" if r.floor_walls_s else "",
+                 f"{r.floor_cpu_s:.3f}" if r.floor_cpus_s else "",
+                 r.versus_floor(),
                  f"{r.peak_rss_mb:.0f}" if not r.error else "-",
                  r.goal or "", status_of(r, jobs.get(r.job))) for r in rows]
         widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
@@ -704,13 +838,16 @@ def environment(python: str) -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-def save_json(out: str, results: list[Result], python: str, repeat: int) -> None:
+def save_json(out: str, results: list[Result], python: str, repeat: int,
+              references: dict[str, dict[str, float]] | None = None) -> None:
     """Write the results (every run's figures, not only the summaries) to ``out``."""
     data = {
         "environment": environment(python),
         "repeat": repeat,
+        "references": references or {},
         "results": [dict(dataclasses.asdict(r), median_wall_s=r.median_wall_s, median_cpu_s=r.median_cpu_s,
-                         peak_rss_mb=r.peak_rss_mb)
+                         peak_rss_mb=r.peak_rss_mb, floor_wall_s=r.floor_wall_s, floor_cpu_s=r.floor_cpu_s,
+                         median_load=r.median_load)
                     for r in results],
     }
     with open(out, "w", encoding="utf-8") as f:
@@ -745,6 +882,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--python", default=sys.executable, help="interpreter for the children (default: this one)")
     parser.add_argument("--prepare", action="store_true", help="only write the samples")
     parser.add_argument("--list", action="store_true", help="list jobs and samples, run nothing")
+    parser.add_argument("--small", action="store_true",
+                        help="sparse samples (zeros, a few KB of disk, written in seconds) instead of the 17 GB of "
+                             "random ones, .ckpt jobs left out: checks the bench, not figures for the README")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -763,14 +903,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     jobs = runnable_jobs(select_jobs(args.only, args.baseline), args.python)
     needed = list(dict.fromkeys(f for j in (JOBS if args.prepare else jobs) for s in j.file_sets() for f in s))
-    paths = ensure_samples(needed, args.cache)
+    if args.small:
+        paths = ensure_small_samples(needed, args.cache)
+        jobs = with_samples(jobs, set(paths))
+    else:
+        paths = ensure_samples(needed, args.cache)
     if args.prepare or not jobs:
         return 0
+    references = measure_references(args.python, args.repeat)
     results = run_jobs(jobs, paths, args.python, args.repeat, args.cache)
     print()
     print(format_table(results, {j.name: j for j in jobs}, args.repeat))
+    print(format_references(references))
+    if args.small:
+        print("--small: sparse samples (zeros); these figures check the bench, they are not the README's")
     if args.json:
-        save_json(args.json, results, args.python, args.repeat)
+        save_json(args.json, results, args.python, args.repeat, references)
         print(f"saved {args.json}")
     return 1 if any(r.error for r in results) else 0
 

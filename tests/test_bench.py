@@ -1,0 +1,71 @@
+"""bench/bench.py's helpers: each job beside its floor (ratio, seconds over start-up), the load
+average per row, and --small's sparse samples. Quick: no job is timed here."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+import sys
+
+import pytest
+
+from lib_modeldoc.model import open_model
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("modeldoc_bench", ROOT / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_every_reading_job_has_a_floor(bench):
+    floors = {job.name: job.floor for job in bench.JOBS}
+    assert floors["hash"] == bench.SHA256
+    assert floors["inspect"] == bench.STARTUP
+    assert floors["convert"] == floors["inspect-scan"] == bench.READ
+    assert set(bench.FLOORS) == {bench.READ, bench.SHA256, bench.STARTUP}
+
+
+def test_versus_floor_is_a_ratio_or_seconds_over_start_up(bench):
+    hashed = bench.Result("hash", ["a"], 1, False, None, walls_s=[3.0, 2.4, 2.6], cpus_s=[2.0, 2.2, 2.1],
+                          floor=bench.SHA256, floor_walls_s=[2.0, 2.0, 2.1], floor_cpus_s=[1.0, 1.1, 1.0],
+                          loadavgs=[1.0, 3.0, 2.0])
+    assert hashed.versus_floor() == "1.30x wall, 2.10x cpu"
+    assert hashed.median_load == 2.0
+    started = bench.Result("inspect", ["a"], 1, False, None, walls_s=[0.12], cpus_s=[0.11], floor=bench.STARTUP,
+                           floor_walls_s=[0.02], floor_cpus_s=[0.01])
+    assert started.versus_floor() == "+0.100 s wall, +0.100 s cpu"
+    failed = bench.Result("hash", ["a"], 1, False, None, error="exit 2", floor=bench.SHA256, floor_walls_s=[1.0])
+    assert failed.versus_floor() == ""
+    assert bench.ratio(1.0, 0.0) == "-"
+
+
+def test_table_shows_load_floor_and_ratio(bench):
+    row = bench.Result("hash", ["sd15-fp16.safetensors"], 2_132_626_374, False, None, walls_s=[2.5], cpus_s=[2.4],
+                       maxrss_kib=[47_000], floor=bench.SHA256, floor_walls_s=[2.0], floor_cpus_s=[1.6],
+                       loadavgs=[6.25])
+    table = bench.format_table([row], {j.name: j for j in bench.JOBS}, 1)
+    header, _, line = table.splitlines()[:3]
+    assert "load" in header and "floor (same run)" in header and "job vs floor" in header
+    assert "6.25" in line and "sha256 pass" in line and "1.25x wall, 1.50x cpu" in line
+
+
+def test_small_samples_are_sparse_real_headers_and_leave_out_the_ckpt(bench, tmp_path):
+    paths = bench.ensure_small_samples([bench.SD15_FP16, bench.SD15_CKPT], str(tmp_path))
+    assert set(paths) == {bench.SD15_FP16}
+    path = paths[bench.SD15_FP16]
+    assert os.path.getsize(path) == 2_132_626_374 and os.stat(path).st_blocks * 512 < 1 << 20
+    with open_model(path) as model:
+        ids = model.read(bench.SD1_CLIP_POSITION_IDS)
+        assert ids.reshape(-1).tolist() == list(range(77)) and len(model) == 1131
+    jobs = bench.with_samples([j for j in bench.JOBS if j.name in ("inspect", "inspect-json")], set(paths))
+    assert [(j.name, j.file_sets()) for j in jobs] == [("inspect", [(bench.SD15_FP16,)])]
