@@ -178,6 +178,9 @@
             return;
         }
         lastWritten = key;
+        clickRefreshButtons();
+    }
+    function clickRefreshButtons() {
         REFRESH_BUTTONS.forEach(function(id) {
             var button = byId(id);
             if (button) {
@@ -190,20 +193,40 @@
     // settings it returns, the footer's hash): the WebUI's selectCheckpoint() sets the dropdown the
     // way the WebUI itself does; the model is loaded already, so nothing loads twice.
     var lastLoaded = null;
+    function checkpointShown(title) {
+        for (var i = 0; i < SELECTORS.length; i++) {
+            var input = root().querySelector(SELECTORS[i]);
+            // AUTOMATIC1111 shows the title ("name [hash]"), Forge the name
+            if (input && input.value && (input.value === title || title.indexOf(input.value + " [") === 0)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    function selectInWebui(title, tries) {
+        clickRefreshButtons(); // the new file must be among the dropdown's choices first
+        setTimeout(function() {
+            try {
+                selectCheckpoint(title);
+            } catch (error) { // a fork without the hidden button: the dropdown just stays
+                console.warn("Model Doctor: could not update the checkpoint dropdown", error);
+                return;
+            }
+            setTimeout(function() {
+                if (tries > 1 && !checkpointShown(title)) {
+                    selectInWebui(title, tries - 1);
+                }
+            }, 800);
+        }, 400);
+    }
     function syncWebuiCheckpoint() {
         var loaded = root().querySelector(".modeldoc-job-result [data-loaded-checkpoint]");
         var key = loaded ? loaded.getAttribute("data-loaded-checkpoint") : null;
-        if (!key || key === lastLoaded) {
+        if (!key || key === lastLoaded || typeof selectCheckpoint !== "function") {
             return;
         }
         lastLoaded = key;
-        if (typeof selectCheckpoint === "function") {
-            try {
-                selectCheckpoint(key.slice(0, key.lastIndexOf("|")));
-            } catch (error) { // a fork without the hidden button: the dropdown just stays
-                console.warn("Model Doctor: could not update the checkpoint dropdown", error);
-            }
-        }
+        selectInWebui(key.slice(0, key.lastIndexOf("|")), 4);
     }
 
     window.modeldocInspectCheckpoint = inspectCheckpoint;

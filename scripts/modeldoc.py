@@ -19,7 +19,7 @@ import gradio as gr
 from modules import script_callbacks, sd_models, shared
 
 from lib_modeldoc.errors import ModelDocError
-from lib_modeldoc.ui.host import Choice, Defaults, Folders, LiveClip, Session, resolve_choice
+from lib_modeldoc.ui.host import Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 logger = logging.getLogger("modeldoc")
 
@@ -49,8 +49,12 @@ OPTIONS: dict[str, tuple[Any, str, Any, list[str] | None]] = {
     "modeldoc_verify": (True, "Verify every written file (re-read and compare every tensor)", None, None),
     "modeldoc_dir_checkpoints": ("", "Output folder for checkpoints (empty: the WebUI's checkpoint folder)", None, None),
     "modeldoc_dir_vae": ("", "Output folder for VAEs (empty: the WebUI's VAE folder)", None, None),
-    "modeldoc_dir_components": ("", "Output folder for exported UNets and text encoders "
-                                    "(empty: <models>/modeldoc-parts)", None, None),
+    # Forge lists text encoders (models/text_encoder) and UNets (the checkpoint folder) itself;
+    # AUTOMATIC1111 lists neither, so its parts get a folder of their own.
+    "modeldoc_dir_components": ("", "Output folder for exported UNets and text encoders (empty: text encoders to "
+                                    "models/text_encoder, UNets to the checkpoint folder, where Forge lists them)"
+                                if FORGE else "Output folder for exported UNets and text encoders "
+                                "(empty: <models>/modeldoc-parts)", None, None),
 }
 
 
@@ -70,6 +74,11 @@ def _checkpoint_dir() -> str:
 
 def _vae_dir() -> str:
     return getattr(shared.cmd_opts, "vae_dir", None) or os.path.join(_models_path(), "VAE")
+
+
+def _text_encoder_dir() -> str:
+    """Where Forge lists text encoders (its "VAE / Text Encoder" box)."""
+    return getattr(shared.cmd_opts, "text_encoder_dir", None) or os.path.join(_models_path(), "text_encoder")
 
 
 def _lora_dir() -> str:
@@ -142,6 +151,8 @@ class WebUIHost:
 
     can_load_models = True
     in_memory = True
+    # Forge builds CLIP without the file's position_ids (its loader drops that key).
+    clip_ids = ClipIds.DROPPED if FORGE else ClipIds.READ
     start_model = None  # the picker starts on the loaded model
 
     def __init__(self) -> None:
@@ -166,12 +177,19 @@ class WebUIHost:
         return [Choice(f"LoRA: {os.path.relpath(p, folder)}", p, "lora") for p in _scan(folder)]
 
     def folders(self) -> Folders:
-        components = _opt("modeldoc_dir_components") or os.path.join(_models_path(), "modeldoc-parts")
+        checkpoints = _opt("modeldoc_dir_checkpoints") or _checkpoint_dir()
+        chosen = _opt("modeldoc_dir_components")
+        if FORGE:  # parts go where Forge lists them, unless a folder is set
+            components, text_encoders = chosen or checkpoints, chosen or _text_encoder_dir()
+        else:
+            components = chosen or os.path.join(_models_path(), "modeldoc-parts")
+            text_encoders = components
         return Folders(
-            checkpoints=_opt("modeldoc_dir_checkpoints") or _checkpoint_dir(),
+            checkpoints=checkpoints,
             vae=_opt("modeldoc_dir_vae") or _vae_dir(),
             lora=_lora_dir(),
             components=components,
+            text_encoders=text_encoders,
         )
 
     def defaults(self) -> Defaults:
@@ -211,7 +229,7 @@ class WebUIHost:
         """The folders whose files the routes may read (besides what the WebUI lists)."""
         folders = self.folders()
         return [f for f in (_models_path(), _checkpoint_dir(), _vae_dir(), _lora_dir(), folders.checkpoints,
-                            folders.vae, folders.components) if f]
+                            folders.vae, folders.components, folders.text_encoders) if f]
 
     # -- the loaded model ------------------------------------------------------------------------
     def _model(self) -> Any:

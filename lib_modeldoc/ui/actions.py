@@ -20,7 +20,7 @@ from ..model import open_model
 from ..progress import Cancelled, Progress
 from ..report import Report
 from . import views
-from .host import Choice, Host, JobContext
+from .host import Choice, ClipIds, Host, JobContext
 from .wording import say
 
 if TYPE_CHECKING:
@@ -48,20 +48,23 @@ class Inspection:
 
 def inspect_file(path: str, *, scan: bool = False, identify_components: bool = False,
                  progress: Progress | None = None, vae_test: VaeTestOptions | None = None,
-                 hash_cache: HashCache | None = None) -> Inspection:
+                 hash_cache: HashCache | None = None, host: Host | None = None) -> Inspection:
     """Inspect ``path`` and render it for the tab (raises ``ModelDocError``).
 
     ``scan``, ``identify_components`` and ``vae_test`` read the whole file or its VAE (run them
     as a job, with ``progress``). With ``hash_cache`` (the WebUI's), a SHA-256 the WebUI already
-    computed for this file, as it is now, is shown without reading the file.
+    computed for this file, as it is now, is shown without reading the file. ``host`` words what
+    the program does with the findings.
     """
     report = inspect_model(path, scan=scan, identify_components=identify_components, vae_test=vae_test,
                            progress=progress)
-    details = views.details_html(report)
+    dropped_by = host.name if host is not None and getattr(host, "clip_ids", None) is ClipIds.DROPPED else None
+    details = views.details_html(report, dropped_by=dropped_by)
     cached = _cached_sha256(hash_cache, path)
     if cached:
         details += views.cached_hash_html(cached)
-    return Inspection(report, views.verdict_html(report), views.chart_html(report), details, report.metadata)
+    return Inspection(report, views.verdict_html(report, dropped_by=dropped_by), views.chart_html(report), details,
+                      report.metadata)
 
 
 def _cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:
@@ -318,7 +321,7 @@ def leftovers(host: Host) -> list[Partial]:
     """Leftovers of killed writes (stale ``.NAME.*.partial`` files) in the host's output folders."""
     folders = host.folders()
     seen: list[str] = []
-    for folder in (folders.checkpoints, folders.vae, folders.lora, folders.components):
+    for folder in (folders.checkpoints, folders.vae, folders.lora, folders.components, folders.text_encoders):
         if folder and os.path.isdir(folder) and os.path.realpath(folder) not in seen:
             seen.append(os.path.realpath(folder))
     return [p for folder in seen for p in find_partials(folder) if p.stale]

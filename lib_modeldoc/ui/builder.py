@@ -123,7 +123,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
 
         def show(path: str | None, session: Session, shown: str | None,
                  inspect: Callable[[str], actions.Inspection] | None = None) -> list[Any]:
-            inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=hash_cache))
+            inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=hash_cache, host=host))
             keep = gr.update(value=shown) if shown else gr.update()
             if not path:
                 message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
@@ -156,7 +156,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
             progress = actions.job_progress(job, "inspect")
             out = show(path, session, shown, lambda p: actions.inspect_file(
                 p, scan=bool(scan), identify_components=bool(identify), progress=progress,
-                vae_test=actions.vae_test_options(host, job) if vae else None, hash_cache=hash_cache))
+                vae_test=actions.vae_test_options(host, job) if vae else None, hash_cache=hash_cache, host=host))
             return [*out, ""]
 
         def do_options(scan: bool, identify: bool, vae: bool) -> list[Any]:

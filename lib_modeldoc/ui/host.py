@@ -11,9 +11,10 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Protocol
 
-__all__ = ["Choice", "Defaults", "Folders", "Host", "JobContext", "LiveClip", "Session", "resolve_choice"]
+__all__ = ["Choice", "ClipIds", "Defaults", "Folders", "Host", "JobContext", "LiveClip", "Session", "resolve_choice"]
 
 # Folder kinds the tab writes into and lists from.
 CHECKPOINTS, VAE, LORA, COMPONENTS = "checkpoints", "vae", "lora", "components"
@@ -36,10 +37,28 @@ class Folders:
     vae: str
     lora: str = ""
     components: str = ""  # exported UNet / text encoders; defaults to ``checkpoints``
+    text_encoders: str = ""  # exported text encoders, where the program lists them; defaults to ``components``
 
     def for_kind(self, kind: str) -> str:
         value = getattr(self, kind, "") or ""
         return value or self.checkpoints
+
+    def for_part(self, part: str) -> str:
+        """Where an exported part goes: a VAE to the VAE folder, a text encoder to the text
+        encoders' folder, anything else (a UNet) to the parts folder."""
+        if part == "vae":
+            return self.vae or self.checkpoints
+        if part.startswith("clip") or part == "t5xxl":
+            return self.text_encoders or self.for_kind(COMPONENTS)
+        return self.for_kind(COMPONENTS)
+
+
+class ClipIds(Enum):
+    """What a program does with the CLIP position_ids stored in a checkpoint it loads."""
+
+    READ = "read"  # loads them into the model (AUTOMATIC1111): shifted ids shift prompt words
+    DROPPED = "dropped"  # rebuilds them itself (Forge): the file's ids do not matter there
+    NO_MODEL = "no model"  # loads no models (the standalone server)
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,8 @@ class Host(Protocol):
         name: shown in the tab ("AUTOMATIC1111", "Forge", "standalone" ...).
         can_load_models: whether :meth:`load_checkpoint` does anything.
         in_memory: whether the program holds a loaded model (the "Loaded model" button and tab).
+        clip_ids: what the program does with a file's CLIP position_ids (the verdict says so, and
+            "Fix in memory" is offered only where the loaded model holds them).
         start_model: the file the picker starts on when no model is loaded (the standalone
             sample library opens on its damaged merge), or ``None``.
 
@@ -96,6 +117,7 @@ class Host(Protocol):
     name: str
     can_load_models: bool
     in_memory: bool
+    clip_ids: ClipIds
     start_model: str | None
 
     def checkpoints(self) -> list[Choice]:

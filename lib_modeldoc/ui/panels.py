@@ -16,7 +16,7 @@ from ..components import COMPONENT_CHOICES
 from ..convert import PRECISIONS, PRUNE_MODES
 from ..errors import ModelDocError
 from . import actions
-from .host import Defaults, Folders, Host
+from .host import ClipIds, Defaults, Folders, Host
 
 __all__ = ["Panel", "CONVERT_FIELDS", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "NONE",
            "labels", "vae_labels", "part_labels"]
@@ -154,7 +154,8 @@ def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
                              info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
         fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
-    hint = "empty: the VAE folder for a VAE, else the parts folder"
+    hint = (f"empty: a VAE to {folders.for_part('vae')}, text encoders to {folders.for_part('clip')}, "
+            f"a UNet to {folders.for_part('unet')}")
     fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint, host=host)
 
     def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
@@ -162,7 +163,7 @@ def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         if args["folder"] == AUTO_FOLDER:
             args["folder"] = ""
         if not (args["folder"] or "").strip():
-            args["folder"] = host.folders().vae if args["component"] == "vae" else host.folders().for_kind("components")
+            args["folder"] = host.folders().for_part(args["component"])
         return actions.ExportRequest(source=_source(host, value), **args)
 
     panel = Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
@@ -242,16 +243,21 @@ def _file(host: Host, value: str | None) -> str | None:
 
 
 def loaded_panel(host: Host) -> dict[str, Any]:
-    """The loaded model: check and reset its CLIP position_ids in memory."""
+    """The loaded model: check (and where the model holds them, reset) its CLIP position_ids in memory."""
     p: dict[str, Any] = {}
-    gr.Markdown(
-        "Checks the CLIP position_ids of the model the program has **in memory**, and can reset them there "
-        "without reloading or writing a file. The fix lasts until the model is reloaded; repair the file to make it permanent.",
-        elem_id="modeldoc_loaded_intro",
-    )
+    fixable = getattr(host, "clip_ids", ClipIds.READ) is ClipIds.READ
+    if fixable:
+        intro = ("Checks the CLIP position_ids of the model the program has **in memory**, and can reset them there "
+                 "without reloading or writing a file. The fix lasts until the model is reloaded; repair the file to "
+                 "make it permanent.")
+    else:
+        intro = (f"{host.name} rebuilds CLIP position_ids when it loads a model, so the model in memory never holds a "
+                 "file's shifted ids and there is nothing to fix here. Repair the file for the programs that read them "
+                 "(AUTOMATIC1111, other tools).")
+    gr.Markdown(intro, elem_id="modeldoc_loaded_intro")
     with gr.Row():
         p["check"] = gr.Button("Check loaded model's CLIP", elem_id="modeldoc_live_check")
-        p["fix"] = gr.Button("Fix in memory", elem_id="modeldoc_live_fix")
+        p["fix"] = gr.Button("Fix in memory", elem_id="modeldoc_live_fix", visible=fixable)
     p["result"] = gr.HTML(elem_id="modeldoc_live_result")
     return p
 

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ModelDocError, OutputError
 from ..folders import is_regular, walk_files
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
-from .host import CHECKPOINTS, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
+from .host import CHECKPOINTS, ClipIds, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
 __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError"]
 
@@ -81,6 +81,7 @@ class FolderHost:
 
     can_load_models = False
     in_memory = False
+    clip_ids = ClipIds.NO_MODEL
 
     def __init__(
         self, models_dir: str, *, defaults: Defaults | None = None, name: str = "standalone", start_model: str | None = None

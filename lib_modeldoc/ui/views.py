@@ -43,10 +43,24 @@ _COMPONENT_ACTIONS = {
 }
 
 
-def finding_text(finding: Any) -> str:
-    """A finding's message and, when something fixes it, what does, in the tab's terms."""
+_READ_AS_INT64 = "; the WebUI reads these as int64"
+
+
+def finding_text(finding: Any, *, dropped_by: str | None = None) -> str:
+    """A finding's message and, when something fixes it, what does, in the tab's terms.
+
+    ``dropped_by``: the program the tab runs in, when it rebuilds CLIP position_ids itself
+    (Forge): shifted ids then do not affect it, only the programs that read them.
+    """
+    message = finding.message
+    if dropped_by and finding.id == "clip.position_ids.offset":
+        cut = message.find(_READ_AS_INT64)
+        head = message[:cut] if cut >= 0 else message
+        message = (f"{head}; {dropped_by} rebuilds these ids when it loads CLIP, so images made here are not "
+                   "affected, but AUTOMATIC1111 and other programs read them and put prompt words at the "
+                   "wrong position")
     fix = repair_text(finding.repair)
-    return f"{finding.message} ({fix})" if fix else finding.message
+    return f"{message} ({fix})" if fix else message
 
 
 def e(value: Any) -> str:
@@ -78,8 +92,9 @@ def progress_html(done: int, total: int, message: str) -> str:
     )
 
 
-def verdict_html(report: Report) -> str:
-    """What it is, what is wrong, what to do, space to gain: the first thing the tab shows."""
+def verdict_html(report: Report, *, dropped_by: str | None = None) -> str:
+    """What it is, what is wrong, what to do, space to gain: the first thing the tab shows.
+    ``dropped_by``: see :func:`finding_text`."""
     problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
     errors = sum(1 for f in problems if f.severity is Severity.ERROR)
     if not problems:
@@ -98,7 +113,7 @@ def verdict_html(report: Report) -> str:
     ]
     if problems:
         out.append('<ul class="modeldoc-problems">')
-        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(finding_text(f))}</li>' for f in problems]
+        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(finding_text(f, dropped_by=dropped_by))}</li>' for f in problems]
         out.append("</ul>")
     saving = pruning_saving(report)
     if saving:
@@ -203,7 +218,7 @@ def _bar(kind: str, label: str, parts: Iterable[tuple[str, str, int]], total: in
     )
 
 
-def details_html(report: Report) -> str:
+def details_html(report: Report, *, dropped_by: str | None = None) -> str:
     """Components, every finding, position_ids, junk groups, storage, evidence."""
     out = ['<div class="modeldoc-details">']
     if report.components:
@@ -214,7 +229,7 @@ def details_html(report: Report) -> str:
             rows.append([COMPONENT_NAMES.get(c.name, c.name), state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
         out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
     if report.findings:
-        rows = [[_ICON[f.severity], f.id, finding_text(f), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
+        rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
                 for f in report.findings]
         out.append(_table("Findings", ["", "id", "what", "size"], rows))
     for ids in report.clip_position_ids:

@@ -16,7 +16,7 @@ from ui_helpers import Driver, update_value
 gr = pytest.importorskip("gradio") if not os.environ.get("CI") else __import__("gradio")
 
 from lib_modeldoc.ui.builder import build_ui  # noqa: E402
-from lib_modeldoc.ui.host import LiveClip, Session  # noqa: E402
+from lib_modeldoc.ui.host import ClipIds, LiveClip, Session  # noqa: E402
 from lib_modeldoc.ui.standalone import FolderHost  # noqa: E402
 
 DAMAGED = "damaged-merge-sd15.safetensors"
@@ -179,6 +179,7 @@ class MemoryHost(FolderHost):
     """A folder host that pretends to hold a model in memory (the WebUI case)."""
 
     in_memory = True
+    clip_ids = ClipIds.READ
     can_load_models = True
 
     def __init__(self, folder, loaded):

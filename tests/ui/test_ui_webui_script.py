@@ -25,15 +25,28 @@ STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webui_stub")
 DAMAGED = "damaged-merge-sd15.safetensors"
 
 
+FORGE_STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "webui_stub_forge")
+
+
 def _drop_modules():
     for name in list(sys.modules):
-        if name == "modules" or name.startswith("modules."):
+        if name.split(".")[0] in ("modules", "modules_forge"):
             del sys.modules[name]
 
 
 @pytest.fixture
 def webui(tmp_path, monkeypatch):
     """A WebUI model tree, the stand-in ``modules`` on sys.path, and the script loaded from its file."""
+    yield from _webui(tmp_path, monkeypatch, forge=False)
+
+
+@pytest.fixture
+def forge_webui(tmp_path, monkeypatch):
+    """The same as Forge: ``modules_forge`` importable (how the script tells Forge)."""
+    yield from _webui(tmp_path, monkeypatch, forge=True)
+
+
+def _webui(tmp_path, monkeypatch, *, forge: bool):
     from lib_modeldoc.ui.standalone import write_sample_library
 
     models = tmp_path / "models"
@@ -41,6 +54,8 @@ def webui(tmp_path, monkeypatch):
     (models / "Lora").mkdir()
     _drop_modules()
     monkeypatch.syspath_prepend(STUB)
+    if forge:
+        monkeypatch.syspath_prepend(FORGE_STUB)
     from modules import paths, script_callbacks, sd_models, sd_vae, shared
 
     paths.models_path = str(models)
@@ -332,3 +347,58 @@ def test_hash_cache_ignores_files_the_webui_does_not_list(webui, tmp_path):
     cache = module.WebUIHashCache()
     cache.store(str(outside), "a" * 64)
     assert cache.lookup(str(outside)) is None and hashes.cache("hashes") == {}
+
+
+def test_forge_says_what_it_does_with_clip_ids_and_offers_no_fix_in_memory(forge_webui):
+    """Item 12: the verdict says Forge rebuilds the ids (so images there are unaffected), the
+    Loaded model tab has no "Fix in memory"; AUTOMATIC1111's wording stays as it was."""
+    module, models = forge_webui
+    from modules import script_callbacks
+
+    host = module.WebUIHost()
+    assert host.name == "Forge"
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    drv = Driver(blocks)
+    verdict = drv.click("modeldoc_inspect", modeldoc_model=DAMAGED)["modeldoc_verdict"]
+    assert "CLIP position_ids are shifted" in verdict
+    assert "Forge rebuilds these ids when it loads CLIP, so images made here are not affected" in verdict
+    assert "the WebUI reads these as int64" not in verdict
+    assert blocks.blocks[drv.ids["modeldoc_live_fix"]].visible is False
+    assert "nothing to fix here" in blocks.blocks[drv.ids["modeldoc_loaded_intro"]].value
+
+
+def test_automatic1111_keeps_reading_clip_ids_and_the_fix_in_memory(webui):
+    module, _ = webui
+    from modules import script_callbacks
+
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    drv = Driver(blocks)
+    verdict = drv.click("modeldoc_inspect", modeldoc_model=DAMAGED)["modeldoc_verdict"]
+    assert "the WebUI reads these as int64" in verdict and "rebuilds these ids" not in verdict
+    assert blocks.blocks[drv.ids["modeldoc_live_fix"]].visible is not False
+
+
+def test_forge_exports_parts_where_forge_lists_them(forge_webui):
+    """Item 13: a text encoder to models/text_encoder, a VAE to models/VAE, a UNet to the checkpoint
+    folder (Forge lists all three); AUTOMATIC1111 keeps models/modeldoc-parts (next test)."""
+    module, models = forge_webui
+    folders = module.WebUIHost().folders()
+    assert folders.for_part("clip_l") == str(models / "text_encoder")
+    assert folders.for_part("clip") == str(models / "text_encoder")
+    assert folders.for_part("vae") == str(models / "VAE")
+    assert folders.for_part("unet") == str(models / "Stable-diffusion")
+    from modules import script_callbacks
+
+    drv = Driver(script_callbacks.callbacks["ui_tabs"][0]()[0][0])
+    out = drv.click("modeldoc_export_write", modeldoc_task_id="task(x)", modeldoc_model=DAMAGED,
+                    modeldoc_export_component="clip_l", modeldoc_export_precision="fp16")
+    assert "Wrote" in out["modeldoc_export_result"], out["modeldoc_export_result"]
+    written = list((models / "text_encoder").iterdir())
+    assert [p.suffix for p in written] == [".safetensors"]
+
+
+def test_automatic1111_exports_parts_into_modeldoc_parts(webui):
+    module, models = webui
+    folders = module.WebUIHost().folders()
+    assert folders.for_part("clip_l") == folders.for_part("unet") == str(models / "modeldoc-parts")
+    assert folders.for_part("vae") == str(models / "VAE")

@@ -31,6 +31,9 @@ PAGE_CSS = """
 
 
 def checkpoint_titles() -> list[str]:
+    """The dropdown's choices: titles ("name [hash]") in AUTOMATIC1111, names in Forge."""
+    if FORGE_FLAVOUR:
+        return [info.name for info in sd_models.checkpoints_list.values()]
     return list(sd_models.checkpoints_list)
 
 
@@ -39,7 +42,8 @@ def build_page(tab: gr.Blocks, title: str, elem_id: str, extension_css: str = ""
     with gr.Blocks(css=PAGE_CSS + extension_css, analytics_enabled=False, title="Stable Diffusion") as demo:
         with gr.Row(elem_id="quicksettings"):
             if FORGE_FLAVOUR:
-                checkpoint = gr.Dropdown(choices=checkpoint_titles(), value=shared.opts.data.get("sd_model_checkpoint"),
+                selected = sd_models.get_closet_checkpoint_match(shared.opts.data.get("sd_model_checkpoint"))
+                checkpoint = gr.Dropdown(choices=checkpoint_titles(), value=selected.name if selected else None,
                                          label="Checkpoint", elem_classes=["model_selection"])
                 refresh = gr.Button("↻", elem_id="forge_refresh_checkpoint")
             else:
@@ -60,7 +64,11 @@ def build_page(tab: gr.Blocks, title: str, elem_id: str, extension_css: str = ""
             return gr.update(choices=checkpoint_titles())
 
         def change_checkpoint(value: str, _dummy: str) -> list:
-            shared.opts.set("sd_model_checkpoint", value)
+            if FORGE_FLAVOUR:  # Forge maps what it is given to the name its dropdown lists
+                info = sd_models.get_closet_checkpoint_match(value)
+                value = info.name if info is not None else value
+            else:
+                shared.opts.set("sd_model_checkpoint", value)
             return [gr.update(value=value), json.dumps(shared.opts.data)]
 
         js = "function(v, d){ var res = desiredCheckpointName; desiredCheckpointName = ''; return [res || v, null]; }"
