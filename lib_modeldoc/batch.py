@@ -77,6 +77,7 @@ def plan_batch(folder: str, out_dir: str, suffix: str, *, overwrite: bool = Fals
     root = os.path.realpath(folder)
     out_root = os.path.realpath(out_dir)
     sources = [p for p in find_model_files(folder) if not _inside(os.path.realpath(p), out_root, root)]
+    sources = _pipelines_as_one(sources, folder)
     outputs: dict[str, str] = {}
     items: list[BatchItem] = []
     for source in sources:
@@ -84,6 +85,27 @@ def plan_batch(folder: str, out_dir: str, suffix: str, *, overwrite: bool = Fals
         output = os.path.join(out_dir, os.path.splitext(relative)[0] + suffix)
         items.append(_item(source, output, outputs, set(sources), overwrite=overwrite, force=force))
     return items
+
+
+def _pipelines_as_one(sources: list[str], folder: str) -> list[str]:
+    """The files of a diffusers pipeline folder replaced by the folder: it converts as one checkpoint."""
+    top = os.path.abspath(folder)
+    result: list[str] = []
+    for source in sources:
+        parent = os.path.dirname(os.path.abspath(source))
+        pipeline = None
+        while len(parent) >= len(top):  # the nearest folder with a model_index.json, up to the batch's own
+            if os.path.isfile(os.path.join(parent, "model_index.json")):  # diffusers_folder.MODEL_INDEX
+                pipeline = parent
+                break
+            if parent == top:
+                break
+            parent = os.path.dirname(parent)
+        if pipeline is None:
+            result.append(source)
+        elif pipeline not in result:
+            result.append(pipeline)
+    return result
 
 
 def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], *, overwrite: bool, force: bool) -> BatchItem:

@@ -130,3 +130,19 @@ def test_oversized_model_index_is_refused(cli, tmp_path):
         f.write('{"_class_name": "StableDiffusionPipeline", "pad": "' + "x" * (2 << 20) + '"}')
     rc, _, err = cli("inspect", folder)
     assert rc == 2 and "model_index.json is over" in err
+
+
+def test_batch_converts_a_pipeline_folder_as_one_checkpoint(cli, tiny_sd1_folder, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_sd1_folder, models / "sub" / "pipe")
+    out = tmp_path / "out"
+    rc, stdout, err = cli("convert", "--batch", models, "-o", out, "--force", "--precision", "keep")
+    assert rc == 0, err
+    assert "1 converted" in stdout
+    written = out / "sub" / "pipe.safetensors"
+    with open_model(written) as model, open_model(tiny_sd1_folder) as folder:
+        assert set(model) == set(folder) and UNET + "input_blocks.0.0.weight" in model
+    rc, stdout, _ = cli("convert", "--batch", models, "-o", out, "--force", "--precision", "keep")
+    assert rc == 0 and "already converted" in stdout  # resume: the folder's output is known
