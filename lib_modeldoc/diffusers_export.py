@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .advice import Remedy
 from .arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
     clip_l_map, unet_map, vae_map,
@@ -359,7 +360,7 @@ def _check_target(target: str, source: str, overwrite: bool) -> None:
         raise OutputError(f"{target}: the output folder holds the source; choose another")
     if os.path.lexists(target):
         if not overwrite:
-            raise OutputError(f"{target}: already exists; add --overwrite to replace it")
+            raise OutputError(f"{target}: already exists", remedy=Remedy.OVERWRITE)
         if not os.path.isdir(target) or (os.listdir(target) and not is_diffusers_folder(target)):
             raise OutputError(f"{target}: exists and is not a diffusers folder; it is never replaced")
 
