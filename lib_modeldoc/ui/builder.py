@@ -36,17 +36,26 @@ TAB_ID = "modeldoc"
 # and the interrupt buttons' helper, which names the task id of the job their section started.
 JOB_JS = "modeldoc_start_job"
 INTERRUPT_JS = "modeldoc_interrupt_job"
-INTRO = (
-    "Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
-    "model's file is inspected. Nothing is written until you press a **Write** button; **Preview plan** "
-    "shows what will be written and its size first. The two boxes below Inspect read the whole file (slower)."
-)
+_INTRO_REST = ("Nothing is written until you press a **Write** button; **Preview plan** shows what will be written "
+               "and its size first. The boxes below Inspect read the whole file (slower).")
+
+
+def intro(host: Host) -> str:
+    """The tab's first line, for the program it runs in: a WebUI inspects its loaded model when
+    nothing is picked; the standalone page serves a folder and has no loaded model."""
+    if host.in_memory:
+        start = ("Pick a checkpoint (or paste any path) and press **Inspect**. With nothing picked, the loaded "
+                 "model's file is inspected.")
+    else:
+        start = "Pick a model from the served folder (or paste a path inside it) and press **Inspect**."
+    return f"{start} {_INTRO_REST}"
 
 
 def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, theme: Any = None,
-             script: str | None = None) -> gr.Blocks:
-    """Build the tab. ``css``, ``theme`` and ``script`` (``javascript/modeldoc.js``, run when the
-    page loads) are for the standalone page: a WebUI brings its own and loads the script itself."""
+             script: str | None = None, heading: str | None = None) -> gr.Blocks:
+    """Build the tab. ``css``, ``theme``, ``script`` (``javascript/modeldoc.js``, run when the
+    page loads) and ``heading`` are for the standalone page: a WebUI brings its own styles, loads
+    the script itself and names the tab."""
     defaults = host.defaults()
     folders = host.folders()
     loaded = host.loaded_checkpoint() or host.start_model
@@ -59,7 +68,9 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
     with gr.Blocks(**blocks_kwargs) as blocks:
         session = gr.State(Session())
         task_id = hidden_textbox("modeldoc_task_id")
-        gr.Markdown(INTRO, elem_id="modeldoc_intro")
+        if heading:
+            gr.Markdown(f"# {heading}", elem_id="modeldoc_heading")
+        gr.Markdown(intro(host), elem_id="modeldoc_intro")
         with gr.Row(elem_id="modeldoc_picker_row"):
             model = gr.Dropdown(
                 choices=labels(host), value=loaded_label or loaded, allow_custom_value=True,

@@ -278,13 +278,14 @@ def write_sample_library(folder: str) -> str:
 
 def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
     """The standalone page and its host (writes the sample library when ``models_dir`` is None)."""
-    from .builder import build_ui, offline_theme, read_css, read_script
+    from .builder import TAB_TITLE, build_ui, offline_theme, read_css, read_script
 
     folder = models_dir or write_sample_library(default_library())
     # On the sample library the picker starts on the damaged merge: one click shows a verdict.
     start = None if models_dir else os.path.join(folder, SUBFOLDERS[CHECKPOINTS], "damaged-merge-sd15.safetensors")
     host = FolderHost(folder, start_model=start)
-    return build_ui(host, css=read_css(), theme=offline_theme(), script=read_script()), host
+    return build_ui(host, css=read_css(), theme=offline_theme(), script=read_script(),
+                    heading=TAB_TITLE), host
 
 
 def _checker(user: str, password: str) -> Callable[[str, str], bool]:

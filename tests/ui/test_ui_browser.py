@@ -117,6 +117,10 @@ def test_standalone_inspects_a_sample_and_shows_the_verdict(browser, server, lib
     page = _open(browser, server)
     nan_sample = None
     try:
+        # a page of its own: a heading, and a first line for a served folder (item 19 of issue 9)
+        assert page.locator("h1", has_text="Model Doctor").count() == 1
+        first = page.locator("#modeldoc_intro").first.inner_text()
+        assert first.startswith("Pick a model from the served folder") and "loaded model" not in first
         _pick(page, "damaged-merge-sd15.safetensors")
         page.click("#modeldoc_inspect")
         page.wait_for_selector("#modeldoc_verdict .modeldoc-verdict")

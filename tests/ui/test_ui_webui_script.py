@@ -402,3 +402,12 @@ def test_automatic1111_exports_parts_into_modeldoc_parts(webui):
     folders = module.WebUIHost().folders()
     assert folders.for_part("clip_l") == folders.for_part("unet") == str(models / "modeldoc-parts")
     assert folders.for_part("vae") == str(models / "VAE")
+
+
+def test_the_webui_tab_has_no_heading_of_its_own_and_speaks_of_the_loaded_model(webui):
+    from modules import script_callbacks
+
+    blocks = script_callbacks.callbacks["ui_tabs"][0]()[0][0]
+    drv = Driver(blocks)
+    assert "modeldoc_heading" not in drv.ids  # the WebUI's tab button names it
+    assert "With nothing picked, the loaded model's file is inspected." in blocks.blocks[drv.ids["modeldoc_intro"]].value
