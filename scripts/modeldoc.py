@@ -19,6 +19,8 @@ import gradio as gr
 from modules import script_callbacks, sd_models, shared
 
 from lib_modeldoc.errors import ModelDocError
+from lib_modeldoc.folders import walk_files
+from lib_modeldoc.io.sniff import MODEL_SUFFIXES
 from lib_modeldoc.ui.host import Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 logger = logging.getLogger("modeldoc")
@@ -37,7 +39,6 @@ def _has_module(name: str) -> bool:
 # package, without main_entry, and loads checkpoints the AUTOMATIC1111 way.
 FORGE = _has_module("modules_forge.main_entry")
 HOST_NAME = "Forge" if FORGE else "reForge" if _has_module("modules_forge") else "AUTOMATIC1111"
-SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 PRECISION_CHOICES = ["fp16", "bf16", "fp32", "fp8_e4m3fn", "fp8_e5m2", "keep"]
 
 # option key -> (default, label, component, choices)
@@ -86,13 +87,10 @@ def _lora_dir() -> str:
 
 
 def _scan(folder: str) -> list[str]:
-    found: list[str] = []
+    """Model files under ``folder`` (links followed, each real folder once, so link loops end)."""
     if not folder or not os.path.isdir(folder):
-        return found
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, n) for n in sorted(filenames) if n.lower().endswith(SUFFIXES)]
-    return found
+        return []
+    return [path for path, _ in walk_files(folder) if path.lower().endswith(MODEL_SUFFIXES)]
 
 
 class _Job:

@@ -20,7 +20,6 @@ from ..writer import WriteResult, write_plan
 from .progress_line import StderrProgress
 from .wording import say
 
-MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 _FORMAT_OF_SUFFIX = {".safetensors": "safetensors", ".ckpt": "ckpt", ".pt": "ckpt", ".pth": "ckpt", ".bin": "ckpt"}
 
 

@@ -15,11 +15,10 @@ from collections.abc import Iterable
 from ..advice import Remedy
 from ..errors import OutputError
 from .paths import native_path
-from .sniff import Format, sniff_bytes
+from .sniff import MODEL_SUFFIXES, Format, sniff_bytes
 
 __all__ = ["OutputKind", "check_output", "is_model_file", "MODEL_SUFFIXES"]
 
-MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 _MODEL_FORMATS = (Format.SAFETENSORS, Format.TORCH_ZIP, Format.TORCH_LEGACY)
 
 

@@ -6,13 +6,15 @@ import enum
 import os
 import struct
 
-__all__ = ["Format", "sniff_bytes"]
+__all__ = ["Format", "sniff_bytes", "MODEL_SUFFIXES", "PICKLE_SUFFIXES"]
 
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = b"\x80"
 # The first pickle of a legacy torch file is the magic number 0x1950a86a20f9469cfc6c.
 LEGACY_TORCH_START = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+#: The names a model file goes by (``.sft`` is a short safetensors name some tools use).
+MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, ".sft")
 
 
 class Format(str, enum.Enum):

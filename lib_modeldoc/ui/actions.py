@@ -16,6 +16,7 @@ from ..diagnose import inspect_model
 from ..hash_cache import HashCache
 from ..errors import ModelDocError, OutputError
 from ..io.atomic import Partial, find_partials
+from ..io.sniff import MODEL_SUFFIXES
 from ..model import open_model
 from ..progress import Cancelled, Progress
 from ..report import Report
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt"}
-MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 
 
 @dataclass(frozen=True)

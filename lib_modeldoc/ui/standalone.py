@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ModelDocError, OutputError
 from ..folders import is_regular, walk_files
+from ..io.sniff import MODEL_SUFFIXES
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, ClipIds, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
 
@@ -27,7 +28,6 @@ __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "d
 
 logger = logging.getLogger(__name__)
 
-SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft")
 SUBFOLDERS = {CHECKPOINTS: "Stable-diffusion", VAE: "VAE", LORA: "Lora"}
 
 
@@ -238,7 +238,7 @@ def _scan(folder: str, skip: set[str] | None = None) -> list[tuple[str, str]]:
     if not folder or not os.path.isdir(folder):
         return found
     for path, st in walk_files(folder, skip_dirs=skip or ()):  # link loops end (each folder once)
-        if is_regular(st) and path.lower().endswith(SUFFIXES):
+        if is_regular(st) and path.lower().endswith(MODEL_SUFFIXES):
             found.append((os.path.relpath(path, folder), path))
     return found
 
