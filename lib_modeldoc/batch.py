@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 
 from .advice import Note, Remedy
-from .arch.families import FAMILIES
+from .arch.families import CHECKPOINT_ARCHITECTURES
 from .arch.identify import identify
 from .audit import find_model_files
 from .errors import ModelDocError, PlanError
@@ -23,7 +23,6 @@ from .model import open_model
 
 __all__ = ["BatchAction", "BatchItem", "plan_batch"]
 
-_CHECKPOINTS = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
 
 
 class BatchAction(str, enum.Enum):
@@ -118,7 +117,7 @@ def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], 
             architecture = identify({k: info.shape for k, info in model.items()}).architecture
     except ModelDocError as exc:
         return BatchItem(source, output, BatchAction.FAIL, str(exc))
-    if architecture not in _CHECKPOINTS and not (architecture == "unknown" and force):
+    if architecture not in CHECKPOINT_ARCHITECTURES and not (architecture == "unknown" and force):
         if architecture == "unknown":
             return BatchItem(source, output, BatchAction.FAIL,
                              Note(f"{source}: architecture not identified", Remedy.FORCE),

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from .advice import count
-from .arch.families import FAMILIES
+from .arch.families import CHECKPOINT_ARCHITECTURES
 from .commands.wording import repair_text
 from .report import Finding, Report, Severity
 from .shell import Shell, join, shells_for
@@ -16,7 +16,7 @@ from .units import human_bytes
 __all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
-CHECKPOINTS = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
+CHECKPOINTS = CHECKPOINT_ARCHITECTURES
 """Architectures that are whole checkpoints: the only ones ``convert`` prunes and repairs."""
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Mount", "Slot", "Family", "FAMILIES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
+__all__ = ["Mount", "Slot", "Family", "FAMILIES", "CHECKPOINT_ARCHITECTURES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,9 @@ FAMILIES: tuple[Family, ...] = (
     _controlnet("ControlNet-SD2", "controlnet_sd2", "SD2", "ControlNet (SD2)"),
     _controlnet("ControlNet-SDXL", "controlnet_sdxl", "SDXL", "ControlNet (SDXL)"),
 )
+
+#: Architecture ids of whole checkpoints (what the WebUI loads as a model), as opposed to parts.
+CHECKPOINT_ARCHITECTURES: frozenset[str] = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
 
 _PREFIXED = r"^model\.diffusion_model\."
 # A ComfyUI-style all-in-one SD3 / Flux checkpoint: the parts Forge and ComfyUI also load as separate files.
