@@ -77,6 +77,27 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
 
 
 @pytest.fixture
+def cli(capsys):
+    """``cli(*argv) -> (exit status, stdout, stderr)`` through ``lib_modeldoc.cli.main``.
+
+    Usage errors leave argparse through ``SystemExit`` (as a console script would); its code is
+    returned like any other status.
+    """
+    from lib_modeldoc.cli import main
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as exc:
+            rc = exc.code
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
+
+
+@pytest.fixture
 def write_safetensors(tmp_path):
     """``write_safetensors(name, {key: torch tensor}, metadata=None) -> path`` via safetensors itself."""
     from safetensors.torch import save_file

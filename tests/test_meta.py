@@ -12,7 +12,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lib_modeldoc.cli import main
 from lib_modeldoc.errors import OutputError, PlanError
 from lib_modeldoc.meta import MergeInput, MetadataEdit, edit_metadata, read_metadata, resolve_merge_inputs
 
@@ -49,16 +48,6 @@ def model(tmp_path):
         return str(path)
 
     return write
-
-
-@pytest.fixture
-def cli(capsys):
-    def run(*argv):
-        code = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_view_decodes_fields_and_merge_recipe(model, cli):

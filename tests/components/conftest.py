@@ -1,4 +1,4 @@
-"""Fixtures for the component tests: the CLI as a function, trimmed real tables, model factories.
+"""Fixtures for the component tests: trimmed real tables, model factories (the CLI fixture is the root conftest's).
 
 Helpers that are not fixtures are in ``components_support.py`` (test modules must not import a
 ``conftest``; every folder's conftest shares that module name).
@@ -12,22 +12,8 @@ import pytest
 
 from components_support import trimmed_table, write_model
 from lib_modeldoc.arch import tables as tables_module
-from lib_modeldoc.cli import main
 
 identify_module = importlib.import_module("lib_modeldoc.arch.identify")  # the module, not the function
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (exit status, stdout, stderr)`` through ``lib_modeldoc.cli.main``."""
-
-    def run(*argv):
-        capsys.readouterr()
-        rc = main([str(a) for a in argv])
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 def _clear_identify_caches() -> None:

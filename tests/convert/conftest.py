@@ -1,4 +1,4 @@
-"""Fixtures for the convert tests: the CLI as a function, and slim identified models.
+"""Fixtures for the convert tests: slim identified models (the CLI fixture is the root conftest's).
 
 Helpers that are not fixtures are in ``convert_support.py`` (test modules must not import a
 ``conftest``; every folder's conftest shares that module name).
@@ -9,27 +9,6 @@ from __future__ import annotations
 import pytest
 
 from convert_support import slim_specs, with_spec
-from lib_modeldoc.cli import main
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (exit status, stdout, stderr)`` through ``lib_modeldoc.cli.main``.
-
-    Usage errors leave argparse through ``SystemExit`` (as a console script would); its code is
-    returned like any other status.
-    """
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as exc:
-            rc = exc.code
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 @pytest.fixture

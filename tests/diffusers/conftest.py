@@ -1,26 +1,9 @@
-"""Fixtures for the diffusers folder tests: the CLI as a function, folders built once per session."""
+"""Fixtures for the diffusers folder tests: folders built once per session (the CLI fixture is the root conftest's)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lib_modeldoc.cli import main
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*argv) -> (exit status, stdout, stderr)`` through ``lib_modeldoc.cli.main``."""
-
-    def run(*argv):
-        capsys.readouterr()
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as exc:
-            rc = exc.code
-        out, err = capsys.readouterr()
-        return rc, out, err
-
-    return run
 
 
 @pytest.fixture(scope="session")
