@@ -51,7 +51,7 @@ from lib_modeldoc.arch.tables import table  # noqa: E402
 from lib_modeldoc.io.atomic import atomic_output  # noqa: E402
 from lib_modeldoc.io.safetensors_write import OutTensor, build_header  # noqa: E402
 from lib_modeldoc.samples import Spec, broken_position_ids, family_specs, write_safetensors_sample  # noqa: E402
-from lib_modeldoc.units import human_bytes  # noqa: E402
+from lib_modeldoc.report.units import human_bytes  # noqa: E402
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "modeldoc-bench")
 # Bump when the way samples are generated changes, so that cached files are rewritten.

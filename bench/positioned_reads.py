@@ -36,20 +36,20 @@ except ImportError:  # a tree from before the positioned-read layer
 job, path = sys.argv[2], sys.argv[3]
 start, cpu = time.perf_counter(), time.process_time()
 if job == "hash":
-    from lib_modeldoc.hashing import hash_file
+    from lib_modeldoc.analysis.hashing import hash_file
     hash_file(path)
 elif job.startswith("scan"):
     from lib_modeldoc.arch.identify import identify
-    from lib_modeldoc.layout import layout_of
-    from lib_modeldoc.model import open_model
-    from lib_modeldoc.scan import scan_model
+    from lib_modeldoc.arch.layout import layout_of
+    from lib_modeldoc.io.model import open_model
+    from lib_modeldoc.analysis.scan import scan_model
     with open_model(path) as model:
         layout = layout_of(list(model), identify({k: t.shape for k, t in model.items()}))
         scan_model(model, layout, workers=int(job[4:]))
 elif job == "convert":
-    from lib_modeldoc.convert import ConvertOptions, plan_convert
-    from lib_modeldoc.model import open_model
-    from lib_modeldoc.writer import write_plan
+    from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+    from lib_modeldoc.io.model import open_model
+    from lib_modeldoc.operations.writer import write_plan
     with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as out, open_model(path) as model:
         write_plan(plan_convert(model, ConvertOptions(precision="fp16", force=True, keep_junk=True)), os.path.join(out, "o.safetensors"))
 print(json.dumps({"strategy": strategy(), "wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}))

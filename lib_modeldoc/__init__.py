@@ -8,13 +8,12 @@ Example:
     >>> report.architecture, [f.id for f in report.findings]
 """
 
-__version__ = "0.1.0"
-
-from .diagnose import inspect_model  # noqa: E402
-from .errors import (  # noqa: E402
+from ._version import __version__
+from .checks.diagnose import inspect_model
+from .errors import (
     IncompatibleComponentError, ModelDocError, ModelReadError, OutputError, PlanError, UnsafeCheckpointError,
 )
-from .model import ModelFile, open_model  # noqa: E402
+from .io.model import ModelFile, open_model
 
 __all__ = [
     "__version__", "inspect_model", "open_model", "ModelFile",

@@ -30,7 +30,7 @@ def _one_line(message: str) -> str:
 class ModelDocError(Exception):
     """Base class of every error Model Doctor raises on purpose.
 
-    ``str(error)`` is the fact; ``remedies`` (:class:`~lib_modeldoc.advice.Remedy` ids) say what the
+    ``str(error)`` is the fact; ``remedies`` (:class:`~lib_modeldoc.report.advice.Remedy` ids) say what the
     user can do, and each front end words them (``commands/wording.py``, ``ui/wording.py``).
     """
 

@@ -15,11 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradio as gr
-
 from modules import script_callbacks, sd_models, shared
 
 from lib_modeldoc.errors import ModelDocError
-from lib_modeldoc.folders import walk_files
+from lib_modeldoc.io.folders import walk_files
 from lib_modeldoc.io.sniff import MODEL_SUFFIXES
 from lib_modeldoc.ui.host import Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
@@ -285,7 +284,7 @@ class WebUIHost:
         if not isinstance(model, torch.nn.Module):
             return LiveClip(False, "This WebUI keeps the model as a diffusers pipeline, which rebuilds position_ids "
                                    "itself; nothing to fix in memory.")
-        from lib_modeldoc.live import check_position_ids, fix_position_ids
+        from lib_modeldoc.checks.live import check_position_ids, fix_position_ids
 
         name = model.sd_checkpoint_info.title
         if not fix:

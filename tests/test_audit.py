@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lib_modeldoc.audit import audit_folder, find_model_files
+from lib_modeldoc.analysis.audit import audit_folder, find_model_files
 from lib_modeldoc.cli import main
 from lib_modeldoc.commands.audit_cmd import render_audit
 from toy_components import save_safetensors

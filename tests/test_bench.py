@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lib_modeldoc.cli import main
-from lib_modeldoc.compare import block_of, compare_models
+from lib_modeldoc.analysis.compare import block_of, compare_models
 from toy_components import (  # noqa: F401  (toy_family is a fixture)
     VAE, checkpoint, save_ckpt, save_safetensors, standalone_vae, toy_family, toy_values,
 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib_modeldoc.fingerprint import (
+from lib_modeldoc.analysis.fingerprint import (
     KNOWN_COMPONENTS, METRIC_SCALES, ComponentPrint, KnownComponents, fingerprint_component, fingerprint_model,
     known_for, metric_number,
 )
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 from toy_components import (  # noqa: F401  (toy_family is a fixture)
     VAE, checkpoint, save_ckpt, save_safetensors, standalone_vae, toy_family, toy_values,
 )
@@ -48,7 +48,7 @@ def torch_sigmoid_is_the_tables(torch) -> bool:
     torch's vectorised sigmoid differs by CPU kernel (an AVX-512 machine rounds some inputs
     differently from the AVX2 build the table was made on), and so do the toolkit's numbers.
     """
-    from lib_modeldoc.fingerprint import _metric_table
+    from lib_modeldoc.analysis.fingerprint import _metric_table
 
     halves = np.arange(1 << 16, dtype=np.uint16).view("<f2").astype(np.float32)
     ours = _metric_table()
@@ -97,7 +97,7 @@ def test_metric_matches_independent_numpy(tmp_path, component, keys, selected):
 
 def test_metric_elements_are_torchs_float32_sigmoid():
     torch = torch_with_sleef()
-    from lib_modeldoc.fingerprint import metric_sum
+    from lib_modeldoc.analysis.fingerprint import metric_sum
 
     rng = np.random.default_rng(11)
     values = [(rng.standard_normal(n) * scale).astype(np.float32) for n, scale in ((300_000, 0.02), (50_000, 3.0))]
@@ -246,7 +246,7 @@ def test_inspect_components_is_opt_in(real_vae_forms, capsys):
     import json
 
     from lib_modeldoc.cli import main
-    from lib_modeldoc.diagnose import inspect_model
+    from lib_modeldoc.checks.diagnose import inspect_model
 
     path = real_vae_forms["standalone fp16"]
     assert "known_components" not in inspect_model(path).to_dict()

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from lib_modeldoc.folders import walk_files
+from lib_modeldoc.io.folders import walk_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX links and FIFOs")

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from lib_modeldoc.hash_cache import JsonHashCache, checkpoint_title, is_fresh
+from lib_modeldoc.analysis.hash_cache import JsonHashCache, checkpoint_title, is_fresh
 
 
 @pytest.fixture

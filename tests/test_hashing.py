@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib_modeldoc import crc32 as crc_module
-from lib_modeldoc import hashing
+from lib_modeldoc.analysis import crc32 as crc_module
+from lib_modeldoc.analysis import hashing
 from lib_modeldoc.cli import main
-from lib_modeldoc.crc32 import crc32_combine, crc32_of
+from lib_modeldoc.analysis.crc32 import crc32_combine, crc32_of
 from lib_modeldoc.errors import ModelReadError
-from lib_modeldoc.hashing import FileHashes, civitai_crc32, hash_file
+from lib_modeldoc.analysis.hashing import FileHashes, civitai_crc32, hash_file
 
 CONTRACT_FIELDS = {"sha256", "autov1", "autov2", "autov3", "crc32", "blake3"}
 EMPTY_SHA = hashlib.sha256(b"").hexdigest()

@@ -9,10 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from lib_modeldoc import audit, scan
+from lib_modeldoc.analysis import audit
+
+from lib_modeldoc.analysis import scan
 from lib_modeldoc.arch.identify import identify
-from lib_modeldoc.layout import layout_of
-from lib_modeldoc.model import open_model
+from lib_modeldoc.arch.layout import layout_of
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.progress import Cancelled
 from lib_modeldoc.samples import Spec, write_safetensors_sample
 

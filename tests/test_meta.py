@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from lib_modeldoc.errors import OutputError, PlanError
-from lib_modeldoc.meta import MergeInput, MetadataEdit, edit_metadata, read_metadata, resolve_merge_inputs
+from lib_modeldoc.operations.meta import MergeInput, MetadataEdit, edit_metadata, read_metadata, resolve_merge_inputs
 
 
 

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from lib_modeldoc import scan as scan_module
+from lib_modeldoc.analysis import scan as scan_module
 from lib_modeldoc.cli import main
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.layout import Layout
-from lib_modeldoc.model import open_model
-from lib_modeldoc.scan import scan_model
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.arch.layout import Layout
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.analysis.scan import scan_model
 
 VALUE_IDS = {"values.nonfinite", "values.zero", "values.magnitude"}
 FLOAT_TYPES = {

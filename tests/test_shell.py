@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.render import suggested_command
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.report.render import suggested_command
 from lib_modeldoc.samples import write_demo_sample
 from lib_modeldoc.shell import Shell, join, module_command, package_folder, quote, shells_for
 from lib_modeldoc.ui import views

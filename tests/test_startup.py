@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from lib_modeldoc.checks.context import _as_webui_int64
-from lib_modeldoc.model import open_model
-from lib_modeldoc.plain_values import read_plain, wrong_positions
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.io.plain_values import read_plain, wrong_positions
 from lib_modeldoc.samples import Spec, broken_position_ids, family_specs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -202,7 +202,7 @@ def test_in_place_metadata_edit_closes_the_source_before_replacing_it(long_folde
                                       metadata={"modelspec.title": "old"})
     rc, out, err = _cli(capsys, "meta", source, "--title", "新 новый", "--in-place")
     assert rc == 0, err
-    from lib_modeldoc.meta import read_metadata
+    from lib_modeldoc.operations.meta import read_metadata
 
     assert read_metadata(source).fields["title"] == "新 новый"
     assert sorted(os.listdir(long_folder)) == ["合并 смесь.safetensors"]

@@ -1,4 +1,4 @@
-"""Generate lib_modeldoc/_toolkit_sigmoid.py: torch's float32 sigmoid for every fp16 value.
+"""Generate lib_modeldoc/analysis/_toolkit_sigmoid.py: torch's float32 sigmoid for every fp16 value.
 
 Usage: python tools/gen_toolkit_sigmoid.py [OUTPUT]   (needs torch; run on an x86 AVX2/AVX-512 CPU)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..report import Finding
+from ..report.data import Finding
 from .clip import check_nai_layout, check_position_ids
 from .components import check_components
 from .context import CheckContext
 from .identity import check_identity
 from .networks import check_network
-from .prediction import check_prediction
 from .precision import check_fp64, check_precision_waste
+from .prediction import check_prediction
 from .storage import check_ema, check_junk, check_pickle, check_unknown
 
 __all__ = ["CHECKS", "CheckContext", "Check", "run_checks"]

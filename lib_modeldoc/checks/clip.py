@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..advice import Repair
-from ..report import Finding, Severity
+from ..report.advice import Repair
+from ..report.data import Finding, Severity
 from .context import CheckContext
 
 

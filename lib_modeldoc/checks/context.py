@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..arch.identify import Identification
-from ..layout import EMA, JUNK, UNKNOWN, Layout
-from ..model import ModelFile
-from ..plain_values import read_plain, wrong_positions
-from ..report import PositionIds
+from ..arch.layout import EMA, JUNK, UNKNOWN, Layout
+from ..io.model import ModelFile
+from ..io.plain_values import read_plain, wrong_positions
+from ..report.data import PositionIds
 
 if TYPE_CHECKING:
     import numpy as np

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..report import Finding, Severity
+from ..report.data import Finding, Severity
 from .context import CheckContext
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..advice import Repair, count
-from ..layout import BUFFER, EMA, JUNK
-from ..report import Finding, Severity
-from ..units import human_bytes
+from ..arch.layout import BUFFER, EMA, JUNK
+from ..report.advice import Repair, count
+from ..report.data import Finding, Severity
+from ..report.units import human_bytes
 from .context import CheckContext
 
 # Parts whose bytes survive a prune; only those count as waste worth reporting.

@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 from ..arch.modelspec import v_prediction_sources, ztsnr_sources
-from ..report import Finding, Severity
+from ..report.data import Finding, Severity
 from .context import CheckContext
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..advice import Repair
-from ..advice import count as amount
-from ..report import Finding, Severity
-from ..units import human_bytes
+from ..report.advice import Repair
+from ..report.advice import count as amount
+from ..report.data import Finding, Severity
+from ..report.units import human_bytes
 from .context import CheckContext
 
 

@@ -10,10 +10,10 @@ import os
 import sys
 from typing import Any
 
-from ..audit import Audit, audit_folder
+from ..analysis.audit import Audit, audit_folder
 from ..io.atomic import atomic_output
 from ..io.output_rule import OutputKind, check_output
-from ..units import human_bytes
+from ..report.units import human_bytes
 
 HASH_COLUMNS = ("sha256", "autov1", "autov2", "autov3", "crc32", "blake3")
 

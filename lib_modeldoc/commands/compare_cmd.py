@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..compare import Comparison, compare_models
+from ..analysis.compare import Comparison, compare_models
 from ..io.output_rule import OutputKind, check_output
 
 _SHOWN_KEYS = 8
@@ -29,13 +29,13 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.plot:
-        from ..compare_plot import require_matplotlib
+        from ..analysis.compare_plot import require_matplotlib
 
         require_matplotlib()  # before minutes of reading, not after
         check_output(args.plot, kind=OutputKind.REPORT, sources=(args.a, args.b))
     result = compare_models(args.a, args.b, progress=_progress() if sys.stderr.isatty() else None)
     if args.plot:
-        from ..compare_plot import plot_comparison
+        from ..analysis.compare_plot import plot_comparison
 
         plot_comparison(result, args.plot)
     if sys.stderr.isatty():

@@ -7,14 +7,14 @@ import json
 from contextlib import ExitStack
 from typing import Any
 
-from ..advice import count
-from ..components import COMPONENT_CHOICES, plan_build, plan_export, plan_replace
-from ..convert import PRECISIONS
 from ..errors import PlanError
-from ..model import open_model
-from ..plan import Plan
-from ..units import human_bytes
-from ..sidecars import carry_sidecars
+from ..io.model import open_model
+from ..operations.components import COMPONENT_CHOICES, plan_build, plan_export, plan_replace
+from ..operations.convert import PRECISIONS
+from ..operations.plan import Plan
+from ..operations.sidecars import carry_sidecars
+from ..report.advice import count
+from ..report.units import human_bytes
 from .convert_cmd import output_format, print_sidecars, write_with_progress
 from .wording import say
 

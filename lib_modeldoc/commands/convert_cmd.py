@@ -8,15 +8,15 @@ import os
 import sys
 from typing import Any
 
-from ..advice import count
-from ..batch import BatchAction, plan_batch
-from ..convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOptions, plan_convert
 from ..errors import ModelDocError, PlanError
-from ..model import open_model
-from ..units import human_bytes
-from ..plan import Plan
-from ..sidecars import Sidecar, carry_sidecars
-from ..writer import WriteResult, write_plan
+from ..io.model import open_model
+from ..operations.batch import BatchAction, plan_batch
+from ..operations.convert import GROUPS, PART_ACTIONS, PRECISIONS, PRUNE_MODES, ConvertOptions, plan_convert
+from ..operations.plan import Plan
+from ..operations.sidecars import Sidecar, carry_sidecars
+from ..operations.writer import WriteResult, write_plan
+from ..report.advice import count
+from ..report.units import human_bytes
 from .progress_line import StderrProgress
 from .wording import say
 
@@ -114,7 +114,7 @@ def convert_one(source: str, output: str, args: argparse.Namespace, others: tupl
 
 def _to_diffusers(source: str, output: str, args: argparse.Namespace) -> dict[str, Any]:
     """``--format diffusers``: the single file as a diffusers pipeline folder."""
-    from ..diffusers_export import plan_diffusers, write_diffusers
+    from ..operations.diffusers_export import plan_diffusers, write_diffusers
 
     options = options_from(argparse.Namespace(**{**vars(args), "format": "safetensors"}), output)
     with open_model(source) as model:

@@ -7,8 +7,8 @@ import os
 import tempfile
 from typing import Any
 
-from ..diagnose import inspect_model
-from ..render import render_report
+from ..checks.diagnose import inspect_model
+from ..report.render import render_report
 from ..samples import write_demo_sample
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..hashing import FileHashes, hash_file
+from ..analysis.hashing import FileHashes, hash_file
 from .per_path import run_per_path
 
 _ROWS = (("SHA256", "sha256"), ("AutoV1", "autov1"), ("AutoV2", "autov2"), ("AutoV3", "autov3"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..diagnose import fit_adapter, inspect_model
+from ..checks.diagnose import fit_adapter, inspect_model
 from ..errors import PlanError
-from ..render import render_report
+from ..report.render import render_report
 from .per_path import run_per_path
 from .progress_line import StderrSteps
 
@@ -51,7 +51,7 @@ def _vae_options(args: argparse.Namespace) -> Any:
         raise PlanError("--vae-image takes one PATH")
     if args.vae_size < 16 or args.vae_size % 8 or args.vae_size > 2048:
         raise PlanError(f"--vae-size must be a multiple of 8 from 16 to 2048 (got {args.vae_size})")
-    from ..vae_test import Fp16Mode, VaeTestOptions
+    from ..analysis.vae_test import Fp16Mode, VaeTestOptions
 
     mode = Fp16Mode.NONE if args.no_fp16_run else Fp16Mode(args.fp16_run or "auto")
     return VaeTestOptions(size=args.vae_size, vae_dir=args.vae_dir, fp16=mode)
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _save_image(report: Any, out: str) -> None:
     """The test image (left) and its reconstruction (right) as a PNG, written atomically."""
+    from ..analysis.vae_image import png_bytes, side_by_side
     from ..io.atomic import atomic_output
     from ..io.output_rule import OutputKind, check_output
-    from ..vae_image import png_bytes, side_by_side
 
     result = report.vae_result
     check_output(out, kind=OutputKind.REPORT, sources=(report.path,))  # an old PNG may go; a model never

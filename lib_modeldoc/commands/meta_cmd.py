@@ -12,9 +12,11 @@ import json
 import os
 from typing import Any
 
-from ..audit import find_model_files
+from ..analysis.audit import find_model_files
 from ..errors import PlanError
-from ..meta import COMMON_FIELDS, EditResult, MetadataEdit, MetadataView, edit_metadata, read_metadata, resolve_merge_inputs
+from ..operations.meta import (
+    COMMON_FIELDS, EditResult, MetadataEdit, MetadataView, edit_metadata, read_metadata, resolve_merge_inputs,
+)
 from .progress_line import StderrProgress
 
 _PREVIEW_CHARS = 200  # long values (workflows, tag frequencies) are cut in the text view

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..units import human_bytes
+from ..report.units import human_bytes
 
 
 class _StderrLine:

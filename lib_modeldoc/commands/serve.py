@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise ModelDocError(f"{args.models}: not a folder (--models takes a folder of model files)")
     try:
         import gradio  # noqa: F401 - checked here: the tab's modules import it only when building the page
+
         from ..ui.standalone import serve
     except ImportError as exc:  # gradio missing: say how to get it, in one line
         raise ModelDocError(

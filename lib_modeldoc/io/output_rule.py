@@ -12,8 +12,8 @@ import enum
 import os
 from collections.abc import Iterable
 
-from ..advice import Remedy
 from ..errors import OutputError
+from ..report.advice import Remedy
 from .paths import native_path
 from .sniff import MODEL_SUFFIXES, Format, sniff_bytes
 

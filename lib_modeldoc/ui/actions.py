@@ -12,20 +12,20 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..diagnose import inspect_model
-from ..hash_cache import HashCache
+from ..analysis.hash_cache import HashCache
+from ..checks.diagnose import inspect_model
 from ..errors import ModelDocError, OutputError
 from ..io.atomic import Partial, find_partials
+from ..io.model import open_model
 from ..io.sniff import MODEL_SUFFIXES
-from ..model import open_model
 from ..progress import Cancelled, Progress
-from ..report import Report
+from ..report.data import Report
 from . import views
 from .host import Choice, ClipIds, Host, JobContext
 from .wording import say
 
 if TYPE_CHECKING:
-    from ..vae_test import VaeTestOptions
+    from ..analysis.vae_test import VaeTestOptions
 
 __all__ = [
     "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
@@ -125,7 +125,7 @@ class ConvertRequest:
         return output_path(self.folder or os.path.dirname(self.source), self.name or default_output_name(self.source, self.format), self.format)
 
     def options(self) -> Any:
-        from ..convert import ConvertOptions
+        from ..operations.convert import ConvertOptions
 
         return ConvertOptions(
             precision=self.precision, prune=self.prune, keep_junk=self.keep_junk, fix_clip=self.fix_clip,
@@ -135,7 +135,7 @@ class ConvertRequest:
 
 
     def plan(self, stack: ExitStack) -> Any:
-        from ..convert import plan_convert
+        from ..operations.convert import plan_convert
 
         source = stack.enter_context(open_model(self.source))
         vae = stack.enter_context(open_model(self.bake_vae)) if self.bake_vae else None
@@ -169,7 +169,7 @@ class ExportRequest:
         return output_path(self.folder or os.path.dirname(self.source), name, self.format)
 
     def plan(self, stack: ExitStack) -> Any:
-        from ..components import plan_export
+        from ..operations.components import plan_export
 
         model = stack.enter_context(open_model(self.source))
         return plan_export(model, self.component, precision=_precision(self.precision), fix_clip=self.fix_clip,
@@ -196,7 +196,7 @@ class ReplaceRequest:
         return output_path(self.folder or os.path.dirname(self.source), name, self.format)
 
     def plan(self, stack: ExitStack) -> Any:
-        from ..components import plan_replace
+        from ..operations.components import plan_replace
 
         if not self.part_from:
             raise ModelDocError(f"pick the file to take the {self.component} from")
@@ -230,7 +230,7 @@ class BuildRequest:
         return output_path(self.folder or os.path.dirname(self.source or "."), name, self.format)
 
     def plan(self, stack: ExitStack) -> Any:
-        from ..components import plan_build
+        from ..operations.components import plan_build
 
         opened: dict[str, Any] = {}
         parts = {}
@@ -257,7 +257,7 @@ VAE_TEST_SIZE = 256  # the tab's test image side: seconds per VAE on a CPU
 
 def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
     """The tab's VAE test: the host's VAE folder is the comparison ("what to use instead"), the job can stop it."""
-    from ..vae_test import VaeTestOptions
+    from ..analysis.vae_test import VaeTestOptions
 
     folder = host.folders().vae
     device = getattr(host, "compute_device", None)  # a WebUI runs it on its own device; elsewhere the CPU
@@ -270,7 +270,7 @@ def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> s
 
     The SHA-256 goes into ``hash_cache`` (the WebUI's), so the WebUI need not read the file again.
     """
-    from ..hashing import hash_file
+    from ..analysis.hashing import hash_file
 
     result = hash_file(path, progress=job_progress(job, "hashing"))
     if hash_cache is not None:
@@ -283,7 +283,7 @@ def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> s
 
 def compare(a: str, b: str, job: JobContext) -> str:
     """How ``a`` and ``b`` differ per component and block, as HTML."""
-    from ..compare import compare_models
+    from ..analysis.compare import compare_models
 
     if os.path.realpath(a) == os.path.realpath(b):
         raise ModelDocError("pick a different second model to compare with")
@@ -344,7 +344,7 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
     Raises ``OutputError`` when the output is the checkpoint ``host`` has loaded (see :func:`loaded_conflict`).
     The output rule refuses it too (``protected``), whatever the caller checked.
     """
-    from ..writer import write_plan
+    from ..operations.writer import write_plan
 
     with ExitStack() as stack:
         output = confined_output(request, host)

@@ -110,7 +110,7 @@ class Host(Protocol):
         start_model: the file the picker starts on when no model is loaded (the standalone
             sample library opens on its damaged merge), or ``None``.
 
-    A host may also have a ``hash_cache`` attribute (a :class:`~lib_modeldoc.hash_cache.HashCache`,
+    A host may also have a ``hash_cache`` attribute (a :class:`~lib_modeldoc.analysis.hash_cache.HashCache`,
     the WebUI's): Inspect then shows a SHA-256 it already holds, and Hashes stores what it computes.
     """
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import gradio as gr
 
-from ..components import COMPONENT_CHOICES
-from ..convert import PRECISIONS, PRUNE_MODES
 from ..errors import ModelDocError
+from ..operations.components import COMPONENT_CHOICES
+from ..operations.convert import PRECISIONS, PRUNE_MODES
 from . import actions
 from .host import ClipIds, Defaults, Folders, Host
 

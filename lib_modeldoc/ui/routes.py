@@ -193,7 +193,7 @@ def add_routes(app: Any, host: RouteHost, *, api_auth: str | None = None, cors_a
         return JSONResponse({"detail": _one_line(str(exc))}, status_code=exc.status)
 
     def inspect_target(path: Any, name: Any) -> Any:
-        from ..diagnose import inspect_model
+        from ..checks.diagnose import inspect_model
 
         try:
             target = find_target(host, path, name)

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelDocError, OutputError
-from ..folders import is_regular, walk_files
+from ..io.folders import is_regular, walk_files
 from ..io.sniff import MODEL_SUFFIXES
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
-from .host import CHECKPOINTS, ClipIds, LORA, VAE, Choice, Defaults, Folders, LiveClip, Session, resolve_choice
+from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError"]
 

@@ -12,11 +12,11 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..advice import count
-from ..render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
-from ..report import Report, Severity
+from ..report.advice import count
+from ..report.data import Report, Severity
+from ..report.render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
+from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
-from ..units import human_bytes
 from .wording import repair_text, say
 
 __all__ = [
@@ -261,7 +261,7 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
 
 def _vae_section(report: Report) -> str:
     """The VAE test: its figures (the CLI's lines) and the test image beside its reconstruction."""
-    from ..vae_image import png_bytes, side_by_side
+    from ..analysis.vae_image import png_bytes, side_by_side
 
     lines = vae_test_lines(report.vae_test or {})
     out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
@@ -345,7 +345,7 @@ def hashes_html(hashes: Any) -> str:
 
 
 def comparison_html(result: Any) -> str:
-    """:func:`~lib_modeldoc.compare.compare_models` as a table per component, blocks collapsed."""
+    """:func:`~lib_modeldoc.analysis.compare.compare_models` as a table per component, blocks collapsed."""
     differing = [c for c in result.components.values() if not c.identical]
     if result.identical:
         verdict, state = "Identical: same keys, same values", "ok"

@@ -1,6 +1,6 @@
 """The tab's words for the engine's advice ids: its own buttons, boxes and choices, never a flag.
 
-One table per kind of id (:class:`~lib_modeldoc.advice.Repair`, :class:`~lib_modeldoc.advice.Remedy`);
+One table per kind of id (:class:`~lib_modeldoc.report.advice.Repair`, :class:`~lib_modeldoc.report.advice.Remedy`);
 the command line has its own (``lib_modeldoc/commands/wording.py``).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..advice import Remedy, Repair, worded
+from ..report.advice import Remedy, Repair, worded
 
 __all__ = ["REPAIRS", "REMEDIES", "say", "repair_text"]
 

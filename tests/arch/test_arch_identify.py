@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.samples import Spec, family_specs
 
 CONTRACT_ARCHITECTURES = {

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from lib_modeldoc.arch.networks import block_ranges, network_fits, summarise_network
 from lib_modeldoc.cli import main
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.render import render_report
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.report.render import render_report
 from lib_modeldoc.samples import SAMPLES, write_sample
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.errors import PlanError
-from lib_modeldoc.layout import JUNK, component_prefixes, layout_of
-from lib_modeldoc.model import open_model
-from lib_modeldoc.parts import identify_model
-from lib_modeldoc.render import verdict_lines
+from lib_modeldoc.arch.layout import JUNK, component_prefixes, layout_of
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.arch.parts import identify_model
+from lib_modeldoc.report.render import verdict_lines
 from lib_modeldoc.samples import SAMPLES, Spec, write_safetensors_sample, write_sample
 
 NAMES = sorted(SAMPLES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.samples import Spec, broken_position_ids, family_specs
 
 SD1_TEXT = "cond_stage_model.transformer.text_model."

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from lib_modeldoc.arch.families import FAMILIES, KNOWN_BUFFERS
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.layout import JUNK, UNKNOWN, component_prefixes, layout_of
-from lib_modeldoc.model import open_model
-from lib_modeldoc.parts import identify_model
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.arch.layout import JUNK, UNKNOWN, component_prefixes, layout_of
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.arch.parts import identify_model
 from lib_modeldoc.samples import Spec, family_specs
 
 # Junk no WebUI loads, one key per named group.

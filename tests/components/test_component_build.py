@@ -7,7 +7,7 @@ import json
 import pytest
 
 from components_support import SD1_VAE, XL_CLIP_G, digests, listing, names_arch, read_metadata
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 
 
 def _export(cli, source, component, out):

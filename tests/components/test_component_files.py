@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from components_support import (
     PREFIX, SD1_VAE, component_of, digests, planted, read_metadata, read_tensors, with_prefix, write_model,
 )
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 
 # Unprefixed layouts: what a standalone file of each component is keyed as.
 UNPREFIXED = {"unet": "", "vae": "", "clip_l": "text_model."}

@@ -11,9 +11,9 @@ import torch
 
 from components_support import SD1_VAE, digests, file_sha256, listing, names_arch
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.components import plan_build, plan_replace
+from lib_modeldoc.operations.components import plan_build, plan_replace
 from lib_modeldoc.errors import IncompatibleComponentError
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 
 def _lora(write_safetensors):

@@ -13,8 +13,8 @@ from components_support import (
 )
 from lib_modeldoc.arch.identify import identify
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.model import open_model
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.io.model import open_model
 
 CHECKPOINTS = ("SD1", "SD1-inpaint", "SD2", "SD2-inpaint", "SDXL", "SDXL-refiner")
 

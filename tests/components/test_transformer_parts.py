@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from lib_modeldoc.cli import main
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.samples import flux_checkpoint_specs, sd3_checkpoint_specs, write_safetensors_sample
 
 LIMIT = 160_000  # bytes: keeps norms, biases, the VAE's conv_in / conv_out

@@ -11,7 +11,7 @@ import torch
 
 from convert_support import UNET_KEY, listing, read_safetensors, sha256, slim_specs
 from lib_modeldoc.errors import ModelReadError
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 
 @pytest.fixture

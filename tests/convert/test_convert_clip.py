@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from convert_support import CLIP_KEY, CLIP_TEXT, NAI_PREFIX, SD1_POS, XL_POS, read_safetensors, slim_specs
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.model import open_model
-from lib_modeldoc.plan import FIX
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.operations.plan import FIX
 from lib_modeldoc.samples import Spec, broken_position_ids, family_specs
 
 AS_WEBUI_READS = np.arange(77)

@@ -16,11 +16,11 @@ import torch
 from safetensors.torch import save_file
 
 from convert_support import listing, read_safetensors, sha256
-from lib_modeldoc.convert import ConvertOptions, plan_convert
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
 from lib_modeldoc.errors import OutputError
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.progress import Cancelled
-from lib_modeldoc.writer import write_plan
+from lib_modeldoc.operations.writer import write_plan
 
 atomic = importlib.import_module("lib_modeldoc.io.atomic")
 

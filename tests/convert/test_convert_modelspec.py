@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 from convert_support import read_ckpt, read_safetensors
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.model import open_model
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.samples import write_sample
 
 

@@ -157,7 +157,7 @@ def test_float64_is_narrowed_even_when_copied(tmp_path, cli):
 @pytest.mark.parametrize("dst", ["F16", "BF16", "F32"])
 def test_numpy_fallback_casts_like_torch(monkeypatch, src, dst):
     """Without torch, numpy does the fp16/bf16/fp32 casts, bit for bit the same."""
-    from lib_modeldoc import cast
+    from lib_modeldoc.operations import cast
 
     torch_type = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}
     key = {"F16": "w16", "BF16": "wbf", "F32": "w32", "F64": "w64"}[src]
@@ -170,7 +170,7 @@ def test_numpy_fallback_casts_like_torch(monkeypatch, src, dst):
 
 
 def test_numpy_fallback_asks_for_torch_for_fp8(monkeypatch):
-    from lib_modeldoc import cast
+    from lib_modeldoc.operations import cast
     from lib_modeldoc.errors import PlanError
 
     monkeypatch.setattr(cast, "torch_available", lambda: False)

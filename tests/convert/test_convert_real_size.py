@@ -12,8 +12,8 @@ import torch
 
 from convert_support import SD1_POS, listing, read_safetensors
 from lib_modeldoc.arch.families import KNOWN_BUFFERS
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.model import open_model
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.samples import family_specs, write_demo_sample
 
 

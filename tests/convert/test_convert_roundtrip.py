@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import save_file
 
 from convert_support import read_any, read_ckpt, read_safetensors
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.model import open_model
-from lib_modeldoc.writer import write_plan
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.io.model import open_model
+from lib_modeldoc.operations.writer import write_plan
 
 
 def source_tensors() -> dict[str, torch.Tensor]:

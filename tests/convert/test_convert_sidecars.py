@@ -7,7 +7,7 @@ import os
 
 from convert_support import listing
 from lib_modeldoc.samples import family_specs
-from lib_modeldoc.sidecars import SIDECAR_SUFFIXES, carry_sidecars, find_sidecars
+from lib_modeldoc.operations.sidecars import SIDECAR_SUFFIXES, carry_sidecars, find_sidecars
 
 CARD = {"description": "my model", "activation text": "mxstyle", "notes": ""}
 

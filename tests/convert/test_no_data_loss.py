@@ -132,7 +132,7 @@ def test_the_tab_never_writes_over_the_loaded_model(tmp_path, slim_model):
     with pytest.raises(OutputError, match="loaded"):
         actions.run(request, Job(), Host())
     assert sha256(loaded) == before
-    from lib_modeldoc.writer import write_plan  # the rule itself, below the tab's own check
+    from lib_modeldoc.operations.writer import write_plan  # the rule itself, below the tab's own check
     with ExitStack() as stack:
         with pytest.raises(OutputError, match="loaded by the WebUI"):
             write_plan(request.plan(stack), loaded, overwrite=True, protected=(loaded,))

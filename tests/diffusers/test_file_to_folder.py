@@ -10,8 +10,8 @@ import pytest
 
 from diffusers_support import diffusers, torch
 from lib_modeldoc import open_model
-from lib_modeldoc.convert import ConvertOptions
-from lib_modeldoc.diffusers_export import plan_diffusers
+from lib_modeldoc.operations.convert import ConvertOptions
+from lib_modeldoc.operations.diffusers_export import plan_diffusers
 from lib_modeldoc.samples import family_specs, write_safetensors_sample
 
 

@@ -13,8 +13,8 @@ from lib_modeldoc import open_model
 from lib_modeldoc.arch.diffusers_map import unet_map, vae_map
 from lib_modeldoc.arch.families import SD1_CLIP, UNET, VAE, family
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.convert import ConvertOptions, plan_convert
-from lib_modeldoc.parts import identify_model
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+from lib_modeldoc.arch.parts import identify_model
 
 
 def _sd1_keys(optional: bool = True) -> set[str]:

@@ -11,9 +11,9 @@ from diffusers_support import SD2_UNET_CONFIG, _clip_h_shapes, diffusers, torch,
 from lib_modeldoc import open_model
 from lib_modeldoc.arch.families import SD2_CLIP, family
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.convert import ConvertOptions
-from lib_modeldoc.diffusers_export import plan_diffusers
-from lib_modeldoc.parts import identify_model
+from lib_modeldoc.operations.convert import ConvertOptions
+from lib_modeldoc.operations.diffusers_export import plan_diffusers
+from lib_modeldoc.arch.parts import identify_model
 from lib_modeldoc.samples import family_specs, write_safetensors_sample
 
 

@@ -11,8 +11,8 @@ from lib_modeldoc import open_model
 from lib_modeldoc.arch.diffusers_map import OpenClipMap, unet_map, unet_structure_from_config
 from lib_modeldoc.arch.families import XL_CLIP_G, family
 from lib_modeldoc.arch.tables import table
-from lib_modeldoc.convert import ConvertOptions
-from lib_modeldoc.diffusers_export import plan_diffusers
+from lib_modeldoc.operations.convert import ConvertOptions
+from lib_modeldoc.operations.diffusers_export import plan_diffusers
 from lib_modeldoc.samples import family_specs, write_safetensors_sample
 
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib_modeldoc.errors import ModelDocError
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 from . import craft
 

@@ -16,7 +16,7 @@ import pytest
 from lib_modeldoc.cli import main
 from lib_modeldoc.errors import LimitExceededError, ModelDocError, ModelReadError
 from lib_modeldoc.io import pickle_read
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 from . import craft
 from .measure import measure

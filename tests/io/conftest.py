@@ -13,7 +13,7 @@ import re
 import pytest
 
 from lib_modeldoc.cli import main
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 
 def _digest(path: str) -> str | None:

@@ -12,13 +12,13 @@ import pytest
 
 from lib_modeldoc.arch.identify import identify
 from lib_modeldoc.errors import ModelReadError
-from lib_modeldoc.hashing import hash_file
+from lib_modeldoc.analysis.hashing import hash_file
 from lib_modeldoc.io import positioned
 from lib_modeldoc.io.positioned import PositionedFile
-from lib_modeldoc.layout import layout_of
-from lib_modeldoc.model import open_model
+from lib_modeldoc.arch.layout import layout_of
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.samples import Spec, family_specs
-from lib_modeldoc.scan import scan_model
+from lib_modeldoc.analysis.scan import scan_model
 
 FAKE_WINDOWS_IO = bool(os.environ.get("MODELDOC_FAKE_WINDOWS_IO"))
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 LIGHTNING_MODULES = ("pytorch_lightning", "pytorch_lightning.callbacks", "pytorch_lightning.callbacks.model_checkpoint")
 CALLBACK_KEY = "callbacks.<class pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint>"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lib_modeldoc.cli import main
-from lib_modeldoc.diagnose import inspect_model
-from lib_modeldoc.model import open_model
+from lib_modeldoc.checks.diagnose import inspect_model
+from lib_modeldoc.io.model import open_model
 from lib_modeldoc.samples import family_specs
 
 BUDGET = 64 * 2**20  # bytes of Python allocations allowed while opening and inspecting

@@ -10,7 +10,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from lib_modeldoc.io.sniff import Format, sniff_bytes
-from lib_modeldoc.model import open_model
+from lib_modeldoc.io.model import open_model
 
 
 @pytest.mark.parametrize("length", [0x280, 0x380, 0x480, 0x580, 0x10280])

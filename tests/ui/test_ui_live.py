@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lib_modeldoc.live import check_position_ids, find_position_ids, fix_position_ids
+from lib_modeldoc.checks.live import check_position_ids, find_position_ids, fix_position_ids
 
 
 class Embeddings(torch.nn.Module):

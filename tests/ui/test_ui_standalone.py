@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from ui_helpers import free_port
 
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.samples import write_demo_sample
 from lib_modeldoc.ui.standalone import FolderHost, write_sample_library
 

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from lib_modeldoc.diagnose import inspect_model
+from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.samples import family_specs, write_demo_sample, write_safetensors_sample
 from lib_modeldoc.ui import views
 from lib_modeldoc.ui.actions import default_output_name, output_path

@@ -16,8 +16,8 @@ import torch
 
 from lib_modeldoc import open_model
 from lib_modeldoc.errors import IncompatibleComponentError
-from lib_modeldoc.vae_model import config_from_shapes, ldm_keys
-from lib_modeldoc.vae_test import locate_vae, open_autoencoder
+from lib_modeldoc.analysis.vae_model import config_from_shapes, ldm_keys
+from lib_modeldoc.analysis.vae_test import locate_vae, open_autoencoder
 from vae_support import write_vae
 
 diffusers = pytest.importorskip("diffusers")

@@ -12,8 +12,8 @@ import pytest
 
 from lib_modeldoc.cli import main
 from lib_modeldoc.progress import Cancelled
-from lib_modeldoc.vae_image import png_bytes, vae_test_image
-from lib_modeldoc.vae_test import FP16_MAX, Fp16Mode, Fp16Run, _fp16_supported, run_vae_test
+from lib_modeldoc.analysis.vae_image import png_bytes, vae_test_image
+from lib_modeldoc.analysis.vae_test import FP16_MAX, Fp16Mode, Fp16Run, _fp16_supported, run_vae_test
 from vae_support import SIZE, TINY16, identity_state, tiny_state, write_vae
 
 OVERFLOW_LAYER = "decoder.up.1.block.0.conv1"
@@ -240,8 +240,8 @@ def test_sixteen_channel_ae_inside_a_checkpoint_is_found(tmp_path):
     """Real SD3/Flux ae shapes (sparse file): the VAE table calls it incomplete, the test still finds it."""
     from lib_modeldoc import open_model
     from lib_modeldoc.samples import Spec, family_specs, write_safetensors_sample
-    from lib_modeldoc.vae_model import config_from_shapes
-    from lib_modeldoc.vae_test import locate_vae
+    from lib_modeldoc.analysis.vae_model import config_from_shapes
+    from lib_modeldoc.analysis.vae_test import locate_vae
 
     z16 = {"encoder.conv_out.weight": (32, 512, 3, 3), "encoder.conv_out.bias": (32,),
            "decoder.conv_in.weight": (512, 16, 3, 3)}

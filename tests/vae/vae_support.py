@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
-from lib_modeldoc.vae_model import Autoencoder, VaeConfig
+from lib_modeldoc.analysis.vae_model import Autoencoder, VaeConfig
 
 TINY = VaeConfig(in_channels=3, out_channels=3, widths=(32, 64), blocks=1, z_channels=4, quant=True)
 TINY16 = VaeConfig(in_channels=3, out_channels=3, widths=(32, 64), blocks=1, z_channels=16, quant=False)

@@ -14,12 +14,12 @@ import json
 import os
 from dataclasses import dataclass
 
-from .advice import Note, Remedy
-from .arch.families import CHECKPOINT_ARCHITECTURES
-from .arch.identify import identify
-from .audit import find_model_files
-from .errors import ModelDocError, PlanError
-from .model import open_model
+from ..analysis.audit import find_model_files
+from ..arch.families import CHECKPOINT_ARCHITECTURES
+from ..arch.identify import identify
+from ..errors import ModelDocError, PlanError
+from ..io.model import open_model
+from ..report.advice import Note, Remedy
 
 __all__ = ["BatchAction", "BatchItem", "plan_batch"]
 

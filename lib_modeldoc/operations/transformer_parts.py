@@ -13,15 +13,15 @@ import json
 import os
 from collections.abc import Mapping
 
-from . import __version__
-from .advice import Remedy
-from .arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
-from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
+from .._version import __version__
+from ..arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
+from ..arch.parts import identify_model
+from ..arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
+from ..dtypes import DTYPES
+from ..errors import IncompatibleComponentError, PlanError
+from ..io.model import ModelFile
+from ..report.advice import Remedy
 from .convert import PRECISIONS
-from .dtypes import DTYPES
-from .errors import IncompatibleComponentError, PlanError
-from .model import ModelFile
-from .parts import identify_model
 from .plan import CAST, COPY, Entry, Plan
 
 __all__ = ["TRANSFORMER_ARCHS", "plan_export_part", "plan_build_parts"]

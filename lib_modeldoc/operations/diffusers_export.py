@@ -2,7 +2,7 @@
 
 The tensors are chosen exactly as ``convert`` chooses them (:func:`plan_convert`: EMA, junk,
 precision), then split by component, renamed with :mod:`lib_modeldoc.arch.diffusers_map` and each
-component written by :func:`lib_modeldoc.writer.write_plan` into a temporary folder beside the
+component written by :func:`lib_modeldoc.operations.writer.write_plan` into a temporary folder beside the
 target, which is renamed into place only when every file is complete.
 """
 
@@ -20,24 +20,25 @@ from typing import Any
 
 import numpy as np
 
-from .advice import Remedy
-from .arch.diffusers_map import (
+from ..arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
     clip_l_map, unet_map, vae_map,
 )
-from .arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G
-from .arch.modelspec import v_prediction_sources
-from .convert import ConvertOptions, plan_convert
-from .diffusers_folder import (
-    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline, is_diffusers_folder,
+from ..arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G
+from ..arch.modelspec import v_prediction_sources
+from ..arch.parts import identify_model
+from ..dtypes import DTYPES
+from ..errors import OutputError, PlanError
+from ..io.diffusers_folder import (
+    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline,
+    is_diffusers_folder,
 )
-from .dtypes import DTYPES
-from .io.tensor import TensorInfo
-from .errors import OutputError, PlanError
-from .model import ModelFile
-from .parts import identify_model
+from ..io.model import ModelFile
+from ..io.tensor import TensorInfo
+from ..progress import Progress
+from ..report.advice import Remedy
+from .convert import ConvertOptions, plan_convert
 from .plan import FIX, Entry, Plan
-from .progress import Progress
 from .writer import write_plan
 
 __all__ = ["ComponentPlan", "DiffusersPlan", "plan_diffusers", "write_diffusers"]

@@ -1,6 +1,6 @@
 """A plan: what an edit does to every tensor, decided from headers before anything is written.
 
-Builders (``convert``, ``components``) produce a :class:`Plan`; :mod:`lib_modeldoc.writer`
+Builders (``convert``, ``components``) produce a :class:`Plan`; :mod:`lib_modeldoc.operations.writer`
 carries it out. A dry run is just the plan rendered.
 """
 
@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .advice import count
-from .dtypes import DTYPES
-from .errors import PlanError
-from .io.safetensors_write import OutTensor, build_header
-from .io.tensor import TensorInfo
-from .model import ModelFile
-from .units import human_bytes
+from ..dtypes import DTYPES
+from ..errors import PlanError
+from ..io.model import ModelFile
+from ..io.safetensors_write import OutTensor, build_header
+from ..io.tensor import TensorInfo
+from ..report.advice import count
+from ..report.units import human_bytes
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import struct
 
-from .io.tensor import TensorInfo
 from .model import ModelFile
+from .tensor import TensorInfo
 
 __all__ = ["read_plain", "wrong_positions", "PLAIN_LIMIT"]
 

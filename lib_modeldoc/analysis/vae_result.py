@@ -1,6 +1,6 @@
 """What the VAE test measured, and what it means: figures, verdicts, the ``vae_test`` JSON field.
 
-No torch here: :mod:`lib_modeldoc.vae_test` runs the VAE and fills a :class:`VaeTestResult`.
+No torch here: :mod:`lib_modeldoc.analysis.vae_test` runs the VAE and fills a :class:`VaeTestResult`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .advice import Repair
-from .report import Finding, Severity
+from ..report.advice import Repair
+from ..report.data import Finding, Severity
 
 __all__ = [
     "FP16_MAX", "BF16_MAX", "FAR_BELOW_DB", "CONSTANT_STD", "SATURATED_SHARE", "SAME_LATENT_SPACE",

@@ -2,7 +2,7 @@
 
 ``model_index.json`` names the pipeline; each component folder holds a ``config.json`` and a
 safetensors file. :func:`open_diffusers_folder` presents the components' tensors as one
-:class:`~lib_modeldoc.model.ModelFile` keyed as the WebUI's checkpoint is, so ``inspect`` and
+:class:`~lib_modeldoc.io.model.ModelFile` keyed as the WebUI's checkpoint is, so ``inspect`` and
 ``convert`` treat a folder like a file. Nothing is loaded: each key points at its bytes in the
 component file, read one tensor (or chunk) at a time.
 """
@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .arch.diffusers_map import (
+from ..arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, unet_map,
     unet_structure_from_config, vae_map,
 )
-from .arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
-from .dtypes import DTYPES
-from .errors import ModelReadError
-from .io.tensor import TensorInfo
+from ..arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
+from ..dtypes import DTYPES
+from ..errors import ModelReadError
 from .model import ModelFile, open_model
+from .tensor import TensorInfo
 
 __all__ = ["MODEL_INDEX", "Pipeline", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
            "DiffusersFolder", "PIPELINE_COMPONENTS"]

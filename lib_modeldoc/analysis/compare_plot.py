@@ -10,10 +10,10 @@ import os
 
 import numpy as np
 
+from ..errors import MissingDependencyError
+from ..io.atomic import atomic_output
+from ..io.output_rule import OutputKind, check_output
 from .compare import Comparison
-from .errors import MissingDependencyError
-from .io.atomic import atomic_output
-from .io.output_rule import OutputKind, check_output
 
 __all__ = ["require_matplotlib", "plot_comparison"]
 
@@ -38,7 +38,7 @@ def plot_comparison(comparison: Comparison, path: str | os.PathLike[str], *, dpi
     Identical blocks are drawn light green; the colour scale is logarithmic from 1e-5 to 1.
 
     Args:
-        comparison: a :func:`~lib_modeldoc.compare.compare_models` result.
+        comparison: a :func:`~lib_modeldoc.analysis.compare.compare_models` result.
         path: the PNG to write (an older plot there is replaced atomically; a model never is).
         dpi: resolution.
 

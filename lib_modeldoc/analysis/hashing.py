@@ -30,11 +30,11 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import ModelReadError
+from ..io.positioned import PositionedFile
+from ..io.sniff import Format, sniff_bytes
+from ..progress import Progress
 from .crc32 import crc32_combine, crc32_of
-from .errors import ModelReadError
-from .io.positioned import PositionedFile
-from .io.sniff import Format, sniff_bytes
-from .progress import Progress
 
 __all__ = ["FileHashes", "hash_file", "civitai_crc32", "crc32_combine", "AUTOV1_OFFSET", "AUTOV1_LENGTH"]
 

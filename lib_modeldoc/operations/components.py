@@ -11,15 +11,15 @@ import json
 import os
 from collections.abc import Mapping
 
-from . import __version__
-from .advice import Remedy, count
-from .arch.families import FAMILIES, Family, family
+from .._version import __version__
+from ..arch.families import FAMILIES, Family, family
+from ..arch.parts import Part, find_part, identify_model
+from ..checks.context import POSITION_IDS
+from ..dtypes import DTYPES
+from ..errors import IncompatibleComponentError, PlanError
+from ..io.model import ModelFile
+from ..report.advice import Remedy, count
 from .convert import PRECISIONS, ConvertOptions, plan_convert, position_ids_entry
-from .checks.context import POSITION_IDS
-from .dtypes import DTYPES
-from .errors import IncompatibleComponentError, PlanError
-from .model import ModelFile
-from .parts import Part, find_part, identify_model
 from .plan import CAST, COPY, Entry, Plan
 
 __all__ = ["COMPONENT_CHOICES", "plan_export", "plan_replace", "plan_build", "expand_component"]

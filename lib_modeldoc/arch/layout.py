@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .arch.families import KNOWN_BUFFERS
-from .arch.identify import Identification
-from .arch.junk import EMA_PREFIX, junk_group_of
+from .families import KNOWN_BUFFERS
+from .identify import Identification
+from .junk import EMA_PREFIX, junk_group_of
 
 __all__ = ["Layout", "layout_of", "JUNK", "BUFFER", "UNKNOWN", "EMA"]
 

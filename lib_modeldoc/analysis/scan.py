@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from .dtypes import DTYPES, to_float32
-from .io.tensor import TensorInfo
-from .layout import BUFFER, EMA, JUNK, Layout
-from .model import ModelFile
-from .progress import Progress
-from .advice import Repair
-from .report import Finding, Severity
-from .workers import worker_pool
+from ..arch.layout import BUFFER, EMA, JUNK, Layout
+from ..dtypes import DTYPES, to_float32
+from ..io.model import ModelFile
+from ..io.tensor import TensorInfo
+from ..progress import Progress
+from ..report.advice import Repair
+from ..report.data import Finding, Severity
+from ..workers import worker_pool
 
 __all__ = ["TensorValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
 
@@ -208,7 +208,7 @@ def scan_model(
 
     Args:
         model: an open model.
-        layout: which component each key belongs to (:func:`~lib_modeldoc.layout.layout_of`).
+        layout: which component each key belongs to (:func:`~lib_modeldoc.arch.layout.layout_of`).
         progress: called as ``progress(done_bytes, total_bytes, message)`` from the calling thread.
         workers: reader threads; default ``min(4, os.cpu_count())``.
 

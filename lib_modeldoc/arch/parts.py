@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arch.identify import Identification, SlotMatch, identify
-from .errors import IncompatibleComponentError
-from .io.tensor import TensorInfo
-from .model import ModelFile
+from ..errors import IncompatibleComponentError
+from ..io.model import ModelFile
+from ..io.tensor import TensorInfo
+from .identify import Identification, SlotMatch, identify
 
 __all__ = ["Part", "find_part", "require_part", "identify_model"]
 

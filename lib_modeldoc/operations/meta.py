@@ -23,13 +23,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ModelReadError, PlanError
-from .hashing import AUTOV1_LENGTH, AUTOV1_OFFSET
-from .io.atomic import atomic_output, check_output_path
-from .io.paths import native_path
-from .io.safetensors_read import MAX_HEADER_SIZE, read_safetensors_header
-from .io.sniff import Format, sniff_bytes
-from .progress import Progress
+from ..analysis.hashing import AUTOV1_LENGTH, AUTOV1_OFFSET
+from ..errors import ModelReadError, PlanError
+from ..io.atomic import atomic_output, check_output_path
+from ..io.paths import native_path
+from ..io.safetensors_read import MAX_HEADER_SIZE, read_safetensors_header
+from ..io.sniff import Format, sniff_bytes
+from ..progress import Progress
 
 __all__ = [
     "COMMON_FIELDS",

@@ -6,11 +6,11 @@ import json
 import os
 from typing import Any
 
+from ..arch.families import CHECKPOINT_ARCHITECTURES
+from ..commands.wording import repair_text
+from ..shell import Shell, join, shells_for
 from .advice import count
-from .arch.families import CHECKPOINT_ARCHITECTURES
-from .commands.wording import repair_text
-from .report import Finding, Report, Severity
-from .shell import Shell, join, shells_for
+from .data import Finding, Report, Severity
 from .units import human_bytes
 
 __all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]

@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Collection, Iterator
 
-from .io.paths import native_path
+from .paths import native_path
 
 __all__ = ["walk_files", "is_regular"]
 

@@ -1,4 +1,4 @@
-"""Carry out a :class:`~lib_modeldoc.plan.Plan`: stream tensors into a new file, then verify it.
+"""Carry out a :class:`~lib_modeldoc.operations.plan.Plan`: stream tensors into a new file, then verify it.
 
 The output is written to a temporary file beside the target and renamed into place only when
 complete and checked; a failure or an interrupt leaves no partial file, and sources are only
@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import DTYPES
+from ..errors import ModelReadError, OutputError
+from ..io.atomic import atomic_output
+from ..io.ckpt_write import write_torch_zip
+from ..io.model import open_model
+from ..io.output_rule import OutputKind, check_output
+from ..io.safetensors_write import OutTensor, write_safetensors
+from ..progress import Cancel, Progress, Tracker
 from .cast import Caster
-from .dtypes import DTYPES
-from .errors import ModelReadError, OutputError
-from .io.atomic import atomic_output
-from .io.output_rule import OutputKind, check_output
-from .io.ckpt_write import write_torch_zip
-from .io.safetensors_write import OutTensor, write_safetensors
-from .model import open_model
 from .plan import Entry, Plan
-from .progress import Cancel, Progress, Tracker
 
 __all__ = ["WriteResult", "write_plan"]
 

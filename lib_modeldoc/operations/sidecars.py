@@ -12,9 +12,9 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from .errors import OutputError
-from .io.atomic import atomic_output
-from .io.output_rule import OutputKind, check_output
+from ..errors import OutputError
+from ..io.atomic import atomic_output
+from ..io.output_rule import OutputKind, check_output
 
 __all__ = ["SIDECAR_SUFFIXES", "Sidecar", "find_sidecars", "carry_sidecars"]
 

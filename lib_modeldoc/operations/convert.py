@@ -1,6 +1,6 @@
 """Build the plan of ``convert``: prune, repair, re-type and bake, decided from headers.
 
-The builder never reads weights (only position_ids, 77 numbers). :func:`lib_modeldoc.writer.write_plan`
+The builder never reads weights (only position_ids, 77 numbers). :func:`lib_modeldoc.operations.writer.write_plan`
 carries the plan out.
 """
 
@@ -11,22 +11,22 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import __version__
-from .advice import Note, Remedy, count
-from .arch.families import KNOWN_BUFFERS
-from .arch.identify import Identification
-from .arch.modelspec import (
+from .._version import __version__
+from ..arch.families import KNOWN_BUFFERS
+from ..arch.identify import Identification
+from ..arch.layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
+from ..arch.modelspec import (
     EPSILON_FAMILIES, modelspec_architecture, signature_modelspec, v_prediction_sources, ztsnr_sources,
 )
-from .arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
-from .checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
-from .dtypes import DTYPES
-from .errors import PlanError
-from .layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
-from .io.tensor import TensorInfo
-from .model import ModelFile
-from .parts import Part, identify_model, require_part
-from .plain_values import read_plain, wrong_positions
+from ..arch.parts import Part, identify_model, require_part
+from ..arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
+from ..checks.context import CLIP_LENGTH, POSITION_IDS, _as_webui_int64
+from ..dtypes import DTYPES
+from ..errors import PlanError
+from ..io.model import ModelFile
+from ..io.plain_values import read_plain, wrong_positions
+from ..io.tensor import TensorInfo
+from ..report.advice import Note, Remedy, count
 from .plan import CAST, COPY, FIX, SYNTH, Drop, Entry, Plan
 
 __all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group", "position_ids_entry"]
@@ -90,7 +90,7 @@ def plan_convert(
         options: what to do.
         bake_vae: the open VAE source when ``options.bake_vae`` is set (any file holding a VAE).
         ident: the model's identification, when the caller already has it.
-        replace: component slot name -> the :class:`~lib_modeldoc.parts.Part` to put there
+        replace: component slot name -> the :class:`~lib_modeldoc.arch.parts.Part` to put there
             instead of the model's own (the model's tensors of that slot are dropped).
 
     Raises:

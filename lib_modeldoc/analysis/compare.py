@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .arch.identify import Identification, identify
-from .dtypes import DTYPES
+from ..arch.identify import Identification, identify
+from ..dtypes import DTYPES
+from ..io.model import ModelFile, open_model
+from ..io.tensor import TensorInfo
 from .fingerprint import component_tensors
-from .io.tensor import TensorInfo
-from .model import ModelFile, open_model
 
 __all__ = ["DiffStats", "ComponentDiff", "Comparison", "compare_models", "compare_open_models", "block_of", "OTHER"]
 

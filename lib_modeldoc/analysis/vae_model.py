@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import IncompatibleComponentError
+from ..errors import IncompatibleComponentError
 
 __all__ = ["VaeConfig", "Autoencoder", "ldm_keys", "is_diffusers_layout", "config_from_shapes", "GROUPS"]
 

@@ -25,16 +25,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .arch.identify import identify
-from .diagnose import inspect_open_model
-from .errors import ModelDocError, ModelReadError
-from .folders import is_regular
+from ..arch.identify import identify
+from ..checks.diagnose import inspect_open_model
+from ..errors import ModelDocError, ModelReadError
+from ..io.atomic import Partial, find_partials
+from ..io.folders import is_regular
+from ..io.model import open_model
+from ..io.paths import native_path
+from ..io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
+from ..workers import worker_pool
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
-from .io.atomic import Partial, find_partials
-from .io.paths import native_path
-from .io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
-from .model import open_model
-from .workers import worker_pool
 
 __all__ = ["MODEL_SUFFIXES", "AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "audit_folder"]
 

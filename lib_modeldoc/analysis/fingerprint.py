@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from ..arch.identify import Identification, identify
+from ..dtypes import DTYPES
+from ..io.model import ModelFile
+from ..io.tensor import TensorInfo
+from ..report.data import Finding, Severity
 from ._toolkit_sigmoid import SIGMOID_ULPS
-from .arch.identify import Identification, identify
-from .dtypes import DTYPES
-from .io.tensor import TensorInfo
-from .model import ModelFile
-from .report import Finding, Severity
 
 __all__ = [
     "MetricScale", "METRIC_SCALES", "KnownComponent", "KNOWN_COMPONENTS", "KNOWN_TOLERANCE",
@@ -324,7 +324,7 @@ def fingerprint_model(
     """Fingerprint every component of an open model (reads each component's tensors once).
 
     Args:
-        model: an open :class:`~lib_modeldoc.model.ModelFile`.
+        model: an open :class:`~lib_modeldoc.io.model.ModelFile`.
         ident: its identification, computed from the header when omitted.
         components: restrict to these slot names (default: every present component).
         progress: ``progress(done_bytes, total_bytes, message)``.

@@ -12,8 +12,8 @@ import functools
 
 import numpy as np
 
-from .dtypes import DTYPES, to_float32
-from .errors import PlanError
+from ..dtypes import DTYPES, to_float32
+from ..errors import PlanError
 
 __all__ = ["FINITE_MAX", "Caster", "cast_bytes", "torch_available"]
 

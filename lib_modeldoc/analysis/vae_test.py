@@ -1,6 +1,6 @@
 """The VAE test: run a model's VAE on the built-in image and tell a black, grey or broken VAE.
 
-One encode -> decode of :func:`~lib_modeldoc.vae_image.vae_test_image` in float32 with a hook on
+One encode -> decode of :func:`~lib_modeldoc.analysis.vae_image.vae_test_image` in float32 with a hook on
 every layer records each layer's peak ``|activation|``:
 
 * **half precision:** the first layer whose peak exceeds fp16's largest finite value (65504) is
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import IncompatibleComponentError, ModelDocError
-from .io.tensor import TensorInfo
-from .model import ModelFile, open_model
-from .parts import find_part, identify_model
-from .progress import Cancel, Progress, Tracker
+from ..arch.parts import find_part, identify_model
+from ..errors import IncompatibleComponentError, ModelDocError
+from ..io.model import ModelFile, open_model
+from ..io.tensor import TensorInfo
+from ..progress import Cancel, Progress, Tracker
 from .vae_result import (
     BF16_MAX, FP16_MAX, Alternative, Fp16Mode, Fp16Run, VaeTestResult, latent_match, measure_quality, to_uint8,
 )
@@ -390,7 +390,7 @@ def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAUL
 def compare_folder(result: VaeTestResult, folder: str, *, size: int, device: str = "cpu",
                    progress: Progress | None = None, cancel: Cancel | None = None) -> list[Alternative]:
     """Test every VAE in ``folder`` of the tested VAE's structure (fp32 only), skipping the tested file."""
-    from .progress import Cancelled
+    from ..progress import Cancelled
 
     own = os.path.realpath(result.path)
     out = []
@@ -420,6 +420,6 @@ def _require_torch() -> None:
     try:
         import torch  # noqa: F401
     except ImportError as exc:
-        from .errors import MissingDependencyError
+        from ..errors import MissingDependencyError
 
         raise MissingDependencyError("the VAE test needs torch (pip install torch)") from exc

@@ -7,20 +7,20 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .dtypes import DTYPES, to_float32
-from .errors import ModelReadError
-from .io.paths import native_path
-from .io.positioned import PositionedFile
-from .io.regular import open_regular
-from .io.safetensors_read import read_safetensors_header
-from .io.sniff import Format, sniff_bytes
-from .io.tensor import TensorInfo
+from ..dtypes import DTYPES, to_float32
+from ..errors import ModelReadError
+from .paths import native_path
+from .positioned import PositionedFile
+from .regular import open_regular
+from .safetensors_read import read_safetensors_header
+from .sniff import Format, sniff_bytes
+from .tensor import TensorInfo
 
 # numpy and the pickle reader are imported where used: reading a safetensors header needs neither.
 if TYPE_CHECKING:
     import numpy as np
 
-    from .io.pickle_read import TensorRef
+    from .pickle_read import TensorRef
 
 __all__ = ["ModelFile", "open_model"]
 
@@ -159,7 +159,7 @@ class ModelFile(Mapping[str, TensorInfo]):
         if info.member is not None:  # compressed archive member (rare): inflated once, kept while open
             data = self._inflated.get(info.member)
             if data is None:  # sizes were capped at open (limits.MAX_INFLATED_BYTES in all)
-                from .io.pickle_read import read_member
+                from .pickle_read import read_member
 
                 data = self._inflated[info.member] = read_member(native_path(self.path), info.member, self.path)
             chunk = data[offset : offset + length]
@@ -229,7 +229,7 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
                 tensors, metadata = read_safetensors_header(f, size, where)
                 return ModelFile(where, "safetensors", size, tensors, metadata=metadata, container="safetensors")
             if kind in (Format.TORCH_ZIP, Format.TORCH_LEGACY):
-                from .io.pickle_read import load_torch_legacy, load_torch_zip
+                from .pickle_read import load_torch_legacy, load_torch_zip
 
                 loader = load_torch_zip if kind is Format.TORCH_ZIP else load_torch_legacy
                 obj, _ = loader(f, size, where)
@@ -272,7 +272,7 @@ def _from_pickle(where: str, size: int, obj: Any, container: str) -> ModelFile:
 
 
 def _flatten(node: Mapping[Any, Any], prefix: str, tensors: dict[str, TensorInfo], extras: dict[str, Any], where: str) -> None:
-    from .io.pickle_read import InertObject, TensorRef
+    from .pickle_read import InertObject, TensorRef
 
     for raw_key, value in node.items():
         key = prefix + (raw_key if isinstance(raw_key, str) else repr(raw_key))
@@ -294,7 +294,7 @@ def _plain(value: Any) -> Any:
     """A JSON-safe summary of a non-tensor value."""
     import numpy as np
 
-    from .io.pickle_read import InertObject
+    from .pickle_read import InertObject
 
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
@@ -312,7 +312,7 @@ def _plain(value: Any) -> Any:
 def _tensor_info(key: str, ref: TensorRef, where: str) -> TensorInfo:
     if ref.array is not None:
         return TensorInfo(key, ref.dtype, ref.shape, -1, array=ref.array)
-    from .io.pickle_read import StorageRef
+    from .pickle_read import StorageRef
 
     storage = ref.storage
     assert isinstance(storage, StorageRef)

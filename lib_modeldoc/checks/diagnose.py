@@ -6,17 +6,17 @@ import os
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from .arch.identify import Identification, identify
-from .checks import CheckContext, run_checks
-from .convert import ConvertOptions, plan_convert
-from .dtypes import DTYPES
-from .layout import EMA, layout_of
-from .model import ModelFile, open_model
-from .progress import Progress
-from .report import ComponentSummary, Finding, Report, Severity, decode_metadata
+from ..arch.identify import Identification, identify
+from ..arch.layout import EMA, layout_of
+from ..dtypes import DTYPES
+from ..io.model import ModelFile, open_model
+from ..operations.convert import ConvertOptions, plan_convert
+from ..progress import Progress
+from ..report.data import ComponentSummary, Finding, Report, Severity, decode_metadata
+from . import CheckContext, run_checks
 
 if TYPE_CHECKING:
-    from .vae_test import VaeTestOptions
+    from ..analysis.vae_test import VaeTestOptions
 
 __all__ = ["inspect_model", "inspect_open_model", "pruned_size", "fit_adapter"]
 
@@ -30,19 +30,19 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
 
     Args:
         path: any supported model file.
-        scan: also read every float tensor once (:func:`~lib_modeldoc.scan.scan_model`) and add
+        scan: also read every float tensor once (:func:`~lib_modeldoc.analysis.scan.scan_model`) and add
             ``values.*`` findings and the report's ``scan`` section.
         identify_components: also read every component once to compute its fingerprint and
-            the model-toolkit metric (:mod:`~lib_modeldoc.fingerprint`): the report's
+            the model-toolkit metric (:mod:`~lib_modeldoc.analysis.fingerprint`): the report's
             ``known_components`` section and ``component.known`` findings.
         vae_test: also run the file's VAE on the built-in test image
-            (:func:`~lib_modeldoc.vae_test.run_vae_test`, needs torch): the report's ``vae_test``
+            (:func:`~lib_modeldoc.analysis.vae_test.run_vae_test`, needs torch): the report's ``vae_test``
             section and ``vae.*`` findings.
         progress: ``progress(done_bytes, total_bytes, message)`` of the scan and the
             fingerprints (each counts from 0); may raise to stop them.
 
     Returns:
-        A :class:`~lib_modeldoc.report.Report`.
+        A :class:`~lib_modeldoc.report.data.Report`.
 
     Raises:
         ModelReadError: the file cannot be read as a model (one-line message).
@@ -66,9 +66,9 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
     findings = run_checks(ctx)
     # The opt-in readers are imported only when asked for: plain inspect stays quick to start.
     if scan:
-        from .scan import scan_model
+        from ..analysis.scan import scan_model
     if identify_components:
-        from .fingerprint import fingerprint_model
+        from ..analysis.fingerprint import fingerprint_model
     scanned = scan_model(model, layout, progress=progress) if scan else None
     if scanned is not None:
         findings += scanned.findings()
@@ -77,7 +77,7 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         findings += known.findings()
     tested = None
     if vae_test is not None:
-        from .vae_test import run_vae_test
+        from ..analysis.vae_test import run_vae_test
 
         tested = run_vae_test(model, size=vae_test.size, vae_dir=vae_test.vae_dir, fp16=vae_test.fp16,
                               device=vae_test.device, progress=progress, cancel=vae_test.cancel)
@@ -133,8 +133,8 @@ def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
     Adds the ``adapter.fit`` finding and ``report.adapter["fit"]``; a report of anything else is
     returned unchanged. Raises ModelReadError when the checkpoint cannot be read.
     """
-    from .arch.networks import checkpoint_base, fit_reason
-    from .checks.context import CheckContext as _Context
+    from ..arch.networks import checkpoint_base, fit_reason
+    from .context import CheckContext as _Context
 
     if report.adapter is None:
         return report

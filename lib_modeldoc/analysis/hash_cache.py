@@ -17,9 +17,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import OutputError
-from .io.atomic import atomic_output
-from .io.output_rule import OutputKind, check_output
+from ..errors import OutputError
+from ..io.atomic import atomic_output
+from ..io.output_rule import OutputKind, check_output
 
 __all__ = ["HashCache", "JsonHashCache", "checkpoint_title", "is_fresh"]
 

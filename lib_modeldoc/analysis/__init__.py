@@ -1,0 +1,1 @@
+"""Reading whole models to measure them: scans, hashes, fingerprints, comparisons, audits, the VAE test."""

@@ -1,0 +1,1 @@
+"""Operations that write files: plans, conversions, component work, metadata edits, exports."""
