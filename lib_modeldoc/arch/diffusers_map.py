@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = [
     "ModuleMap", "UnetStructure", "VaeStructure", "unet_map", "vae_map", "clip_l_map",
-    "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
+    "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SDXL_REFINER_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
 ]
 
 # Leaf renames inside one module kind (LDM name -> diffusers name).
@@ -117,6 +117,7 @@ class UnetStructure:
 SD1_UNET = UnetStructure(attention=(True, True, True, False))
 SD2_UNET = SD1_UNET
 SDXL_UNET = UnetStructure(attention=(False, True, True), label_embedding=True)
+SDXL_REFINER_UNET = UnetStructure(attention=(False, True, True, False), label_embedding=True)
 
 
 def unet_structure_from_config(config: Mapping[str, Any]) -> UnetStructure:

@@ -23,13 +23,13 @@ from ..arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, unet_map,
     unet_structure_from_config, vae_map,
 )
-from ..arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
+from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..dtypes import DTYPES
 from ..errors import ModelReadError
 from .model import ModelFile, open_model
 from .tensor import TensorInfo
 
-__all__ = ["MODEL_INDEX", "Pipeline", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
+__all__ = ["MODEL_INDEX", "Pipeline", "PIPELINE_BY_INPUT", "REFINER_COMPONENTS", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
            "DiffusersFolder", "PIPELINE_COMPONENTS"]
 
 MODEL_INDEX = "model_index.json"
@@ -40,7 +40,22 @@ class Pipeline(str, Enum):
     """The diffusers pipeline classes this reader knows."""
 
     SD = "StableDiffusionPipeline"
+    SD_INPAINT = "StableDiffusionInpaintPipeline"  # UNet input: latents, mask, masked image (9 channels)
+    SD_PIX2PIX = "StableDiffusionInstructPix2PixPipeline"  # UNet input: latents, image (8 channels)
     SDXL = "StableDiffusionXLPipeline"
+    SDXL_INPAINT = "StableDiffusionXLInpaintPipeline"
+    SDXL_IMG2IMG = "StableDiffusionXLImg2ImgPipeline"  # the refiner's (or a base model's) pipeline
+
+    @property
+    def is_xl(self) -> bool:
+        return self in (Pipeline.SDXL, Pipeline.SDXL_INPAINT, Pipeline.SDXL_IMG2IMG)
+
+
+#: The pipeline class a UNet's input width asks for (4: the plain text-to-image pipeline).
+PIPELINE_BY_INPUT: Mapping[tuple[bool, int], Pipeline] = {
+    (False, 4): Pipeline.SD, (False, 9): Pipeline.SD_INPAINT, (False, 8): Pipeline.SD_PIX2PIX,
+    (True, 4): Pipeline.SDXL, (True, 9): Pipeline.SDXL_INPAINT,
+}
 
 
 class Kind(str, Enum):
@@ -74,7 +89,10 @@ SDXL_COMPONENTS = (
     Component("text_encoder_2", "model.safetensors", XL_CLIP_G, Kind.OPEN_CLIP),
 )
 SD2_COMPONENTS = (_UNET, _VAE, Component("text_encoder", "model.safetensors", SD2_CLIP, Kind.OPEN_CLIP_PENULTIMATE))
-PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {Pipeline.SD: SD1_COMPONENTS, Pipeline.SDXL: SDXL_COMPONENTS}
+# The SDXL refiner: OpenCLIP bigG alone, mounted first in the single file (diffusers: text_encoder_2).
+REFINER_COMPONENTS = (_UNET, _VAE, Component("text_encoder_2", "model.safetensors", REFINER_CLIP_G, Kind.OPEN_CLIP))
+PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {
+    p: SDXL_COMPONENTS if p.is_xl else SD1_COMPONENTS for p in Pipeline}
 CLIP_L_WIDTH = 768  # an SD pipeline whose text encoder is wider is SD2 (OpenCLIP ViT-H, 1024)
 # OpenCLIP's temperature, absent from transformers' text model: the value training ends at
 # (OpenCLIP clamps the scale at 100); unused when the model encodes prompts.
@@ -262,6 +280,12 @@ class DiffusersFolder(ModelFile):
         return f"DiffusersFolder({self.path!r}, {self.pipeline.value}, {len(self)} tensors)"
 
 
+def _absent(index: Mapping[str, Any], name: str) -> bool:
+    """Whether ``model_index.json`` leaves a component out (missing, or ``[null, null]``)."""
+    entry = index.get(name)
+    return not isinstance(entry, list) or not entry or entry[0] is None
+
+
 def open_diffusers_folder(path: str) -> DiffusersFolder:
     """Open a diffusers pipeline folder lazily (headers and JSON only).
 
@@ -277,10 +301,10 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
     except ValueError:
         raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported "
                              f"(known: {', '.join(p.value for p in PIPELINE_COMPONENTS)})") from None
-    if pipeline not in PIPELINE_COMPONENTS:
-        raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported yet")
     components = PIPELINE_COMPONENTS[pipeline]
-    if pipeline is Pipeline.SD:
+    if pipeline.is_xl and _absent(index, "text_encoder") and not _absent(index, "text_encoder_2"):
+        components = REFINER_COMPONENTS
+    if not pipeline.is_xl:
         text = os.path.join(where, "text_encoder", CONFIG)
         if os.path.isfile(text) and _read_json(text, where).get("hidden_size", CLIP_L_WIDTH) != CLIP_L_WIDTH:
             components = SD2_COMPONENTS
@@ -288,7 +312,7 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
     try:
         for component in components:
             folder = os.path.join(where, component.folder)
-            if component.folder not in index or not os.path.isdir(folder):
+            if _absent(index, component.folder) or not os.path.isdir(folder):
                 raise ModelReadError(f"{where}: the pipeline has no {component.folder} folder")
             config = _read_json(os.path.join(folder, CONFIG), where)
             key_map = _map_for(component, config, where)

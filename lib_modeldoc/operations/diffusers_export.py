@@ -21,17 +21,17 @@ from typing import Any
 import numpy as np
 
 from ..arch.diffusers_map import (
-    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
     clip_l_map, unet_map, vae_map,
 )
-from ..arch.families import SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G
+from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..arch.modelspec import v_prediction_sources
 from ..arch.parts import identify_model
 from ..dtypes import DTYPES
 from ..errors import OutputError, PlanError
 from ..io.diffusers_folder import (
-    CONFIG, MODEL_INDEX, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline,
-    is_diffusers_folder,
+    CONFIG, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS,
+    Component, Kind, Pipeline, is_diffusers_folder,
 )
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
@@ -135,7 +135,19 @@ _SD2 = _FamilySpec(
     {"sample_size": 768, "scaling_factor": 0.18215},
     SD2_COMPONENTS, "PNDMScheduler", _SD1.index_extra,
 )
-FAMILY_SPECS: Mapping[str, _FamilySpec] = {"SD1": _SD1, "SD2": _SD2, "SDXL": _SDXL}
+# The refiner: a 4-level UNet (attention in the middle two), conditioned on OpenCLIP bigG alone
+# and on an aesthetic score; its pipeline is image-to-image.
+_REFINER = _FamilySpec(
+    Pipeline.SDXL_IMG2IMG, SDXL_REFINER_UNET, _SDXL.unet_defaults, _SDXL.vae_defaults, REFINER_COMPONENTS,
+    "EulerDiscreteScheduler",
+    {"text_encoder": [None, None], "tokenizer": [None, None], "requires_aesthetics_score": True,
+     "force_zeros_for_empty_prompt": False},
+)
+# Inpainting and InstructPix2Pix differ only in the UNet's input width: the pipeline class follows it.
+FAMILY_SPECS: Mapping[str, _FamilySpec] = {
+    "SD1": _SD1, "SD1-inpaint": _SD1, "SD1-pix2pix": _SD1, "SD2": _SD2, "SD2-inpaint": _SD2,
+    "SDXL": _SDXL, "SDXL-inpaint": _SDXL, "SDXL-refiner": _REFINER,
+}
 
 
 def _unet_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
@@ -159,6 +171,8 @@ def _unet_config(e: Mapping[str, Entry], spec: _FamilySpec) -> dict[str, Any]:
     if spec is not _SD1:  # SD2, SDXL: 64-wide heads (SD1's config counts heads, 8, in this field)
         config["attention_head_dim"] = [max(1, c // 64) for c in channels]
     if structure.label_embedding:  # SDXL: transformer depth per level, the size/crop embedding
+        if not structure.attention[-1]:  # diffusers' middle block takes the last level's depth (the refiner)
+            depths[-1] = max(1, _count(e, f"{UNET}middle_block.1.transformer_blocks.", ".attn1.to_q.weight"))
         config["transformer_layers_per_block"] = depths
         config["projection_class_embeddings_input_dim"] = _shape(e, UNET + "label_emb.0.0.weight")[1]
     return config
@@ -277,6 +291,8 @@ def _family(model: ModelFile, ident_arch: str | None, force: bool) -> _FamilySpe
         return FAMILY_SPECS[ident_arch]
     if force:  # other sizes (a test model): told by where the text encoders sit
         keys = list(model)
+        if any(k.startswith(REFINER_CLIP_G) for k in keys) and not any(k.startswith(XL_CLIP_L) for k in keys):
+            return _REFINER
         if any(k.startswith(XL_CLIP_G) for k in keys):
             return _SDXL
         if any(k.startswith(SD1_CLIP) for k in keys):
@@ -285,6 +301,18 @@ def _family(model: ModelFile, ident_arch: str | None, force: bool) -> _FamilySpe
             return _SD2
     raise PlanError(f"{model.path}: a {ident_arch or 'unknown'} model cannot be written as a diffusers folder yet "
                     f"(known: {', '.join(FAMILY_SPECS)})")
+
+
+def _pipeline(spec: _FamilySpec, e: Mapping[str, Entry], path: str) -> Pipeline:
+    """The pipeline class: the family's, or its inpainting / InstructPix2Pix one by the UNet's input width."""
+    if spec is _REFINER:
+        return spec.pipeline
+    width = _shape(e, UNET + "input_blocks.0.0.weight")[1]
+    try:
+        return PIPELINE_BY_INPUT[spec.pipeline.is_xl, width]
+    except KeyError:
+        raise PlanError(f"{path}: a UNet taking {width} input channels has no diffusers pipeline here "
+                        "(known: 4 text-to-image, 9 inpainting, 8 InstructPix2Pix)") from None
 
 
 def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions()) -> DiffusersPlan:
@@ -337,7 +365,8 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
     v_pred = bool(v_prediction_sources(list(model), model.metadata))
     scheduler = {**_SCHEDULER, "_class_name": spec.scheduler, "_diffusers_version": DIFFUSERS_VERSION,
                  "prediction_type": "v_prediction" if v_pred else "epsilon"}
-    index = {"_class_name": spec.pipeline.value, "_diffusers_version": DIFFUSERS_VERSION,
+    pipeline = _pipeline(spec, by_key, model.path)
+    index = {"_class_name": pipeline.value, "_diffusers_version": DIFFUSERS_VERSION,
              **{c.folder: _LIBRARY[c.kind] for c in spec.components}, "scheduler": ["diffusers", spec.scheduler],
              **spec.index_extra}
     left_out = sorted(set(by_key) - taken)
@@ -346,7 +375,7 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
         warnings.append("SD2: nothing in the file says v-prediction, so the scheduler says epsilon; for a 768-v "
                         "model set prediction_type to v_prediction in scheduler/scheduler_config.json")
     warnings += [f"not written (no place in a diffusers folder): {k}" for k in left_out[:5]]
-    return DiffusersPlan(spec.pipeline, components, index, scheduler, left_out, warnings)
+    return DiffusersPlan(pipeline, components, index, scheduler, left_out, warnings)
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:
