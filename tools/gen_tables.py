@@ -7,9 +7,16 @@ temporary folder and compares).
 
 The reference tables (one ``key [shape]`` line per tensor, keys relative to the component's
 mount point) are facts recorded from the public SD architectures; this script renames them to
-the package's table ids, normalises the lines and sorts them. The EMA tables are not copied:
-EMA keys follow from the UNet keys by a rule (see ``arch/families.py``), which a test checks
-against the reference.
+the package's table ids, normalises the lines and sorts them. Not copied:
+
+- a reference list that is a shipped table plus a few changed keys (the inpainting /
+  InstructPix2Pix / depth UNets: one input conv): ``lib_modeldoc.arch.tables.DERIVED`` states the
+  difference, and this script checks that the base table with that difference is exactly the
+  reference list (and fails if not);
+- the LoRA-v1 lists: the LoRA-v1A lists less the ``.alpha`` keys (a test checks); only the v1A
+  tables are used (``lib_modeldoc.samples``' kohya LoRA samples);
+- the EMA tables: EMA keys follow from the UNet keys by a rule (see ``arch/families.py``), which a
+  test checks against the reference.
 
 Components the reference lists lack are *built* from their published structure (:data:`BUILT`:
 widths, depths, patch sizes from the models' inference configs) by the same naming rules that
@@ -24,6 +31,9 @@ from __future__ import annotations
 import pathlib
 import re
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from lib_modeldoc.arch.tables import DERIVED, derive  # noqa: E402  (the repository root, not an install)
 
 # reference file stem -> package table id
 TABLES = {
@@ -42,8 +52,6 @@ TABLES = {
     "CLIP-XL-SD": "clip_g",
     "Depth-v2-SD": "depth_midas",
     "ControlNet-v1-SD": "controlnet_sd1",
-    "LoRA-v1-UNET": "lora_unet_sd1",
-    "LoRA-v1-CLIP": "lora_clip_sd1",
     "LoRA-v1A-UNET": "lora_unet_sd1_a",
     "LoRA-v1A-CLIP": "lora_clip_sd1_a",
 }
@@ -233,20 +241,37 @@ def convert(source: pathlib.Path) -> str:
     return header + "\n".join(sorted(set(rows))) + "\n"
 
 
+def check_derived(table_id: str, source: pathlib.Path, target: pathlib.Path) -> None:
+    """Fail unless the reference list ``source`` is exactly its ``DERIVED`` base table plus the overrides."""
+    base_id, overrides = DERIVED[table_id]
+    expected = parse(convert(source))
+    produced = derive(parse((target / f"{base_id}.txt").read_text()), overrides)
+    if produced != expected:
+        changed = sorted(k for k in expected.keys() | produced.keys() if expected.get(k) != produced.get(k))
+        raise SystemExit(f"{source.name}: not {base_id} + tables.DERIVED[{table_id!r}]; "
+                         f"{len(changed)} keys differ, first {changed[:3]}")
+
+
 def main(argv: list[str]) -> int:
     root = pathlib.Path(__file__).resolve().parent.parent
     source_dir = pathlib.Path(argv[0]) if argv else root.parent / "shared" / "reference" / "keys"
     target = pathlib.Path(argv[1]) if len(argv) > 1 else root / "lib_modeldoc" / "arch" / "tables"
     target.mkdir(parents=True, exist_ok=True)
+    written = 0
     for stem, table_id in TABLES.items():
-        (target / f"{table_id}.txt").write_text(convert(source_dir / f"{stem}.txt"))
+        if table_id not in DERIVED:
+            (target / f"{table_id}.txt").write_text(convert(source_dir / f"{stem}.txt"))
+            written += 1
+    for stem, table_id in TABLES.items():
+        if table_id in DERIVED:
+            check_derived(table_id, source_dir / f"{stem}.txt", target)
     for table_id, (build, inputs) in BUILT.items():
         args = [parse((target / f"{name}.txt").read_text()) for name in inputs]
         origin = f"built by {getattr(build, '__name__', 'a builder')}" + (f" from {', '.join(inputs)}" if inputs else "")
         (target / f"{table_id}.txt").write_text(render(build(*args), origin))
     licence = source_dir / "LICENSE.toolkit-data"
     (target / "LICENSE.toolkit-data").write_text(licence.read_text())
-    print(f"wrote {len(TABLES) + len(BUILT)} tables to {target}")
+    print(f"wrote {written + len(BUILT)} tables to {target}")
     return 0
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-__all__ = ["Table", "table", "TABLE_IDS", "shape_matches"]
+__all__ = ["Table", "table", "TABLE_IDS", "DERIVED", "derive", "shape_matches"]
 
 
 # Keys (per table id) a correct file may lack: transformers >= 4.31 no longer saves position_ids
@@ -28,13 +28,24 @@ def _label_emb(adm_in: int, time_dim: int = 1280) -> dict[str, tuple[int, ...] |
             "label_emb.0.2.weight": (time_dim, time_dim), "label_emb.0.2.bias": (time_dim,)}
 
 
+def _in_channels(channels: int) -> dict[str, tuple[int, ...] | None]:
+    """The UNet's first conv taking ``channels`` latent channels instead of 4 (its only difference)."""
+    return {"input_blocks.0.0.weight": (320, channels, 3, 3)}
+
+
 # Tables that differ from a shipped one in a few keys: shape overrides, additions, ``None`` removes.
-# SDXL inpaint = base with 9 input channels; SD 2.1 unCLIP = SD2 UNet + label_emb (adm_in_channels
-# 2048 for H, 1536 for L, v2-1-stable-unclip-*-inference.yaml); the SD3 / Flux VAE ("ae") = the KL-f8
-# VAE with 16 latent channels and no quant convs.
+# Inpainting UNets take 9 input channels (latent + mask + masked image), InstructPix2Pix 8 (latent +
+# image), SD2 depth 5 (latent + depth); the SD1 / SD2 ones match the reference lists, which
+# tools/gen_tables.py checks instead of shipping four 687-line copies. SD 2.1 unCLIP = SD2 UNet +
+# label_emb (adm_in_channels 2048 for H, 1536 for L, v2-1-stable-unclip-*-inference.yaml); the
+# SD3 / Flux VAE ("ae") = the KL-f8 VAE with 16 latent channels and no quant convs.
 DERIVED: Mapping[str, tuple[str, Mapping[str, tuple[int, ...] | None]]] = {
-    "unet_sdxl_inpaint": ("unet_sdxl", {"input_blocks.0.0.weight": (320, 9, 3, 3)}),
-    "unet_sdxl_pix2pix": ("unet_sdxl", {"input_blocks.0.0.weight": (320, 8, 3, 3)}),
+    "unet_sd1_inpaint": ("unet_sd1", _in_channels(9)),
+    "unet_sd1_pix2pix": ("unet_sd1", _in_channels(8)),
+    "unet_sd2_inpaint": ("unet_sd2", _in_channels(9)),
+    "unet_sd2_depth": ("unet_sd2", _in_channels(5)),
+    "unet_sdxl_inpaint": ("unet_sdxl", _in_channels(9)),
+    "unet_sdxl_pix2pix": ("unet_sdxl", _in_channels(8)),
     "unet_sd2_unclip_h": ("unet_sd2", _label_emb(2048)),
     "unet_sd2_unclip_l": ("unet_sd2", _label_emb(1536)),
     "vae_16ch": ("vae", {
@@ -96,14 +107,18 @@ def _parse(table_id: str, text: str) -> dict[str, tuple[int, ...]]:
 _SHAPES: dict[str, tuple[int, ...]] = {}  # "320,4,3,3]" -> (320, 4, 3, 3)
 
 
+def derive(base: Mapping[str, tuple[int, ...]], overrides: Mapping[str, tuple[int, ...] | None]) -> dict[str, tuple[int, ...]]:
+    """``base`` with ``overrides`` applied (a shape replaces or adds a key, ``None`` removes it), in base order."""
+    return {k: v for k, v in {**base, **overrides}.items() if v is not None}
+
+
 @functools.lru_cache(maxsize=None)
 def table(table_id: str) -> Table:
     """The :class:`Table` with this id (``unet_sd1``, ``clip_l``, ``vae`` ...)."""
     if table_id in DERIVED:
         base_id, overrides = DERIVED[table_id]
         base = table(base_id)
-        merged = {k: v for k, v in {**base.shapes, **overrides}.items() if v is not None}
-        return Table(table_id, MappingProxyType(merged), base.optional)
+        return Table(table_id, MappingProxyType(derive(base.shapes, overrides)), base.optional)
     with open(os.path.join(_TABLE_DIR, f"{table_id}.txt"), encoding="utf-8") as f:
         text = f.read()
     return Table(table_id, MappingProxyType(_parse(table_id, text)), OPTIONAL_KEYS.get(table_id, frozenset()))

@@ -211,6 +211,31 @@ def test_gen_tables_regenerates_byte_identical_tables(gen_tables, tmp_path, caps
         assert (tmp_path / name).read_bytes() == (PACKAGE_TABLES / name).read_bytes(), name
 
 
+@needs_reference
+@pytest.mark.parametrize(("reference", "table_id"), [("LoRA-v1-UNET.txt", "lora_unet_sd1_a"),
+                                                     ("LoRA-v1-CLIP.txt", "lora_clip_sd1_a")])
+def test_lora_reference_lists_without_alpha_are_the_shipped_tables_less_alpha(reference, table_id):
+    without_alpha = {_fmt(k, s) for k, s in table(table_id).shapes.items() if not k.endswith(".alpha")}
+    assert len(without_alpha) < len(table(table_id).shapes)
+    assert without_alpha == _reference_lines(reference)
+
+
+@needs_reference
+def test_gen_tables_refuses_a_reference_that_is_not_its_derived_table(gen_tables, tmp_path):
+    """The inpainting UNet ships as unet_sd1 + one changed conv; a reference saying otherwise stops the run."""
+    assert "unet_sd1_inpaint.txt" not in {p.name for p in PACKAGE_TABLES.iterdir()}
+    assert DERIVED["unet_sd1_inpaint"][0] == "unet_sd1"
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for source in REFERENCE_KEYS.glob("*.txt"):
+        (keys / source.name).write_bytes(source.read_bytes())
+    (keys / "LICENSE.toolkit-data").write_bytes((REFERENCE_KEYS / "LICENSE.toolkit-data").read_bytes())
+    inpaint = keys / "UNET-v1-Inpainting.txt"
+    inpaint.write_text(inpaint.read_text().replace("input_blocks.0.0.bias [320]", "input_blocks.0.0.bias [321]"))
+    with pytest.raises(SystemExit, match=r"UNET-v1-Inpainting.txt: not unet_sd1 \+ tables.DERIVED\['unet_sd1_inpaint'\]"):
+        gen_tables.main([str(keys), str(tmp_path / "out")])
+
+
 # Built tables: the builders' naming rules reproduce the reference lists they can be checked on ---
 
 def test_clip_builder_reproduces_the_sd2_text_encoder(gen_tables):

@@ -18,7 +18,7 @@ from lib_modeldoc.io.model import open_model
 
 def _lora(write_safetensors):
     """A kohya LoRA for SD1: the first UNet modules of the real LoRA table at rank 4."""
-    keys = list(table("lora_unet_sd1").shapes.items())[:24]
+    keys = [(k, shape) for k, shape in table("lora_unet_sd1_a").shapes.items() if not k.endswith(".alpha")][:24]
     tensors = {k: torch.full(tuple(4 if d == -1 else d for d in shape), 0.01, dtype=torch.float16) for k, shape in keys}
     tensors["lora_unet_down_blocks_0_attentions_0_proj_in.alpha"] = torch.tensor(4.0)
     return write_safetensors("lora.safetensors", tensors, metadata={"ss_network_module": "networks.lora"})
