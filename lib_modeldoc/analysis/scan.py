@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..arch.layout import BUFFER, EMA, JUNK, Layout
-from ..dtypes import DTYPES, to_float32
+from ..dtypes import DTYPES, DType, to_float32
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
 from ..progress import Progress
@@ -57,19 +57,14 @@ class _Bits:
         return self.abs_mask + 1
 
 
-def _bits(raw: str, width: int, exponent_ones: int, has_inf: bool = True) -> _Bits:
-    unsigned = np.dtype(raw)
-    return _Bits(unsigned, np.dtype(unsigned.str.replace("u", "i")), (1 << (width - 1)) - 1, exponent_ones, has_inf)
+def _bits(dtype: DType, nonfinite_from: int) -> _Bits:
+    """The bit layout of a float :class:`DType`, from its columns."""
+    unsigned = np.dtype(dtype.raw)
+    signed = np.dtype(unsigned.str.replace("u", "i"))
+    return _Bits(unsigned, signed, (1 << (dtype.bits - 1)) - 1, nonfinite_from, dtype.has_inf)
 
 
-_FORMATS = {
-    "F16": _bits("<u2", 16, 0x7C00),
-    "BF16": _bits("<u2", 16, 0x7F80),
-    "F32": _bits("<u4", 32, 0x7F80_0000),
-    "F64": _bits("<u8", 64, 0x7FF0_0000_0000_0000),
-    "F8_E4M3": _bits("|u1", 8, 0x7F, has_inf=False),  # e4m3fn: S.1111.111 is NaN, no Inf
-    "F8_E5M2": _bits("|u1", 8, 0x7C),
-}
+_FORMATS = {d.code: _bits(d, d.nonfinite_bits) for d in DTYPES.values() if d.nonfinite_bits is not None}
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,6 @@ __all__ = ["write_torch_zip", "pickle_state_dict", "ARCHIVE_NAME"]
 
 ARCHIVE_NAME = "archive"
 ALIGNMENT = 64
-_LEGACY_STORAGE = {
-    "F32": "FloatStorage", "F16": "HalfStorage", "BF16": "BFloat16Storage", "F64": "DoubleStorage",
-    "I64": "LongStorage", "I32": "IntStorage", "I16": "ShortStorage", "I8": "CharStorage",
-    "U8": "ByteStorage", "BOOL": "BoolStorage",
-}
 
 
 class _Emitter:
@@ -59,7 +54,7 @@ class _Emitter:
         self.out += b")R"
 
     def tensor(self, storage_key: str, t: OutTensor) -> None:
-        legacy = _LEGACY_STORAGE.get(t.dtype)
+        legacy = DTYPES[t.dtype].storage
         rebuild = "_rebuild_tensor_v2" if legacy else "_rebuild_tensor_v3"
         self.glob("torch._utils", rebuild)
         self.out += b"("  # arguments of the rebuild function

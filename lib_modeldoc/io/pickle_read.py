@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 import numpy as np
 
-from ..dtypes import DTYPES, TORCH_NAMES
+from ..dtypes import DTYPES, LEGACY_STORAGES, TORCH_NAMES
 from ..errors import LimitExceededError, ModelReadError, UnsafeCheckpointError
 from . import limits
 from .pickle_vm import BoundedUnpickler, PickleError, PickleLimitError
@@ -273,12 +273,6 @@ def _build_dtype(target: np.dtype, state: Any) -> None:
         raise PickleError("big-endian numpy values are not supported")
 
 
-_LEGACY_STORAGES = {
-    "FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16", "DoubleStorage": "F64",
-    "LongStorage": "I64", "IntStorage": "I32", "ShortStorage": "I16", "CharStorage": "I8",
-    "ByteStorage": "U8", "BoolStorage": "BOOL",
-}
-_TORCH_DTYPE_ALIASES = {"half": "F16", "float": "F32", "double": "F64", "long": "I64", "int": "I32", "short": "I16"}
 _INERT_CLASSES = {
     key: _inert_class(*key)
     for key in (
@@ -317,12 +311,12 @@ def _allowed_global(module: str, name: str) -> Any:
         return _rebuild_from_type_v2
     if (module, name) in (("torch", "Tensor"), ("torch.nn.parameter", "Parameter"), ("torch", "Size")):
         return tuple if name == "Size" else _TensorClass
-    if module == "torch" and name in _LEGACY_STORAGES:
-        return _StorageType(_LEGACY_STORAGES[name])
+    if module == "torch" and name in LEGACY_STORAGES:
+        return _StorageType(LEGACY_STORAGES[name].code)
     if module in ("torch", "torch.storage") and name == "UntypedStorage":
         return _StorageType("U8")
-    if module == "torch" and (name in TORCH_NAMES or name in _TORCH_DTYPE_ALIASES):
-        return _TorchDType(TORCH_NAMES[name].code if name in TORCH_NAMES else _TORCH_DTYPE_ALIASES[name])
+    if module == "torch" and name in TORCH_NAMES:
+        return _TorchDType(TORCH_NAMES[name].code)
     if module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         return {"scalar": _numpy_scalar, "_reconstruct": _numpy_reconstruct}.get(name)
     if module == "numpy" and name in ("dtype", "ndarray"):

@@ -15,11 +15,7 @@ import numpy as np
 from ..dtypes import DTYPES, to_float32
 from ..errors import PlanError
 
-__all__ = ["FINITE_MAX", "Caster", "cast_bytes", "torch_available"]
-
-# Largest finite value of each float target; casts saturate to it instead of overflowing.
-FINITE_MAX = {"F16": 65504.0, "BF16": 3.3895313892515355e38, "F32": 3.4028234663852886e38,
-              "F64": float("inf"), "F8_E4M3": 448.0, "F8_E5M2": 57344.0}
+__all__ = ["Caster", "cast_bytes", "torch_available"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,8 +57,8 @@ class Caster:
         if self._out is None or self._out.numel() < nbytes:
             self._out = torch.empty(max(nbytes, 1), dtype=torch.uint8)
         out = self._out[:nbytes].view(target)
-        limit = FINITE_MAX[dst]
-        narrowing = FINITE_MAX[src] > limit
+        limit = _finite_max(dst)
+        narrowing = _finite_max(src) > limit
         if narrowing and dst.startswith("F8"):
             # fp8 has no infinity (e4m3fn turns overflow into NaN): clamp before casting.
             out.copy_(source.float().clamp_(-limit, limit))
@@ -80,10 +76,18 @@ def cast_bytes(data: bytes | memoryview, src: str, dst: str) -> bytes:
     return bytes(Caster()(data, src, dst))
 
 
+def _finite_max(code: str) -> float:
+    """The largest finite value of a float type: casts saturate to it instead of overflowing."""
+    limit = DTYPES[code].finite_max
+    if limit is None:
+        raise PlanError(f"{code} is not a float type")
+    return limit
+
+
 def _cast_numpy(data: bytes | bytearray | memoryview, src: str, dst: str) -> bytes:
     raw = np.frombuffer(data, dtype=np.dtype(DTYPES[src].numpy or DTYPES[src].raw))
     values = to_float32(raw, src) if DTYPES[src].numpy is None else raw
-    limit = FINITE_MAX[dst]
+    limit = _finite_max(dst)
     if dst == "BF16":
         wide = np.clip(values.astype(np.float32), -limit, limit)
         bits = wide.view(np.uint32)
