@@ -128,7 +128,7 @@ def test_inspect_output_matches_its_golden_snapshot(case, tmp_path, cli):
 
     report = inspect_model(path, scan="--scan" in args, identify_components="--components" in args)
     if demo:
-        fit_adapter(report, demo)
+        report = fit_adapter(report, demo)
     html = "\n".join([views.verdict_html(report), views.verdict_html(report, dropped_by="Forge"),
                       views.chart_html(report), views.details_html(report)])
     _check(f"{case}.html", _mask(html, folder))

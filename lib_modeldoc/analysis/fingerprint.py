@@ -170,9 +170,14 @@ class ComponentPrint:
     metric_total: float | None = None
     known: tuple[KnownComponent, ...] = ()
 
+    @property
+    def has_metric(self) -> bool:
+        """Whether the model toolkit gives this component a number (UNet, VAE, CLIP)."""
+        return self.component in METRIC_SCALES
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"fingerprint": self.fingerprint, "keys": self.keys}
-        if self.component in METRIC_SCALES:
+        if self.has_metric:
             out["metric"] = self.metric
             out["metric_scale"] = METRIC_SCALES[self.component].label
         out["known"] = [{"name": k.name, "description": k.description, "metric": k.metric} for k in self.known]

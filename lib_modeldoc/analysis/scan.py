@@ -35,7 +35,7 @@ from ..report.advice import Repair
 from ..report.data import Finding, Severity
 from ..workers import worker_pool
 
-__all__ = ["TensorValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
+__all__ = ["TensorValues", "PartValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
 
 MAGNITUDE_LIMIT = 1e4  # trained SD weights stay far below; fp16 overflows at 65504
 CHUNK_BYTES = 16 << 20
@@ -111,6 +111,25 @@ class TensorValues:
 
 
 @dataclass(frozen=True)
+class PartValues:
+    """The scan of one component: its float tensors, and those of each kind of bad value
+    (at most :data:`KEY_LIST_LIMIT` keys listed per kind)."""
+
+    tensors: int
+    bytes: int
+    max_abs: float
+    nonfinite: int
+    zero: int
+    magnitude: int
+    nonfinite_keys: tuple[str, ...]
+    zero_keys: tuple[str, ...]
+    magnitude_keys: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in vars(self).items()}
+
+
+@dataclass(frozen=True)
 class ScanResult:
     """Every float tensor's values summarised, and what is wrong with them.
 
@@ -169,13 +188,13 @@ class ScanResult:
             ))
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``scan`` section of ``inspect --json``: per component counts and offending keys."""
-        components: dict[str, dict[str, Any]] = {}
+    def parts(self) -> dict[str, PartValues]:
+        """Per component (in file order of first appearance): counts, largest magnitude, offending keys."""
         kinds = {"nonfinite": {t.key for t in self.nonfinite()}, "zero": {t.key for t in self.zero()},
                  "magnitude": {t.key for t in self.huge()}}
+        tally: dict[str, dict[str, Any]] = {}
         for t in self.tensors:
-            entry = components.setdefault(t.part, {
+            entry = tally.setdefault(t.part, {
                 "tensors": 0, "bytes": 0, "max_abs": 0.0,
                 **{kind: 0 for kind in kinds}, **{f"{kind}_keys": [] for kind in kinds},
             })
@@ -187,6 +206,12 @@ class ScanResult:
                     entry[kind] += 1
                     if len(entry[f"{kind}_keys"]) < KEY_LIST_LIMIT:
                         entry[f"{kind}_keys"].append(t.key)
+        return {part: PartValues(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()})
+                for part, entry in tally.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``scan`` section of ``inspect --json``: per component counts and offending keys."""
+        components = {part: values.to_dict() for part, values in self.parts().items()}
         return {
             "tensors": len(self.tensors), "skipped": self.skipped, "bytes": self.bytes_read,
             "seconds": round(self.seconds, 3), "components": components,

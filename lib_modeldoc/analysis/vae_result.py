@@ -19,6 +19,7 @@ from ..report.data import Finding, Severity
 __all__ = [
     "FP16_MAX", "BF16_MAX", "FAR_BELOW_DB", "CONSTANT_STD", "SATURATED_SHARE", "SAME_LATENT_SPACE",
     "Fp16Mode", "Fp16Run", "Alternative", "VaeTestResult", "Quality", "measure_quality", "latent_match", "to_uint8",
+    "reported",
 ]
 
 FP16_MAX = 65504.0
@@ -63,7 +64,7 @@ class Alternative:
         return self.fp16_safe and self.bf16_safe and not self.broken
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "psnr_db": _round(self.psnr_db), "latent_match": _round(self.latent_match, 3),
+        return {"path": self.path, "psnr_db": reported(self.psnr_db), "latent_match": reported(self.latent_match, 3),
                 "fp16_safe": self.fp16_safe, "bf16_safe": self.bf16_safe, "broken": self.broken,
                 "passes": self.passes}
 
@@ -102,6 +103,11 @@ class VaeTestResult:
     def peak_abs(self) -> float:
         peaks = list(self.layers.values())
         return math.nan if any(math.isnan(v) for v in peaks) else max(peaks, default=0.0)
+
+    @property
+    def layers_over_fp16(self) -> int:
+        """Layers whose fp32 peak is past fp16's largest value (NaN counts)."""
+        return sum(1 for v in self.layers.values() if not v <= FP16_MAX)
 
     @property
     def peak_layer(self) -> str | None:
@@ -190,16 +196,16 @@ class VaeTestResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``vae_test`` field."""
         return {
-            "peak_abs": _round(self.peak_abs, None),
+            "peak_abs": reported(self.peak_abs, None),
             "peak_layer": self.peak_layer,
             "first_overflow_layer": self.first_overflow_layer,
             "first_bf16_overflow_layer": self.first_bf16_overflow_layer,
             "fp16_limit": FP16_MAX,
-            "layers_over_fp16": sum(1 for v in self.layers.values() if not v <= FP16_MAX),
+            "layers_over_fp16": self.layers_over_fp16,
             "fp16_run": self.fp16_run.value,
             "fp16_mode": self.fp16_mode.value,
             "fp16_first_nonfinite_layer": self.fp16_first_nonfinite_layer,
-            "psnr_db": _round(self.psnr_db),
+            "psnr_db": reported(self.psnr_db),
             "colour_shift": [round(v, 4) for v in self.colour_shift],
             "contrast": [round(v, 4) for v in self.contrast],
             "output": {"nonfinite": self.output_nonfinite, "std": round(self.output_std, 4),
@@ -211,15 +217,17 @@ class VaeTestResult:
             "family": self.family,
             "source": self.source,
             "layout": self.layout,
-            "layers": {k: _round(v, None) for k, v in self.layers.items()},
+            "layers": {k: reported(v, None) for k, v in self.layers.items()},
             "folder": self.folder,
             "alternatives": [a.to_dict() for a in self.alternatives],
-            "below_best_db": _round(self.below_best_db),
+            "below_best_db": reported(self.below_best_db),
             "passing": [a.path for a in self.passing],
         }
 
 
-def _round(value: float | None, digits: int | None = 2) -> float | None:
+def reported(value: float | None, digits: int | None = 2) -> float | None:
+    """A figure as reports give it: rounded to ``digits`` decimals (``None``: 6 significant digits);
+    NaN as ``None``, ±Inf kept. The text and the tab show the same figures as the JSON."""
     if value is None or not math.isfinite(value):
         return None if value is None or math.isnan(value) else value  # inf stays visible in JSON as Infinity
     return round(value, digits) if digits is not None else float(f"{value:.6g}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..arch.identify import Identification, identify
@@ -12,7 +13,9 @@ from ..dtypes import DTYPES
 from ..io.model import ModelFile, open_model
 from ..operations.convert import ConvertOptions, plan_convert
 from ..progress import Progress
-from ..report.data import ComponentSummary, Finding, Report, Severity, decode_metadata
+from ..report.data import (
+    AdapterFit, ComponentSummary, Finding, Report, Severity, TensorCount, TensorGroup, TensorGroups, decode_metadata,
+)
 from . import CheckContext, run_checks
 
 if TYPE_CHECKING:
@@ -93,45 +96,36 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         architecture=ident.architecture,
         label=ident.label,
         components=_components(model, ident),
-        junk={
-            "keys": len(ctx.junk_keys) + len(model.stray_tensors),
-            "bytes": junk_bytes,
-            "groups": [{"pattern": g, "keys": n, "bytes": b, "group": ctx.junk_group_names.get(g, "junk")}
-                       for g, n, b in ctx.junk_groups],
-        },
-        adapter=ctx.adapter.to_dict() if ctx.adapter is not None else None,
-        unknown={
-            "keys": len(ctx.unknown_keys),
-            "bytes": ctx.nbytes(ctx.unknown_keys),
-            "groups": [{"pattern": g, "keys": n, "bytes": b} for g, n, b in ctx.unknown_groups],
-        },
-        ema={"keys": len(ctx.ema_keys), "bytes": ctx.nbytes(ctx.ema_keys)},
-        clip_position_ids=ctx.position_ids,
+        junk=TensorGroups(
+            len(ctx.junk_keys) + len(model.stray_tensors), junk_bytes,
+            tuple(TensorGroup(g, n, b, ctx.junk_group_names.get(g, "junk")) for g, n, b in ctx.junk_groups),
+        ),
+        adapter=ctx.adapter,
+        unknown=TensorGroups(len(ctx.unknown_keys), ctx.nbytes(ctx.unknown_keys),
+                             tuple(TensorGroup(g, n, b) for g, n, b in ctx.unknown_groups)),
+        ema=TensorCount(len(ctx.ema_keys), ctx.nbytes(ctx.ema_keys)),
+        clip_position_ids=tuple(ctx.position_ids),
         pruned_size_bytes=pruned_size(model, ident),
         metadata=decode_metadata(model.metadata),
-        findings=findings,
-        evidence=list(ident.evidence),
-        candidates=[
-            {"architecture": c.name, "score": c.score, "matched": c.matched, "missing": c.missing,
-             "mismatched": c.mismatched}
-            for c in ident.candidates
-        ],
+        findings=tuple(findings),
+        evidence=tuple(ident.evidence),
+        candidates=tuple(ident.candidates),
         dtypes=dict(dtypes.most_common()),
         tensors=len(model),
         extras=model.extras,
         container=model.container,
-        scan=scanned.to_dict() if scanned is not None else None,
-        known_components=known.to_dict() if known is not None else None,
-        vae_test=tested.to_dict() if tested is not None else None,
-        vae_result=tested,
+        scan=scanned,
+        known_components=known,
+        vae_test=tested,
     )
 
 
 def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
     """Say whether the LoRA / embedding of ``report`` fits ``checkpoint`` (its header is read).
 
-    Adds the ``adapter.fit`` finding and ``report.adapter["fit"]``; a report of anything else is
-    returned unchanged. Raises ModelReadError when the checkpoint cannot be read.
+    Returns ``report`` with the ``adapter.fit`` finding and :attr:`~lib_modeldoc.report.data.Report.fit`
+    added; a report of anything else is returned unchanged. Raises ModelReadError when the
+    checkpoint cannot be read.
     """
     from ..arch.networks import checkpoint_base, fit_reason
     from .context import CheckContext as _Context
@@ -149,11 +143,10 @@ def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
         summary = _Context(model, own, layout_of(list(model), own)).adapter
         assert summary is not None
         fits, reason = fit_reason(summary, ident.architecture, base, encoders, context)
-    report.adapter["fit"] = {"checkpoint": str(checkpoint), "architecture": ident.architecture, "base": base,
-                             "fits": fits, "reason": reason}
+    fit = AdapterFit(str(checkpoint), ident.architecture, base, fits, reason)
     severity = Severity.INFO if fits else Severity.WARNING
-    report.findings.append(Finding("adapter.fit", severity, f"fits {os.path.basename(str(checkpoint))}? {reason}"))
-    return report
+    finding = Finding("adapter.fit", severity, f"fits {os.path.basename(str(checkpoint))}? {reason}")
+    return replace(report, fit=fit, findings=(*report.findings, finding))
 
 
 def _signature_components(model: ModelFile, ident: Identification) -> dict[str, ComponentSummary]:

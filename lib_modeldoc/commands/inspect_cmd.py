@@ -7,6 +7,7 @@ from typing import Any
 
 from ..checks.diagnose import fit_adapter, inspect_model
 from ..errors import PlanError
+from ..report.data import Report
 from ..report.render import render_report
 from .per_path import run_per_path
 from .progress_line import StderrSteps
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         if vae is not None and args.vae_image:
             _save_image(report, args.vae_image)
         if args.fit:
-            fit_adapter(report, args.fit)
+            report = fit_adapter(report, args.fit)
         return report
 
     return run_per_path(
@@ -83,13 +84,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _save_image(report: Any, out: str) -> None:
+def _save_image(report: Report, out: str) -> None:
     """The test image (left) and its reconstruction (right) as a PNG, written atomically."""
     from ..analysis.vae_image import png_bytes, side_by_side
     from ..io.atomic import atomic_output
     from ..io.output_rule import OutputKind, check_output
 
-    result = report.vae_result
+    result = report.vae_test
+    assert result is not None
     check_output(out, kind=OutputKind.REPORT, sources=(report.path,))  # an old PNG may go; a model never
     with atomic_output(out, like=report.path) as f:
         f.write(png_bytes(side_by_side(result.original, result.decoded)))

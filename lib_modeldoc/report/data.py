@@ -1,15 +1,36 @@
-"""The plain data an inspection produces, and its JSON form (the CLI contract's fields)."""
+"""What an inspection produces, as typed objects, and its JSON form (the CLI contract's fields).
+
+A :class:`Report` is a tree of frozen dataclasses; nothing in it is a pre-serialized dict. Its
+JSON form is made in one place, :meth:`Report.to_dict`, at the edge (``inspect --json``, the
+server's routes). :func:`verdict` is the one judgement of a report that every front end words.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from .advice import Repair
 
-__all__ = ["Severity", "Finding", "ComponentSummary", "PositionIds", "Report", "decode_metadata"]
+if TYPE_CHECKING:
+    from ..analysis.fingerprint import KnownComponents
+    from ..analysis.scan import ScanResult
+    from ..analysis.vae_result import VaeTestResult
+    from ..arch.identify import Candidate
+    from ..arch.networks import EmbeddingSummary, NetworkSummary
+
+    AdapterSummary = Union[NetworkSummary, EmbeddingSummary]
+
+__all__ = [
+    "Severity", "Finding", "ComponentSummary", "PositionIds", "TensorCount", "TensorGroup", "TensorGroups",
+    "AdapterFit", "Report", "Health", "Verdict", "verdict", "decode_metadata", "FINDING_KEYS_SHOWN",
+]
+
+FINDING_KEYS_SHOWN = 20
+"""How many of a finding's keys its JSON form lists."""
 
 
 class Severity(str, enum.Enum):
@@ -37,7 +58,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity.value, "message": self.message}
         if self.keys:
-            out["keys"] = list(self.keys[:20])
+            out["keys"] = list(self.keys[:FINDING_KEYS_SHOWN])
         if self.bytes_affected:
             out["bytes"] = self.bytes_affected
         if self.repair:
@@ -58,6 +79,11 @@ class ComponentSummary:
     prefix: str = ""
     dtypes: dict[str, int] = field(default_factory=dict)  # dtype label -> bytes
 
+    @property
+    def state(self) -> str:
+        """``complete``, ``incomplete`` or ``MISSING``: how both front ends show it."""
+        return "complete" if self.complete else ("incomplete" if self.present else "MISSING")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -76,7 +102,58 @@ class PositionIds:
                 "stored": [float(v) for v in self.values]}
 
 
-@dataclass
+@dataclass(frozen=True)
+class TensorCount:
+    """Some tensors of a file: how many, how many bytes (the EMA copy)."""
+
+    keys: int = 0
+    bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": self.keys, "bytes": self.bytes}
+
+
+@dataclass(frozen=True)
+class TensorGroup:
+    """Tensors under one key pattern (``embedding_manager.*``); ``group``: the named junk group, for junk."""
+
+    pattern: str
+    keys: int
+    bytes: int
+    group: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pattern": self.pattern, "keys": self.keys, "bytes": self.bytes}
+        if self.group is not None:
+            out["group"] = self.group
+        return out
+
+
+@dataclass(frozen=True)
+class TensorGroups(TensorCount):
+    """Tensors by key pattern: the junk (dropped by ``convert``), the unknown tensors (kept)."""
+
+    groups: tuple[TensorGroup, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"keys": self.keys, "bytes": self.bytes, "groups": [g.to_dict() for g in self.groups]}
+
+
+@dataclass(frozen=True)
+class AdapterFit:
+    """Whether a LoRA or an embedding fits a checkpoint (``inspect --fit``)."""
+
+    checkpoint: str
+    architecture: str
+    base: str
+    fits: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything ``inspect`` learned about one file."""
 
@@ -85,62 +162,99 @@ class Report:
     size_bytes: int
     architecture: str
     label: str
-    components: dict[str, ComponentSummary]
-    junk: dict[str, Any]
-    ema: dict[str, int]
-    clip_position_ids: list[PositionIds]
+    components: Mapping[str, ComponentSummary]
+    junk: TensorGroups
+    ema: TensorCount
+    clip_position_ids: tuple[PositionIds, ...]
     pruned_size_bytes: int
-    metadata: dict[str, Any]
-    findings: list[Finding]
-    evidence: list[str] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    dtypes: dict[str, int] = field(default_factory=dict)  # dtype label -> bytes, whole file
+    metadata: Mapping[str, Any]  # safetensors metadata, JSON values decoded (:func:`decode_metadata`)
+    findings: tuple[Finding, ...]
+    evidence: tuple[str, ...] = ()
+    candidates: tuple[Candidate, ...] = ()
+    dtypes: Mapping[str, int] = field(default_factory=dict)  # dtype label -> bytes, whole file
     tensors: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)  # a pickle's entries besides the weights
     container: str = ""
-    scan: dict[str, Any] | None = None  # inspect --scan: per component value counts and keys
-    known_components: dict[str, Any] | None = None  # inspect --components: fingerprints, toolkit metric
-    unknown: dict[str, Any] = field(default_factory=dict)  # unclaimed tensors in no junk group: kept
-    adapter: dict[str, Any] | None = None  # a LoRA's or an embedding's summary (arch/networks.py)
-    vae_test: dict[str, Any] | None = None  # inspect --vae-test: peaks, first overflow, PSNR (VaeTestResult.to_dict)
-    vae_result: Any = field(default=None, repr=False, compare=False)  # the VaeTestResult itself (images), not in JSON
-
-    @property
-    def worst(self) -> Severity | None:
-        order = [Severity.ERROR, Severity.WARNING, Severity.INFO]
-        present = {f.severity for f in self.findings}
-        return next((s for s in order if s in present), None)
+    unknown: TensorGroups = TensorGroups()  # unclaimed tensors in no junk group: kept
+    adapter: AdapterSummary | None = None  # a LoRA's or an embedding's summary (arch/networks.py)
+    fit: AdapterFit | None = None  # inspect --fit: whether the adapter fits a checkpoint
+    scan: ScanResult | None = None  # inspect --scan: every float tensor's values
+    known_components: KnownComponents | None = None  # inspect --components: fingerprints, toolkit metric
+    vae_test: VaeTestResult | None = field(default=None, compare=False)  # inspect --vae-test (with its images)
 
     def has(self, finding_id: str) -> bool:
         return any(f.id == finding_id for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict with the CLI contract's fields (and a few more)."""
-        return {
+        out: dict[str, Any] = {
             "path": self.path,
             "format": self.format,
             "size_bytes": self.size_bytes,
             "architecture": self.architecture,
             "label": self.label,
             "components": {k: v.to_dict() for k, v in self.components.items()},
-            "junk": self.junk,
-            "unknown": self.unknown,
-            "ema": self.ema,
+            "junk": self.junk.to_dict(),
+            "unknown": self.unknown.to_dict(),
+            "ema": self.ema.to_dict(),
             "clip_position_ids": [p.to_dict() for p in self.clip_position_ids],
             "pruned_size_bytes": self.pruned_size_bytes,
-            "metadata": self.metadata,
+            "metadata": dict(self.metadata),
             "findings": [f.to_dict() for f in self.findings],
-            "evidence": self.evidence,
-            "candidates": self.candidates,
-            "dtypes": self.dtypes,
+            "evidence": list(self.evidence),
+            "candidates": [
+                {"architecture": c.name, "score": c.score, "matched": c.matched, "missing": c.missing,
+                 "mismatched": c.mismatched}
+                for c in self.candidates
+            ],
+            "dtypes": dict(self.dtypes),
             "tensors": self.tensors,
-            "extras": self.extras,
+            "extras": dict(self.extras),
             "container": self.container,
-            **({"adapter": self.adapter} if self.adapter is not None else {}),
-            **({"scan": self.scan} if self.scan is not None else {}),
-            **({"known_components": self.known_components} if self.known_components is not None else {}),
-            **({"vae_test": self.vae_test} if self.vae_test is not None else {}),
         }
+        if self.adapter is not None:
+            out["adapter"] = self.adapter.to_dict()
+            if self.fit is not None:
+                out["adapter"]["fit"] = self.fit.to_dict()
+        if self.scan is not None:
+            out["scan"] = self.scan.to_dict()
+        if self.known_components is not None:
+            out["known_components"] = self.known_components.to_dict()
+        if self.vae_test is not None:
+            out["vae_test"] = self.vae_test.to_dict()
+        return out
+
+
+class Health(str, enum.Enum):
+    """The verdict on a file, from its worst finding."""
+
+    HEALTHY = "healthy"
+    """No error, no warning."""
+    PROBLEMS = "problems"
+    """Warnings only: it loads and works, with problems."""
+    DAMAGED = "damaged"
+    """At least one error."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The one judgement of a report: its health and the problems (errors and warnings) behind it."""
+
+    health: Health
+    problems: tuple[Finding, ...]  # in the report's order
+    errors: int
+
+    @property
+    def warnings(self) -> int:
+        return len(self.problems) - self.errors
+
+
+def verdict(report: Report) -> Verdict:
+    """What the CLI's text and the tab both say first: healthy, works with problems, or damaged."""
+    problems = tuple(f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING))
+    errors = sum(1 for f in problems if f.severity is Severity.ERROR)
+    health = Health.DAMAGED if errors else Health.PROBLEMS if problems else Health.HEALTHY
+    return Verdict(health, problems, errors)
 
 
 def decode_metadata(metadata: dict[str, str]) -> dict[str, Any]:

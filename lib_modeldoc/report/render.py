@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..analysis.vae_result import Fp16Mode, Fp16Run, reported
 from ..arch.families import CHECKPOINT_ARCHITECTURES
+from ..arch.networks import NetworkSummary
 from ..commands.wording import repair_text
 from ..shell import Shell, join, shells_for
 from .advice import count
-from .data import Finding, Report, Severity
+from .data import Finding, Health, Report, Severity, verdict
 from .units import human_bytes
+
+if TYPE_CHECKING:
+    from ..analysis.fingerprint import KnownComponents
+    from ..analysis.vae_result import VaeTestResult
 
 __all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
+_VERDICT_WORD = {Health.DAMAGED: "damaged", Health.PROBLEMS: "works, with problems"}
 CHECKPOINTS = CHECKPOINT_ARCHITECTURES
 """Architectures that are whole checkpoints: the only ones ``convert`` prunes and repairs."""
 
@@ -63,15 +70,14 @@ def verdict_lines(report: Report) -> list[str]:
     """The short verdict: what it is, what is wrong, what pruning saves, what to do."""
     kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
     lines = [f"{kind}, {report.format}, {human_bytes(report.size_bytes)}, {count(report.tensors, 'tensor')}"]
-    problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
-    errors = sum(1 for f in problems if f.severity is Severity.ERROR)
-    if not problems:
+    judged = verdict(report)
+    if judged.health is Health.HEALTHY:
         lines.append("Verdict: healthy - nothing wrong found")
     else:
-        word = "damaged" if errors else "works, with problems"
-        counts = f"{errors} error{'s' * (errors != 1)}, {len(problems) - errors} warning{'s' * (len(problems) - errors != 1)}"
-        lines.append(f"Verdict: {word} ({counts})")
-        lines += [f"  {_MARK[f.severity]} {finding_text(f)}" for f in problems]
+        errors, warnings = judged.errors, judged.warnings
+        counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+        lines.append(f"Verdict: {_VERDICT_WORD[judged.health]} ({counts})")
+        lines += [f"  {_MARK[f.severity]} {finding_text(f)}" for f in judged.problems]
     saving = pruning_saving(report)
     if saving:
         lines.append(
@@ -96,21 +102,20 @@ def render_report(report: Report, *, details: bool = True) -> str:
     if report.components:
         lines.append("Components:")
         for c in report.components.values():
-            state = "complete" if c.complete else ("incomplete" if c.present else "MISSING")
             dtypes = ", ".join(c.dtypes) if c.dtypes else "-"
-            lines.append(f"  {c.name:<9} {state:<10} {c.keys:>5} tensors {human_bytes(c.bytes):>10}  {dtypes}")
-    if report.junk["keys"]:
-        lines.append(f"  {'junk':<9} {'':<10} {report.junk['keys']:>5} tensors {human_bytes(report.junk['bytes']):>10}")
-    if report.unknown.get("keys"):
-        lines.append(f"  {'unknown':<9} {'kept':<10} {report.unknown['keys']:>5} tensors "
-                     f"{human_bytes(report.unknown['bytes']):>10}")
-    if report.adapter and report.adapter.get("kind") == "network":
-        lines.append(f"Network blocks ({report.adapter['network']} for {report.adapter['base']}):")
-        for block in report.adapter["blocks"]:
-            ranks = ",".join(str(r) for r in block["ranks"]) or "-"
-            alphas = ",".join(f"{a:g}" for a in block["alphas"]) or "-"
-            modules = count(block["modules"], "module")
-            lines.append(f"  {block['block']:<28} {modules:>12}  rank {ranks:<8} alpha {alphas}")
+            lines.append(f"  {c.name:<9} {c.state:<10} {c.keys:>5} tensors {human_bytes(c.bytes):>10}  {dtypes}")
+    if report.junk.keys:
+        lines.append(f"  {'junk':<9} {'':<10} {report.junk.keys:>5} tensors {human_bytes(report.junk.bytes):>10}")
+    if report.unknown.keys:
+        lines.append(f"  {'unknown':<9} {'kept':<10} {report.unknown.keys:>5} tensors "
+                     f"{human_bytes(report.unknown.bytes):>10}")
+    if isinstance(report.adapter, NetworkSummary):
+        lines.append(f"Network blocks ({report.adapter.network} for {report.adapter.base}):")
+        for block in report.adapter.blocks:
+            ranks = ",".join(str(r) for r in sorted(block.ranks)) or "-"
+            alphas = ",".join(f"{a:g}" for a in sorted(block.alphas)) or "-"
+            modules = count(block.modules, "module")
+            lines.append(f"  {block.name:<28} {modules:>12}  rank {ranks:<8} alpha {alphas}")
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
         lines.append("Notes:")
@@ -118,8 +123,8 @@ def render_report(report: Report, *, details: bool = True) -> str:
     if report.dtypes:
         lines.append("Storage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items()))
     if report.scan is not None:
-        lines.append(f"Values scanned: {report.scan['tensors']} float tensors, {human_bytes(report.scan['bytes'])} "
-                     f"in {report.scan['seconds']:.1f} s")
+        lines.append(f"Values scanned: {len(report.scan.tensors)} float tensors, {human_bytes(report.scan.bytes_read)} "
+                     f"in {round(report.scan.seconds, 3):.1f} s")
     if report.known_components is not None:
         lines += _known_lines(report.known_components)
     if report.vae_test is not None:
@@ -134,42 +139,44 @@ def render_report(report: Report, *, details: bool = True) -> str:
     return "\n".join(lines)
 
 
-def vae_test_lines(test: dict[str, Any]) -> list[str]:
-    """``inspect --vae-test``: half-precision safety, reconstruction, alternatives."""
-    lines = [f"VAE test ({test['family']} VAE, {test['image_size']}x{test['image_size']} test image, "
-             f"{test['seconds']:.1f} s on {test['device']}):"]
-    peak = test["peak_abs"]
+def vae_test_lines(test: VaeTestResult) -> list[str]:
+    """``inspect --vae-test``: half-precision safety, reconstruction, alternatives (the JSON's figures)."""
+    lines = [f"VAE test ({test.family} VAE, {test.image_size}x{test.image_size} test image, "
+             f"{round(test.seconds, 3):.1f} s on {test.device}):"]
+    peak = reported(test.peak_abs, None)
     peak_text = "NaN" if peak is None else f"{peak:.4g}"
-    over = test["first_overflow_layer"]
-    run = "an fp16 run" if test.get("fp16_mode") == "native" else "an fp16-rounded run"
-    fp16 = {"nonfinite": f"{run} gives NaN/Inf", "clean": f"{run} stays finite",
-            "unsupported": "fp16 run not possible on this device (unconfirmed)", "skipped": "no fp16 run"}[test["fp16_run"]]
+    over = test.first_overflow_layer
+    run = "an fp16 run" if test.fp16_mode is Fp16Mode.NATIVE else "an fp16-rounded run"
+    fp16 = {Fp16Run.NONFINITE: f"{run} gives NaN/Inf", Fp16Run.CLEAN: f"{run} stays finite",
+            Fp16Run.UNSUPPORTED: "fp16 run not possible on this device (unconfirmed)",
+            Fp16Run.SKIPPED: "no fp16 run"}[test.fp16_run]
     if over:
-        lines.append(f"  fp16: OVERFLOWS first at {over} (peak |activation| {peak_text} in {test['peak_layer']}, "
-                     f"{test['layers_over_fp16']} layers over 65504); {fp16}")
+        lines.append(f"  fp16: OVERFLOWS first at {over} (peak |activation| {peak_text} in {test.peak_layer}, "
+                     f"{test.layers_over_fp16} layers over 65504); {fp16}")
     else:
-        lines.append(f"  fp16: safe (peak |activation| {peak_text} in {test['peak_layer']}, limit 65504); {fp16}")
-    if test["first_bf16_overflow_layer"]:
-        lines.append(f"  bf16: OVERFLOWS first at {test['first_bf16_overflow_layer']}")
-    psnr = test["psnr_db"]
-    shift = "/".join(f"{255 * v:+.1f}" for v in test["colour_shift"])
-    contrast = "/".join(f"{v:.2f}" for v in test["contrast"])
+        lines.append(f"  fp16: safe (peak |activation| {peak_text} in {test.peak_layer}, limit 65504); {fp16}")
+    if test.first_bf16_overflow_layer:
+        lines.append(f"  bf16: OVERFLOWS first at {test.first_bf16_overflow_layer}")
+    psnr = reported(test.psnr_db)
+    shift = "/".join(f"{255 * round(v, 4):+.1f}" for v in test.colour_shift)
+    contrast = "/".join(f"{round(v, 4):.2f}" for v in test.contrast)
     lines.append(f"  reconstruction: PSNR {'n/a' if psnr is None else f'{psnr:.2f} dB'}, colour shift R/G/B "
                  f"{shift} levels, contrast R/G/B {contrast}")
-    if test["broken"]:
-        lines.append(f"  output: BROKEN - {test['broken']}")
-    if test["folder"]:
-        alts = test["alternatives"]
-        lines.append(f"  VAEs in {test['folder']}: {len(alts)} of the same structure tested")
-        for alt in sorted(alts, key=lambda a: -(a["psnr_db"] or 0.0)):
-            name = os.path.basename(alt["path"])
-            state = "passes" if alt["passes"] else ", ".join(
-                w for w, bad in (("fp16 overflow", not alt["fp16_safe"]), ("bf16 overflow", not alt["bf16_safe"]),
-                                 ("broken output", alt["broken"])) if bad)
-            match = alt["latent_match"]
+    broken = test.broken_reason
+    if broken:
+        lines.append(f"  output: BROKEN - {broken}")
+    if test.folder:
+        alts = test.alternatives
+        lines.append(f"  VAEs in {test.folder}: {len(alts)} of the same structure tested")
+        for alt in sorted(alts, key=lambda a: -(reported(a.psnr_db) or 0.0)):
+            name = os.path.basename(alt.path)
+            state = "passes" if alt.passes else ", ".join(
+                w for w, bad in (("fp16 overflow", not alt.fp16_safe), ("bf16 overflow", not alt.bf16_safe),
+                                 ("broken output", alt.broken)) if bad)
+            match = reported(alt.latent_match, 3)
             space = "" if match is None else f", latent match {match:.2f}" + (" (other latent space)" if match < 0.8 else "")
-            psnr_alt = "n/a" if alt["psnr_db"] is None else f"{alt['psnr_db']:.2f} dB"
-            lines.append(f"    {name}: PSNR {psnr_alt}{space}, {state}")
+            psnr_alt = reported(alt.psnr_db)
+            lines.append(f"    {name}: PSNR {'n/a' if psnr_alt is None else f'{psnr_alt:.2f} dB'}{space}, {state}")
     return lines
 
 
@@ -178,11 +185,11 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _known_lines(known: dict[str, Any]) -> list[str]:
+def _known_lines(known: KnownComponents) -> list[str]:
     """``inspect --components``: the toolkit metric, then each component's fingerprint and match."""
-    lines = [f"Known components (model-toolkit metric UNET/VAE/CLIP {known['metric']}):"]
-    for name, part in known["components"].items():
-        match = ", ".join(f"{k['name']} ({k['description']})" for k in part["known"]) or "no known match"
-        metric = f"metric {part['metric']:04d}, " if part.get("metric") is not None else ""
-        lines.append(f"  {name:<9} fingerprint {part['fingerprint'][:16]}  {metric}{match}")
+    lines = [f"Known components (model-toolkit metric UNET/VAE/CLIP {known.metric}):"]
+    for name, part in known.components.items():
+        match = ", ".join(f"{k.name} ({k.description})" for k in part.known) or "no known match"
+        metric = f"metric {part.metric:04d}, " if part.has_metric and part.metric is not None else ""
+        lines.append(f"  {name:<9} fingerprint {part.fingerprint[:16]}  {metric}{match}")
     return lines

@@ -10,14 +10,19 @@ import html
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..report.advice import count
-from ..report.data import Report, Severity
+from ..report.data import Finding, Health, Report, Severity, verdict
 from ..report.render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
 from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
 from .wording import repair_text, say
+
+if TYPE_CHECKING:
+    from ..analysis.fingerprint import KnownComponents
+    from ..analysis.scan import ScanResult
+    from ..analysis.vae_result import VaeTestResult
 
 __all__ = [
     "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
@@ -29,6 +34,7 @@ COMPONENT_NAMES = {
     "ema_unet": "EMA copy of the UNet", "depth": "depth model", "controlnet": "ControlNet",
 }
 _ICON = {Severity.ERROR: "✖", Severity.WARNING: "!", Severity.INFO: "i"}
+_STATE = {Health.HEALTHY: "ok", Health.PROBLEMS: "warning", Health.DAMAGED: "error"}  # CSS class, data-verdict
 # What the tab offers for each finding (the CLI's option names stay in the command line shown).
 _REASONS = {
     "clip.position_ids.offset": "“Fix CLIP position_ids” resets the shifted ids",
@@ -95,14 +101,15 @@ def progress_html(done: int, total: int, message: str) -> str:
 def verdict_html(report: Report, *, dropped_by: str | None = None) -> str:
     """What it is, what is wrong, what to do, space to gain: the first thing the tab shows.
     ``dropped_by``: see :func:`finding_text`."""
-    problems = [f for f in report.findings if f.severity in (Severity.ERROR, Severity.WARNING)]
-    errors = sum(1 for f in problems if f.severity is Severity.ERROR)
-    if not problems:
-        state, word = "ok", "Healthy — nothing wrong found"
-    elif errors:
-        state, word = "error", f"Damaged — {_count(errors, 'error')}, {_count(len(problems) - errors, 'warning')}"
+    judged = verdict(report)
+    problems = judged.problems
+    state = _STATE[judged.health]
+    if judged.health is Health.HEALTHY:
+        word = "Healthy — nothing wrong found"
+    elif judged.health is Health.DAMAGED:
+        word = f"Damaged — {_count(judged.errors, 'error')}, {_count(judged.warnings, 'warning')}"
     else:
-        state, word = "warning", f"Works, with problems — {_count(len(problems), 'warning')}"
+        word = f"Works, with problems — {_count(judged.warnings, 'warning')}"
     kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
     out = [
         f'<div class="modeldoc-verdict modeldoc-{state}" data-verdict="{state}">',
@@ -167,8 +174,8 @@ def _known_line(report: Report) -> str:
     known = report.known_components
     if known is None:
         return ""
-    uses = [f"uses {k['description']}" for p in known.get("components", {}).values() for k in p.get("known", [])]
-    text = f"Model-toolkit metric (UNET/VAE/CLIP): <b>{e(known.get('metric', ''))}</b>"
+    uses = [f"uses {k.description}" for p in known.components.values() for k in p.known]
+    text = f"Model-toolkit metric (UNET/VAE/CLIP): <b>{e(known.metric)}</b>"
     return text + "".join(f" · {e(u)}" for u in uses)
 
 
@@ -183,8 +190,8 @@ def chart_html(report: Report) -> str:
     for name, comp in report.components.items():
         if comp.present and comp.bytes:
             parts.append((name, COMPONENT_NAMES.get(name, name), comp.bytes))
-    if report.junk.get("bytes"):
-        parts.append(("junk", "junk", int(report.junk["bytes"])))
+    if report.junk.bytes:
+        parts.append(("junk", "junk", report.junk.bytes))
     counted = sum(size for _, _, size in parts)
     rest = report.size_bytes - counted
     if rest > 0.005 * total:
@@ -224,9 +231,8 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
     if report.components:
         rows = []
         for c in report.components.values():
-            state = "complete" if c.complete else ("incomplete" if c.present else "MISSING")
             dtypes = ", ".join(f"{k} {human_bytes(v)}" for k, v in c.dtypes.items()) or "-"
-            rows.append([COMPONENT_NAMES.get(c.name, c.name), state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
+            rows.append([COMPONENT_NAMES.get(c.name, c.name), c.state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
         out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
     if report.findings:
         rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
@@ -235,9 +241,8 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
     for ids in report.clip_position_ids:
         state = "wrong at " + ", ".join(str(i) for i in ids.wrong) if ids.wrong else "correct"
         out.append(f'<p><b>CLIP position_ids</b> <code>{e(ids.key)}</code>: {e(ids.dtype)}, {e(state)}</p>')
-    groups = report.junk.get("groups") or []
-    if groups:
-        rows = [[g["pattern"], g["keys"], human_bytes(g["bytes"])] for g in groups]
+    if report.junk.groups:
+        rows = [[g.pattern, g.keys, human_bytes(g.bytes)] for g in report.junk.groups]
         out.append(_table("Junk (tensors the WebUI never loads)", ["group", "tensors", "size"], rows))
     if report.dtypes:
         out.append("<p><b>Storage</b>: " + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
@@ -249,68 +254,67 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
     if report.known_components is not None:
         out.append(_known_section(report.known_components))
     if report.vae_test is not None:
-        out.append(_vae_section(report))
+        out.append(_vae_section(report.vae_test, report.findings))
     if report.evidence:
         out.append("<p><b>Identified by</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
     if report.architecture == "unknown" and report.candidates:
-        rows = [[c["architecture"], f'{c["score"]:.2f}', c["matched"], c["missing"], c["mismatched"]] for c in report.candidates[:5]]
+        rows = [[c.name, f"{c.score:.2f}", c.matched, c.missing, c.mismatched] for c in report.candidates[:5]]
         out.append(_table("Closest architectures", ["architecture", "score", "matched", "missing", "mismatched"], rows))
     out.append(f'<p class="modeldoc-path">File: <code>{e(report.path)}</code></p></div>')
     return "".join(out)
 
 
-def _vae_section(report: Report) -> str:
+def _vae_section(test: VaeTestResult, findings: Iterable[Finding]) -> str:
     """The VAE test: its figures (the CLI's lines) and the test image beside its reconstruction."""
     from ..analysis.vae_image import png_bytes, side_by_side
 
-    lines = vae_test_lines(report.vae_test or {})
+    lines = vae_test_lines(test)
     out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
     out += "".join(f"<li>{e(line.strip())}</li>" for line in lines[1:]) + "</ul>"
-    passing = (report.vae_test or {}).get("passing", [])
-    if passing and any(f.id.startswith("vae.") for f in report.findings):
+    passing = [a.path for a in test.passing]
+    if passing and any(f.id.startswith("vae.") for f in findings):
         names = ", ".join(os.path.basename(path) for path in passing[:3])
         out += (f"<p>To use one of the VAEs that pass ({e(names)}): pick it under “Bake in a VAE” (Convert) or "
                 "“Take it from” (Replace, part VAE) below, or choose it as the SD VAE in the WebUI's settings.</p>")
-    result = report.vae_result
-    if result is not None:
-        data = base64.b64encode(png_bytes(side_by_side(result.original, result.decoded))).decode("ascii")
-        out += ('<p>Test image (left) and what the VAE makes of it (right):</p>'
-                f'<img class="modeldoc-vae-image" alt="VAE test image and its reconstruction" '
-                f'src="data:image/png;base64,{data}">')
+    data = base64.b64encode(png_bytes(side_by_side(test.original, test.decoded))).decode("ascii")
+    out += ('<p>Test image (left) and what the VAE makes of it (right):</p>'
+            f'<img class="modeldoc-vae-image" alt="VAE test image and its reconstruction" '
+            f'src="data:image/png;base64,{data}">')
     return out + "</div>"
 
 
 _SCAN_KINDS = (("nonfinite", "NaN/Inf"), ("zero", "all zero"), ("magnitude", "huge"))
 
 
-def _scan_section(scan: Mapping[str, Any]) -> str:
+def _scan_section(scan: ScanResult) -> str:
     rows, bad = [], []
-    for part, c in scan.get("components", {}).items():
+    for part, c in scan.parts().items():
         name = COMPONENT_NAMES.get(part, part)
-        rows.append([name, c["tensors"], human_bytes(c["bytes"]), f'{c["max_abs"]:.4g}',
-                     *[c[kind] for kind, _ in _SCAN_KINDS]])
+        counts = {"nonfinite": (c.nonfinite, c.nonfinite_keys), "zero": (c.zero, c.zero_keys),
+                  "magnitude": (c.magnitude, c.magnitude_keys)}
+        rows.append([name, c.tensors, human_bytes(c.bytes), f"{c.max_abs:.4g}", *[counts[kind][0] for kind, _ in _SCAN_KINDS]])
         for kind, label in _SCAN_KINDS:
-            keys = c.get(f"{kind}_keys") or []
+            found, keys = counts[kind]
             if keys:
-                more = c[kind] - len(keys[:12])
+                more = found - len(keys[:12])
                 bad.append(f"<li>{e(name)}, {e(label)}: <code>{e(', '.join(keys[:12]))}</code>"
                            + (f" and {more} more" if more > 0 else "") + "</li>")
-    title = (f'Values scan ({count(int(scan.get("tensors", 0)), "float tensor")}, {human_bytes(int(scan.get("bytes", 0)))} read '
-             f'in {float(scan.get("seconds", 0)):.1f} s)')
+    title = (f'Values scan ({count(len(scan.tensors), "float tensor")}, {human_bytes(scan.bytes_read)} read '
+             f'in {round(scan.seconds, 3):.1f} s)')
     out = '<div class="modeldoc-scan">' + _table(title, ["part", "tensors", "size", "max |x|",
                                                           *[label for _, label in _SCAN_KINDS]], rows)
     out += ("<p>Offending tensors:</p><ul>" + "".join(bad) + "</ul>") if bad else "<p>No NaN, Inf, all-zero or huge weights.</p>"
     return out + "</div>"
 
 
-def _known_section(known: Mapping[str, Any]) -> str:
+def _known_section(known: KnownComponents) -> str:
     rows = []
-    for part, p in known.get("components", {}).items():
-        matches = "; ".join(f'{k["description"]} ({k["name"]})' for k in p.get("known", [])) or "-"
-        metric = p.get("metric")
-        rows.append([COMPONENT_NAMES.get(part, part), "-" if metric is None else metric, matches, p["keys"],
-                     p["fingerprint"][:16]])
-    title = f'Known components — model-toolkit metric (UNET/VAE/CLIP) {known.get("metric", "")}'
+    for part, p in known.components.items():
+        matches = "; ".join(f"{k.description} ({k.name})" for k in p.known) or "-"
+        metric = p.metric if p.has_metric else None
+        rows.append([COMPONENT_NAMES.get(part, part), "-" if metric is None else metric, matches, p.keys,
+                     p.fingerprint[:16]])
+    title = f"Known components — model-toolkit metric (UNET/VAE/CLIP) {known.metric}"
     return '<div class="modeldoc-known-components">' + _table(
         title, ["part", "metric", "matches", "tensors", "fingerprint (SHA-256 of fp16 values)"], rows) + "</div>"
 

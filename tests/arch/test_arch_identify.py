@@ -143,7 +143,7 @@ def test_family_sample_identifies_exactly(sparse_model, arch):
     specs = family_specs(arch)
     report = inspect_specs(sparse_model, f"{arch}.safetensors", specs)
     assert report.architecture == arch, report.evidence
-    assert report.junk["keys"] == 0 and report.junk["bytes"] == 0
+    assert report.junk.keys == 0 and report.junk.bytes == 0
     assert report.size_bytes > sum(s.nbytes for s in specs)
     assert all(c.present and c.complete for c in report.components.values())
     assert not ids_of(report) & {"component.missing", "component.incomplete", "arch.unknown", "junk"}
@@ -176,7 +176,7 @@ def test_full_size_sdxl_sample_has_the_real_size(sparse_model):
 def test_kohya_lora_is_lora(sparse_model, maker):
     report = inspect_specs(sparse_model, "lora.safetensors", maker())
     assert report.architecture == "LoRA"
-    assert report.junk == {"keys": 0, "bytes": 0, "groups": []}
+    assert report.junk.to_dict() == {"keys": 0, "bytes": 0, "groups": []}
     assert "arch.inspect_only" in ids_of(report)
 
 
@@ -214,7 +214,7 @@ def test_pt_embedding_with_string_to_param_is_embedding(write_ckpt):
     report = inspect_model(path)
     assert report.format == "ckpt"
     assert report.architecture == "Embedding"
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
 
 
 @pytest.mark.parametrize(("maker", "arch"), [
@@ -227,7 +227,7 @@ def test_newer_models_are_recognised_by_their_keys(sparse_model, maker, arch):
     report = inspect_specs(sparse_model, "new.safetensors", maker())
     assert report.architecture == arch
     assert "arch.inspect_only" in ids_of(report)
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
 
 
 def test_every_contract_architecture_is_covered_here():
@@ -245,7 +245,7 @@ def test_sdxl_without_position_ids_is_healthy_sdxl(sparse_model):
     report = inspect_specs(sparse_model, "juggernaut.safetensors", specs)
     assert report.architecture == "SDXL"
     assert report.components["clip_l"].complete and report.components["clip_l"].keys == 196
-    assert report.clip_position_ids == []
+    assert report.clip_position_ids == ()
     assert not [f for f in report.findings if f.severity.value in ("error", "warning")]
 
 
@@ -256,7 +256,7 @@ def test_juggernaut_xl_with_float_ids_is_sdxl_not_a_broken_vae(sparse_model):
     values[0, 76] = 75.9975
     report = inspect_model(sparse_model("juggernautXL_v5.safetensors", specs, {XL_POS: values}))
     assert report.architecture == "SDXL"
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
     assert all(c.complete for c in report.components.values())
     assert report.pruned_size_bytes > 0.99 * report.size_bytes
     assert [(p.key, p.wrong) for p in report.clip_position_ids] == [(XL_POS, (76,))]
@@ -295,9 +295,9 @@ def test_sd1_with_two_gigabytes_of_embedding_manager_is_sd1_with_junk(sparse_mod
     junk_bytes = sum(s.nbytes for s in junk)
     assert junk_bytes > 2 * 1024**3
     assert report.architecture == "SD1"
-    assert report.junk["keys"] == len(junk) == 200
-    assert report.junk["bytes"] == junk_bytes
-    assert report.junk["groups"] == [{"pattern": "embedding_manager.*", "keys": 200, "bytes": junk_bytes, "group": "embedding_manager"}]
+    assert report.junk.keys == len(junk) == 200
+    assert report.junk.bytes == junk_bytes
+    assert report.junk.to_dict()["groups"] == [{"pattern": "embedding_manager.*", "keys": 200, "bytes": junk_bytes, "group": "embedding_manager"}]
     assert "junk" in ids_of(report)
     assert all(c.complete for c in report.components.values())
 
@@ -307,7 +307,7 @@ def test_sd1_with_leftover_lora_keys_is_sd1_with_junk(sparse_model):
     leftovers = lora_sd1_specs()[:30]
     report = inspect_specs(sparse_model, "merged.safetensors", specs + leftovers)
     assert report.architecture == "SD1"
-    assert report.junk["keys"] == 30
+    assert report.junk.keys == 30
 
 
 @pytest.mark.parametrize("ema", [False, True])
@@ -316,8 +316,8 @@ def test_instruct_pix2pix_is_not_unknown(sparse_model, ema):
     specs = family_specs("SD1-pix2pix", dtype="F32", ema=ema)
     report = inspect_specs(sparse_model, "ip2p.safetensors", specs)
     assert report.architecture == "SD1-pix2pix"
-    assert report.junk["keys"] == 0
-    assert report.ema["keys"] == (686 if ema else 0)
+    assert report.junk.keys == 0
+    assert report.ema.keys == (686 if ema else 0)
     assert not ids_of(report) & {"component.incomplete", "component.missing", "arch.unknown"}
 
 
@@ -335,7 +335,7 @@ def test_random_unrelated_keys_are_unknown_with_no_junk(sparse_model):
     report = inspect_specs(sparse_model, "bert.safetensors", specs)
     assert report.architecture == "unknown"
     assert "arch.unknown" in ids_of(report)
-    assert report.junk["keys"] == 0 and report.junk["bytes"] == 0
+    assert report.junk.keys == 0 and report.junk.bytes == 0
     assert report.components == {}
     assert report.pruned_size_bytes <= report.size_bytes
 

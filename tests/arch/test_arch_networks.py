@@ -35,7 +35,7 @@ def paths(tmp_path_factory):
 def test_network_summary(paths, name, network, base, rank, alpha, blocks):
     report = inspect_model(paths[name])
     assert report.architecture == "LoRA"
-    adapter = report.adapter
+    adapter = report.adapter.to_dict()
     assert (adapter["network"], adapter["base"], adapter["rank"], adapter["alpha"]) == (network, base, rank, alpha)
     assert block_ranges([b["block"] for b in adapter["blocks"]]) == blocks
     assert all(b["ranks"] and b["alphas"] for b in adapter["blocks"])  # rank and alpha per block
@@ -45,14 +45,14 @@ def test_network_summary(paths, name, network, base, rank, alpha, blocks):
 
 
 def test_locon_has_conv_ranks_per_block(paths):
-    adapter = inspect_model(paths["locon-sd15"]).adapter
+    adapter = inspect_model(paths["locon-sd15"]).adapter.to_dict()
     assert adapter["ranks"] == {"16": 8, "32": 264}
     down3 = next(b for b in adapter["blocks"] if b["block"] == "down_blocks_3")
     assert down3["ranks"] == [16]  # only the ResNet convs of the last level
 
 
 def test_kohya_metadata_gives_training_facts_and_trigger_words(paths):
-    training = inspect_model(paths["lora-sd15-kohya"]).adapter["training"]
+    training = inspect_model(paths["lora-sd15-kohya"]).adapter.to_dict()["training"]
     assert training["base_model"] == "v1-5-pruned-emaonly.safetensors"
     assert training["base_model_hash"].startswith("6ce0161689")
     assert training["base_model_legacy_hash"] == "81761151"
@@ -67,7 +67,7 @@ def test_kohya_metadata_gives_training_facts_and_trigger_words(paths):
 def test_embedding_summary(paths, name, vectors, base):
     report = inspect_model(paths[name])
     assert report.architecture == "Embedding"
-    assert (report.adapter["vectors"], report.adapter["base"]) == (vectors, base)
+    assert (report.adapter.vectors, report.adapter.base) == (vectors, base)
     assert report.has("embedding.summary")
 
 
@@ -76,7 +76,7 @@ def test_a1111_pt_embedding(write_ckpt):
                                     "name": "style", "step": 3000})
     report = inspect_model(path)
     assert report.architecture == "Embedding"
-    assert (report.adapter["vectors"], report.adapter["base"]) == (6, "SD1")
+    assert (report.adapter.vectors, report.adapter.base) == (6, "SD1")
 
 
 def test_peft_lora_names_and_fit(tmp_path):
@@ -89,10 +89,10 @@ def test_peft_lora_names_and_fit(tmp_path):
     path = tmp_path / "peft.safetensors"
     save_file(tensors, str(path))
     report = inspect_model(str(path))
-    assert (report.architecture, report.adapter["network"], report.adapter["base"], report.adapter["rank"]) == \
+    assert (report.architecture, report.adapter.network, report.adapter.base, report.adapter.rank) == \
         ("LoRA", "LoRA", "SDXL", 4)
-    assert [b["block"] for b in report.adapter["blocks"]] == ["down_blocks_1"]
-    assert report.adapter["alpha"] is None  # PEFT files carry no alpha tensors
+    assert [b.name for b in report.adapter.blocks] == ["down_blocks_1"]
+    assert report.adapter.alpha is None  # PEFT files carry no alpha tensors
 
 
 def test_does_it_fit():

@@ -28,7 +28,7 @@ def sample_paths(tmp_path_factory):
 def test_sample_is_identified_and_healthy(sample_paths, name):
     report = inspect_model(sample_paths[name])
     assert report.architecture == SAMPLES[name].architecture, report.evidence
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
     v_sdxl = name == "noobai-xl-vpred"  # AUTOMATIC1111 1.10 needs NAME.yaml to see its v-prediction
     assert [f.id for f in report.findings if f.severity.value in ("error", "warning")] == (
         ["sidecar.yaml_missing"] if v_sdxl else []), report.findings

@@ -95,7 +95,7 @@ def test_nai_layout_is_sd1_with_its_ids_checked(sparse_model):
     assert report.architecture == "SD1"
     clip = report.components["clip_l"]
     assert clip.complete and clip.prefix == "cond_stage_model.transformer."
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
     [ids] = report.clip_position_ids
     assert (ids.key, ids.wrong) == (NAI_POS, (41, 76))
     assert clip_findings(report) == [("clip.position_ids.offset", "error"), ("clip.nai_layout", "info")]

@@ -69,17 +69,17 @@ def test_ema_keys_and_bytes(sparse_model):
     ema = [s for s in specs if s.key.startswith("model_ema.diffusion_model")]
     report = inspect_specs(sparse_model, specs)
     assert report.architecture == "SD1"
-    assert report.ema == {"keys": 686, "bytes": sum(s.nbytes for s in ema)}
+    assert report.ema.to_dict() == {"keys": 686, "bytes": sum(s.nbytes for s in ema)}
     assert report.components["ema_unet"].complete
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
     assert ids_of(report) == ["ema"]
     [finding] = report.findings
-    assert finding.bytes_affected == report.ema["bytes"]
+    assert finding.bytes_affected == report.ema.bytes
 
 
 def test_no_ema_reports_no_ema_component(sparse_model):
     report = inspect_specs(sparse_model, family_specs("SD1"))
-    assert report.ema == {"keys": 0, "bytes": 0}
+    assert report.ema.to_dict() == {"keys": 0, "bytes": 0}
     assert "ema_unet" not in report.components
     assert ids_of(report) == []
 
@@ -95,7 +95,7 @@ def test_float64_tensors_are_reported(sparse_model):
     [finding] = [f for f in report.findings if f.id == "precision.fp64"]
     assert set(finding.keys) == wide | {"alphas_cumprod"}
     assert finding.bytes_affected == sum(s.nbytes for s in specs if s.dtype == "F64")
-    assert report.junk["keys"] == 0
+    assert report.junk.keys == 0
 
 
 def test_fp32_weights_are_precision_waste(sparse_model):
@@ -123,9 +123,9 @@ def test_fp16_model_has_no_precision_finding(sparse_model):
 
 def test_scheduler_and_ema_buffers_are_not_junk(sparse_model):
     report = inspect_specs(sparse_model, family_specs("SD1") + buffer_specs())
-    assert report.junk == {"keys": 0, "bytes": 0, "groups": []}
+    assert report.junk.to_dict() == {"keys": 0, "bytes": 0, "groups": []}
     # EMA bookkeeping goes with the EMA (--prune no-ema drops every model_ema.* key); alone, it is no finding.
-    assert report.ema == {"keys": 2, "bytes": 8}
+    assert report.ema.to_dict() == {"keys": 2, "bytes": 8}
     assert ids_of(report) == []
 
 
@@ -137,7 +137,7 @@ def test_prediction_marker_tensors(sparse_model, arch):
     # AUTOMATIC1111 1.10 sees v-prediction in an SD2 file by itself, in an SDXL file only through NAME.yaml
     needs_yaml = ["sidecar.yaml_missing"] if arch == "SDXL" else []
     assert ids_of(report) == ["prediction.v", *needs_yaml, "prediction.ztsnr"]
-    assert report.junk == {"keys": 0, "bytes": 0, "groups": []}
+    assert report.junk.to_dict() == {"keys": 0, "bytes": 0, "groups": []}
     # The markers survive a prune: same keys, same dtypes, so the pruned file is this file.
     # ... plus the short provenance note convert adds to the metadata.
     assert 0 <= report.pruned_size_bytes - report.size_bytes < 1024
@@ -178,7 +178,7 @@ def test_markers_are_never_junk_even_beside_real_junk(sparse_model):
     specs += [Spec("edm_vpred.sigma_max", "F32", ()), Spec("edm_vpred.sigma_min", "F32", ())]
     specs += [Spec("lora_te1_text_model_encoder_layers_0_mlp_fc1.alpha", "F16", ())]
     report = inspect_specs(sparse_model, specs)
-    assert report.junk["keys"] == 1 and report.junk["bytes"] == 2
+    assert report.junk.keys == 1 and report.junk.bytes == 2
     assert "prediction.v" in ids_of(report)
 
 
@@ -193,14 +193,14 @@ def test_pruned_size_is_the_size_of_the_pruned_file(sparse_model, buffers):
     """
     source = family_specs("SD1", dtype="F32", ema=True) + junk_specs("F32") + buffer_specs(buffers)
     report = inspect_specs(sparse_model, source, name="fat.safetensors")
-    assert report.ema["keys"] == 688 and report.junk["keys"] == 196  # EMA: 686 UNet copies + decay, num_updates
+    assert report.ema.keys == 688 and report.junk.keys == 196  # EMA: 686 UNet copies + decay, num_updates
 
     expected = family_specs("SD1", dtype="F16") + [s for s in buffer_specs("F32") if not s.key.startswith("model_ema.")]
     path = sparse_model("pruned.safetensors", expected, good_ids(expected), {"format": "pt"})
     assert 0 <= report.pruned_size_bytes - os.path.getsize(path) < 1024  # + provenance note
     # And it is the fat file less EMA and junk, with weights at half size, give or take the header.
     weights = sum(s.nbytes for s in family_specs("SD1", dtype="F32") if s.dtype == "F32")
-    estimate = report.size_bytes - report.ema["bytes"] - report.junk["bytes"] - weights // 2
+    estimate = report.size_bytes - report.ema.bytes - report.junk.bytes - weights // 2
     assert abs(report.pruned_size_bytes - estimate) < 256 * 1024
 
 
@@ -259,6 +259,6 @@ def test_ckpt_training_state_outside_state_dict_is_junk(write_ckpt):
     path = write_ckpt("trained.ckpt", {"state_dict": state, "global_step": 1, "optimizer_states": optimizer})
     report = inspect_model(path)
     assert report.architecture == "SD1"
-    assert report.junk["keys"] == 1 and report.junk["bytes"] == 320 * 4 * 3 * 3 * 4
-    assert report.junk["groups"][0]["pattern"] == "optimizer_states.* (outside state_dict)"
+    assert report.junk.keys == 1 and report.junk.bytes == 320 * 4 * 3 * 3 * 4
+    assert report.junk.groups[0].pattern == "optimizer_states.* (outside state_dict)"
     assert ids_of(report) == ["junk", "format.pickle"]

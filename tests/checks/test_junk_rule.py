@@ -82,9 +82,9 @@ def test_loaded_parts_are_never_junk(sparse_model, arch, extra):
     path = sparse_model("model.safetensors", base + list(extra))
     report = inspect_model(path)
     extra_keys = {s.key for s in extra}
-    assert report.junk["keys"] == 0, report.junk
+    assert report.junk.keys == 0, report.junk
     assert not report.has("junk")
-    assert report.unknown["keys"] >= 1 or report.architecture not in ("SD1", "SD2")
+    assert report.unknown.keys >= 1 or report.architecture not in ("SD1", "SD2")
     ident, plan = plan_for(path)
     assert extra_keys <= written(plan), sorted(extra_keys - written(plan))
     assert not dropped(plan)
@@ -97,8 +97,8 @@ def test_loaded_parts_are_never_junk(sparse_model, arch, extra):
 def test_named_junk_groups_are_still_junk(sparse_model):
     path = sparse_model("merge.safetensors", family_specs("SD1") + list(JUNK_SPECS))
     report = inspect_model(path)
-    assert report.junk["keys"] == len(JUNK_SPECS)
-    groups = " ".join(g["group"] for g in report.junk["groups"])
+    assert report.junk.keys == len(JUNK_SPECS)
+    groups = " ".join(g.group for g in report.junk.groups)
     for name in ("embedding_manager", "LoRA leftovers", "control_model", "optimizer state"):
         assert name in groups
     _, plan = plan_for(path)
