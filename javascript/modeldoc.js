@@ -4,7 +4,12 @@
     "use strict";
 
     var TAB_TITLE = "Model Doctor";
-    var ENTRY = "Inspect with Model Doctor";
+    // The WebUI translates the page from localizations/*.json (ours join the user's language pack),
+    // but not a context-menu entry: look it up in the same dictionary. The tab's title stays
+    // "Model Doctor" in every language (a name), so switchToTab finds it.
+    var ENTRY_ENGLISH = "Inspect with Model Doctor";
+    var ENTRY = (typeof window.localization === "object" && window.localization &&
+                 window.localization[ENTRY_ENGLISH]) || ENTRY_ENGLISH;
     // AUTOMATIC1111 (quicksettings setting) and Forge (its own checkpoint dropdown). The
     // context-menu code matches the innermost element clicked, so target the input itself.
     var SELECTORS = ["#setting_sd_model_checkpoint input", "#quicksettings .model_selection input"];
