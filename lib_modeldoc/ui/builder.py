@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -24,9 +25,7 @@ from ..progress import Cancelled
 from . import actions, views
 from .compat import hidden_textbox, js_call, js_kwargs
 from .host import Host, JobContext, Session
-from .panels import (
-    CONVERT_FIELDS, Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, replace_panel,
-)
+from .panels import Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, replace_panel
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script", "offline_theme"]
 
@@ -56,8 +55,6 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
     """Build the tab. ``css``, ``theme``, ``script`` (``javascript/modeldoc.js``, run when the
     page loads) and ``heading`` are for the standalone page: a WebUI brings its own styles, loads
     the script itself and names the tab."""
-    defaults = host.defaults()
-    folders = host.folders()
     loaded = host.loaded_checkpoint() or host.start_model
     loaded_label = actions.label_for(loaded, host.checkpoints()) if loaded else None
     blocks_kwargs: dict[str, Any] = {"analytics_enabled": False, "title": title}
@@ -71,157 +68,20 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         if heading:
             gr.Markdown(f"# {heading}", elem_id="modeldoc_heading")
         gr.Markdown(intro(host), elem_id="modeldoc_intro")
-        with gr.Row(elem_id="modeldoc_picker_row"):
-            model = gr.Dropdown(
-                choices=labels(host), value=loaded_label or loaded, allow_custom_value=True,
-                label="Model — a checkpoint, VAE or LoRA from the lists, or any path", elem_id="modeldoc_model", scale=8,
-            )
-            refresh = gr.Button("↻", elem_id="modeldoc_refresh", elem_classes=["modeldoc-tool"], scale=0, min_width=44)
-            inspect_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect", scale=1, min_width=110)
-            # The same button once a box below is ticked: it reads the whole file, so it runs as a job.
-            deep_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect_deep", scale=1, min_width=110,
-                                    visible=False)
-            loaded_button = gr.Button("Loaded model", elem_id="modeldoc_inspect_loaded", scale=1, min_width=130,
-                                      visible=host.in_memory)
-        with gr.Row(elem_id="modeldoc_inspect_options"):
-            scan = gr.Checkbox(value=False, label="Scan every value (NaN / Inf / zero)", elem_id="modeldoc_scan")
-            identify = gr.Checkbox(value=False, label="Identify known components (fingerprints, toolkit metric)",
-                                   elem_id="modeldoc_identify")
-            vae_test = gr.Checkbox(value=False, label="Test the VAE (runs it on a test image: fp16 overflow, PSNR)",
-                                   elem_id="modeldoc_vae_test")
-            deep_interrupt = gr.Button("Interrupt", elem_id="modeldoc_inspect_interrupt", visible=False, scale=0,
-                                       min_width=110)
-        deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
-        status = gr.HTML(elem_id="modeldoc_status")
-        leftovers = gr.HTML(views.leftovers_html(actions.leftovers(host)), elem_id="modeldoc_leftovers")
-        verdict = gr.HTML(elem_id="modeldoc_verdict")
-        chart = gr.HTML(elem_id="modeldoc_chart")
-        with gr.Accordion("Details", open=False, elem_id="modeldoc_details_box"):
-            details = gr.HTML(elem_id="modeldoc_details")
-        with gr.Accordion("Metadata", open=False, elem_id="modeldoc_metadata_box"):
-            metadata = gr.JSON(elem_id="modeldoc_metadata")
-
-        with gr.Tabs(elem_id="modeldoc_actions"):
-            with gr.Tab("Fix / prune / convert", elem_id="modeldoc_tab_convert"):
-                convert = convert_panel(host, defaults, folders)
-            with gr.Tab("Components", elem_id="modeldoc_tab_components"):
-                gr.Markdown("Export a part as its own file, replace a part from another file (a VAE from the VAE "
-                            "list bakes it in), or build a checkpoint from part files. Parts are checked for fit first.")
-                with gr.Accordion("Export a part", open=True, elem_id="modeldoc_export_box"):
-                    export = export_panel(host, defaults, folders)
-                with gr.Accordion("Replace a part / bake a VAE", open=False, elem_id="modeldoc_replace_box"):
-                    replace = replace_panel(host, defaults, folders)
-                with gr.Accordion("Build a checkpoint from parts", open=False, elem_id="modeldoc_build_box"):
-                    build = build_panel(host, defaults, folders)
-            with gr.Tab("Hashes / compare", elem_id="modeldoc_tab_files"):
-                files = files_panel(host)
-            live = None
-            if host.in_memory:
-                with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
-                    live = loaded_panel(host)
-
+        view = _inspect_area(host, loaded_label or loaded)
+        tabs = _action_tabs(host)
         # The right-click entry's way in: JavaScript writes a checkpoint title and clicks.
         with gr.Row(elem_id="modeldoc_bridge"):
-            bridge_value = hidden_textbox("modeldoc_js_value")
-            bridge_button = gr.Button("inspect", elem_id="modeldoc_js_inspect", elem_classes=["modeldoc-hidden"])
+            view.bridge_value = hidden_textbox("modeldoc_js_value")
+            view.bridge_button = gr.Button("inspect", elem_id="modeldoc_js_inspect", elem_classes=["modeldoc-hidden"])
 
-        panels = [convert, export, replace, build]
-        inspect_outputs = [model, status, verdict, chart, details, metadata, convert.fields[CONVERT_FIELDS.index("name")],
-                           *[p.result for p in panels]]
-        clear = ["" for _ in panels]
-
-        hash_cache = getattr(host, "hash_cache", None)  # optional: only a WebUI has one
-
-        def show(path: str | None, session: Session, shown: str | None,
-                 inspect: Callable[[str], actions.Inspection] | None = None) -> list[Any]:
-            inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=hash_cache, host=host))
-            keep = gr.update(value=shown) if shown else gr.update()
-            if not path:
-                message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
-                return [gr.update(), message, "", "", "", None, gr.update(), *clear]
-            found, error = actions.guard(lambda: inspect(path))
-            if error:
-                return [keep, error, "", "", "", None, gr.update(), *clear]
-            session.inspected = path
-            return [keep, "", found.verdict, found.chart, found.details, found.metadata,
-                    actions.default_output_name(path), *clear]
-
-        def refused(exc: ModelDocError) -> list[Any]:
-            return [gr.update(), actions.error_html(exc), "", "", "", None, gr.update(), *clear]
-
-        def do_inspect(value: str | None, session: Session) -> list[Any]:
-            try:
-                path = actions.loaded_or_picked(host, value)
-            except ModelDocError as exc:  # a path the host does not serve
-                return refused(exc)
-            shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
-            return show(path, session, shown)
-
-        def do_inspect_deep(job: JobContext, session: Session, value: str | None, scan: bool, identify: bool,
-                            vae: bool) -> list[Any]:
-            try:
-                path = actions.loaded_or_picked(host, value)
-            except ModelDocError as exc:
-                return [*refused(exc), ""]
-            shown = None if (value or "").strip() else (actions.label_for(path, host.checkpoints()) or path if path else None)
-            progress = actions.job_progress(job, "inspect")
-            out = show(path, session, shown, lambda p: actions.inspect_file(
-                p, scan=bool(scan), identify_components=bool(identify), progress=progress,
-                vae_test=actions.vae_test_options(host, job) if vae else None, hash_cache=hash_cache, host=host))
-            return [*out, ""]
-
-        def do_options(scan: bool, identify: bool, vae: bool) -> list[Any]:
-            deep = bool(scan or identify or vae)
-            return [gr.update(visible=not deep), gr.update(visible=deep), gr.update(visible=deep)]
-
-        def do_inspect_loaded(session: Session) -> list[Any]:
-            path = host.loaded_checkpoint()
-            return show(path, session, actions.label_for(path, host.checkpoints()) or path if path else None)
-
-        def do_bridge(value: str | None, session: Session) -> list[Any]:
-            try:
-                path = host.resolve(value or "")
-            except ModelDocError as exc:
-                return refused(exc)
-            label = actions.label_for(path, host.checkpoints()) if path else None
-            return show(path, session, label or value)
-
-        refreshed = [(model, labels)] + [d for p in panels for d in p.dropdowns] + [(files["other"], labels)]
-
-        def do_refresh(value: str | None) -> list[Any]:
-            host.refresh()
-            return ([gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
-                    + [views.leftovers_html(actions.leftovers(host))])
-
-        inspect_button.click(do_inspect, [model, session], inspect_outputs)
-        for box in (scan, identify, vae_test):
-            box.change(do_options, [scan, identify, vae_test], [inspect_button, deep_button, deep_interrupt], queue=False)
-        deep_outputs = [*inspect_outputs, deep_progress]
-        do_inspect_deep.__name__ = "modeldoc_inspect"
-        _wire_job_button(host, deep_button, deep_interrupt, do_inspect_deep,
-                         [task_id, session, model, scan, identify, vae_test], deep_outputs)
-        loaded_button.click(do_inspect_loaded, [session], inspect_outputs)
-        bridge_button.click(do_bridge, [bridge_value, session], inspect_outputs)
-        refresh.click(do_refresh, [model], [c for c, _ in refreshed] + [leftovers])
-
-        settings = [s for p in panels for s in p.settings]
-
-        def on_page_load() -> list[Any]:
-            # A page (re)load shows the model loaded now and the settings as they are now, not as
-            # they were when the WebUI started; and the lists as the folders hold them now.
-            host.refresh()
-            now = host.loaded_checkpoint() or host.start_model
-            label = (actions.label_for(now, host.checkpoints()) or now) if now else None
-            defaults, folders = host.defaults(), host.folders()
-            return ([gr.update(choices=labels(host), value=label)] + [gr.update(choices=f(host)) for _, f in refreshed[1:]]
-                    + [gr.update(value=value_of(defaults, folders)) for _, value_of in settings])
-
-        blocks.load(on_page_load, None, [c for c, _ in refreshed] + [c for c, _ in settings], queue=False)
-        for panel in panels:
-            _wire_job(host, panel, model, session, task_id, show, inspect_outputs, refreshed)
-        _wire_files(host, files, model, session, task_id)
-        if live is not None:
-            _wire_loaded(host, live, session)
+        inspector = _Inspector(host, view, tabs)
+        inspector.wire(blocks, session, task_id)
+        for panel in tabs.panels:
+            _wire_job(host, panel, view.model, session, task_id, inspector.show, inspector.outputs, inspector.lists)
+        _wire_files(host, tabs.files, view.model, session, task_id)
+        if tabs.live is not None:
+            _wire_loaded(host, tabs.live, session)
         if script:
             blocks.load(None, None, None, **js_kwargs("() => {\n" + script + "\n}"))
     # The WebUI would otherwise freeze every labelled value into ui-config.json at first start and
@@ -229,6 +89,216 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
     for block in blocks.blocks.values():
         block.do_not_save_to_config = True
     return blocks
+
+
+# --- layout --------------------------------------------------------------------------------------
+
+@dataclass
+class _InspectView:
+    """The model picker, the Inspect buttons and options, and what an inspection fills in."""
+
+    model: Any
+    refresh: Any
+    inspect: Any
+    deep: Any  # the same button once an option that reads the whole file is ticked: it runs as a job
+    loaded: Any
+    scan: Any
+    identify: Any
+    vae_test: Any
+    deep_interrupt: Any
+    deep_progress: Any
+    status: Any
+    leftovers: Any
+    verdict: Any
+    chart: Any
+    details: Any
+    metadata: Any
+    bridge_value: Any = None
+    bridge_button: Any = None
+
+
+@dataclass
+class _ActionTabs:
+    """The action panels under the inspection."""
+
+    convert: Panel
+    export: Panel
+    replace: Panel
+    build: Panel
+    files: dict[str, Any]
+    live: dict[str, Any] | None
+
+    @property
+    def panels(self) -> list[Panel]:
+        return [self.convert, self.export, self.replace, self.build]
+
+
+def _inspect_area(host: Host, picked: str | None) -> _InspectView:
+    with gr.Row(elem_id="modeldoc_picker_row"):
+        model = gr.Dropdown(
+            choices=labels(host), value=picked, allow_custom_value=True,
+            label="Model — a checkpoint, VAE or LoRA from the lists, or any path", elem_id="modeldoc_model", scale=8,
+        )
+        refresh = gr.Button("↻", elem_id="modeldoc_refresh", elem_classes=["modeldoc-tool"], scale=0, min_width=44)
+        inspect_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect", scale=1, min_width=110)
+        deep_button = gr.Button("Inspect", variant="primary", elem_id="modeldoc_inspect_deep", scale=1, min_width=110,
+                                visible=False)
+        loaded_button = gr.Button("Loaded model", elem_id="modeldoc_inspect_loaded", scale=1, min_width=130,
+                                  visible=host.in_memory)
+    with gr.Row(elem_id="modeldoc_inspect_options"):
+        scan = gr.Checkbox(value=False, label="Scan every value (NaN / Inf / zero)", elem_id="modeldoc_scan")
+        identify = gr.Checkbox(value=False, label="Identify known components (fingerprints, toolkit metric)",
+                               elem_id="modeldoc_identify")
+        vae_test = gr.Checkbox(value=False, label="Test the VAE (runs it on a test image: fp16 overflow, PSNR)",
+                               elem_id="modeldoc_vae_test")
+        deep_interrupt = gr.Button("Interrupt", elem_id="modeldoc_inspect_interrupt", visible=False, scale=0,
+                                   min_width=110)
+    deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
+    status = gr.HTML(elem_id="modeldoc_status")
+    leftovers = gr.HTML(views.leftovers_html(actions.leftovers(host)), elem_id="modeldoc_leftovers")
+    verdict = gr.HTML(elem_id="modeldoc_verdict")
+    chart = gr.HTML(elem_id="modeldoc_chart")
+    with gr.Accordion("Details", open=False, elem_id="modeldoc_details_box"):
+        details = gr.HTML(elem_id="modeldoc_details")
+    with gr.Accordion("Metadata", open=False, elem_id="modeldoc_metadata_box"):
+        metadata = gr.JSON(elem_id="modeldoc_metadata")
+    return _InspectView(model, refresh, inspect_button, deep_button, loaded_button, scan, identify, vae_test,
+                        deep_interrupt, deep_progress, status, leftovers, verdict, chart, details, metadata)
+
+
+def _action_tabs(host: Host) -> _ActionTabs:
+    defaults = host.defaults()
+    folders = host.folders()
+    with gr.Tabs(elem_id="modeldoc_actions"):
+        with gr.Tab("Fix / prune / convert", elem_id="modeldoc_tab_convert"):
+            convert = convert_panel(host, defaults, folders)
+        with gr.Tab("Components", elem_id="modeldoc_tab_components"):
+            gr.Markdown("Export a part as its own file, replace a part from another file (a VAE from the VAE "
+                        "list bakes it in), or build a checkpoint from part files. Parts are checked for fit first.")
+            with gr.Accordion("Export a part", open=True, elem_id="modeldoc_export_box"):
+                export = export_panel(host, defaults, folders)
+            with gr.Accordion("Replace a part / bake a VAE", open=False, elem_id="modeldoc_replace_box"):
+                replace = replace_panel(host, defaults, folders)
+            with gr.Accordion("Build a checkpoint from parts", open=False, elem_id="modeldoc_build_box"):
+                build = build_panel(host, defaults, folders)
+        with gr.Tab("Hashes / compare", elem_id="modeldoc_tab_files"):
+            files = files_panel(host)
+        live = None
+        if host.in_memory:
+            with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
+                live = loaded_panel(host)
+    return _ActionTabs(convert, export, replace, build, files, live)
+
+
+# --- what the picker and Inspect do --------------------------------------------------------------
+
+class _Inspector:
+    """The picker's events: inspect (quick, as a job, the loaded model, from the page's script),
+    refresh the lists, and a page load. Every inspection fills :attr:`outputs`."""
+
+    def __init__(self, host: Host, view: _InspectView, tabs: _ActionTabs) -> None:
+        self.host = host
+        self.view = view
+        self.hash_cache = getattr(host, "hash_cache", None)  # optional: only a WebUI has one
+        panels = tabs.panels
+        self.outputs = [view.model, view.status, view.verdict, view.chart, view.details, view.metadata,
+                        tabs.convert.fields["name"], *[p.result for p in panels]]
+        self.clear = ["" for _ in panels]
+        # The model picker first, then every other list of files (a written file joins them).
+        self.lists: list[tuple[Any, Callable[[Host], list[str]]]] = (
+            [(view.model, labels)] + [d for p in panels for d in p.dropdowns] + [(tabs.files["other"], labels)])
+        self.settings = [s for p in panels for s in p.settings]
+
+    def wire(self, blocks: gr.Blocks, session: Any, task_id: Any) -> None:
+        v = self.view
+        v.inspect.click(self.do_inspect, [v.model, session], self.outputs)
+        for box in (v.scan, v.identify, v.vae_test):
+            box.change(self.do_options, [v.scan, v.identify, v.vae_test], [v.inspect, v.deep, v.deep_interrupt],
+                       queue=False)
+        _wire_job_button(self.host, "inspect", v.deep, v.deep_interrupt, self.do_inspect_deep,
+                         [task_id, session, v.model, v.scan, v.identify, v.vae_test], [*self.outputs, v.deep_progress])
+        v.loaded.click(self.do_inspect_loaded, [session], self.outputs)
+        v.bridge_button.click(self.do_bridge, [v.bridge_value, session], self.outputs)
+        v.refresh.click(self.do_refresh, [v.model], [c for c, _ in self.lists] + [v.leftovers])
+        blocks.load(self.on_page_load, None, [c for c, _ in self.lists] + [c for c, _ in self.settings], queue=False)
+
+    def show(self, path: str | None, session: Session, shown: str | None,
+             inspect: Callable[[str], actions.Inspection] | None = None) -> list[Any]:
+        """Inspect ``path`` and fill :attr:`outputs`; ``shown`` goes into the picker."""
+        inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=self.hash_cache, host=self.host))
+        keep = gr.update(value=shown) if shown else gr.update()
+        if not path:
+            message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
+            return [gr.update(), message, "", "", "", None, gr.update(), *self.clear]
+        found, error = actions.guard(lambda: inspect(path))
+        if error:
+            return [keep, error, "", "", "", None, gr.update(), *self.clear]
+        session.inspected = path
+        return [keep, "", found.verdict, found.chart, found.details, found.metadata,
+                actions.default_output_name(path), *self.clear]
+
+    def refused(self, exc: ModelDocError) -> list[Any]:
+        return [gr.update(), actions.error_html(exc), "", "", "", None, gr.update(), *self.clear]
+
+    def _shown(self, value: str | None, path: str | None) -> str | None:
+        """What the picker shows after inspecting: unchanged when the user picked, else the loaded model."""
+        if (value or "").strip() or not path:
+            return None
+        return actions.label_for(path, self.host.checkpoints()) or path
+
+    def do_inspect(self, value: str | None, session: Session) -> list[Any]:
+        try:
+            path = actions.loaded_or_picked(self.host, value)
+        except ModelDocError as exc:  # a path the host does not serve
+            return self.refused(exc)
+        return self.show(path, session, self._shown(value, path))
+
+    def do_inspect_deep(self, job: JobContext, session: Session, value: str | None, scan: bool, identify: bool,
+                        vae: bool) -> list[Any]:
+        try:
+            path = actions.loaded_or_picked(self.host, value)
+        except ModelDocError as exc:
+            return [*self.refused(exc), ""]
+        progress = actions.job_progress(job, "inspect")
+        vae_test = actions.vae_test_options(self.host, job) if vae else None
+        out = self.show(path, session, self._shown(value, path), lambda p: actions.inspect_file(
+            p, scan=bool(scan), identify_components=bool(identify), progress=progress, vae_test=vae_test,
+            hash_cache=self.hash_cache, host=self.host))
+        return [*out, ""]
+
+    def do_options(self, scan: bool, identify: bool, vae: bool) -> list[Any]:
+        deep = bool(scan or identify or vae)
+        return [gr.update(visible=not deep), gr.update(visible=deep), gr.update(visible=deep)]
+
+    def do_inspect_loaded(self, session: Session) -> list[Any]:
+        path = self.host.loaded_checkpoint()
+        return self.show(path, session, self._shown(None, path))
+
+    def do_bridge(self, value: str | None, session: Session) -> list[Any]:
+        try:
+            path = self.host.resolve(value or "")
+        except ModelDocError as exc:
+            return self.refused(exc)
+        label = actions.label_for(path, self.host.checkpoints()) if path else None
+        return self.show(path, session, label or value)
+
+    def _lists_now(self, value: str | None) -> list[Any]:
+        return ([gr.update(choices=labels(self.host), value=value)]
+                + [gr.update(choices=f(self.host)) for _, f in self.lists[1:]])
+
+    def do_refresh(self, value: str | None) -> list[Any]:
+        self.host.refresh()
+        return self._lists_now(value) + [views.leftovers_html(actions.leftovers(self.host))]
+
+    def on_page_load(self) -> list[Any]:
+        # A page (re)load shows the model loaded now and the settings as they are now, not as
+        # they were when the WebUI started; and the lists as the folders hold them now.
+        host = self.host
+        host.refresh()
+        now = host.loaded_checkpoint() or host.start_model
+        label = (actions.label_for(now, host.checkpoints()) or now) if now else None
+        defaults, folders = host.defaults(), host.folders()
+        return self._lists_now(label) + [gr.update(value=value_of(defaults, folders)) for _, value_of in self.settings]
 
 
 # --- what every panel's buttons do ---------------------------------------------------------------
@@ -279,10 +349,10 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         out[mine] = gr.update()  # keep "Wrote ..." in view
         return out
 
-    b["preview"].click(do_preview, [model, *panel.fields], [panel.result])
+    b["preview"].click(do_preview, [model, *panel.inputs], [panel.result])
     outputs = [b["load"], b["inspect_new"], *[c for c, _ in lists], panel.result]
-    do_write.__name__ = f"modeldoc_{panel.prefix}"
-    _wire_job_button(host, b["write"], b["interrupt"], do_write, [task_id, session, model, *panel.fields], outputs)
+    _wire_job_button(host, panel.prefix, b["write"], b["interrupt"], do_write, [task_id, session, model, *panel.inputs],
+                     outputs)
     b["load"].click(do_load, [session], [panel.result])
     b["inspect_new"].click(do_inspect_new, [session], inspect_outputs)
 
@@ -299,13 +369,13 @@ def _wire_read(host: Host, name: str, button: Any, interrupt: Any, inputs: list[
         except ModelDocError as exc:
             return [actions.error_html(exc)]
 
-    do_read.__name__ = f"modeldoc_{name}"
-    _wire_job_button(host, button, interrupt, do_read, inputs, [result])
+    _wire_job_button(host, name, button, interrupt, do_read, inputs, [result])
 
 
-def _wire_job_button(host: Host, button: Any, interrupt: Any, fn: Callable[..., list[Any]], inputs: list[Any],
-                     outputs: list[Any]) -> None:
-    """``button`` runs ``fn(job, session, *values)`` as a job; ``interrupt`` stops it, queued or running.
+def _wire_job_button(host: Host, name: str, button: Any, interrupt: Any, fn: Callable[..., list[Any]],
+                     inputs: list[Any], outputs: list[Any]) -> None:
+    """``button`` runs ``fn(job, session, *values)`` as the job ``modeldoc_<name>``; ``interrupt`` stops it,
+    queued or running.
 
     ``inputs`` start with the task id box and the session; the last output shows progress and the
     result. The page's job starter fills in the task id; the interrupt button sends the id of the
@@ -321,7 +391,7 @@ def _wire_job_button(host: Host, button: Any, interrupt: Any, fn: Callable[..., 
             return out
         return fn(job, sess, *values)
 
-    run.__name__ = fn.__name__
+    run.__name__ = f"modeldoc_{name}"
     button.click(host.wrap_job(run, len(outputs), progress_index), inputs, outputs, show_progress="hidden",
                  **js_call(JOB_JS, len(inputs)))
     task_id, session = inputs[:2]

@@ -18,7 +18,7 @@ from ..operations.convert import PRECISIONS, PRUNE_MODES
 from . import actions
 from .host import ClipIds, Defaults, Folders, Host
 
-__all__ = ["Panel", "CONVERT_FIELDS", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "NONE",
+__all__ = ["Panel", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "NONE", "BUILD_PARTS",
            "labels", "vae_labels", "part_labels"]
 
 PART_ACTIONS = ["convert", "copy", "delete"]
@@ -43,11 +43,15 @@ def part_labels(host: Host) -> list[str]:
 
 @dataclass
 class Panel:
-    """One action panel: its option fields (in request order) and how to make a request of them."""
+    """One action panel: its option fields by name and how to make a request of them.
+
+    ``fields`` maps each request argument to the component that holds it; its order is the order
+    the job's inputs have (the page sends them by position).
+    """
 
     prefix: str
-    fields: list[Any]
-    request: Callable[..., Any]  # (picked model value, *field values) -> a request with .plan/.output
+    fields: dict[str, Any]
+    make_request: Callable[[Host, str | None, dict[str, Any]], Any]  # (host, picked model, values by name)
     dropdowns: list[tuple[Any, Callable[[Host], list[str]]]] = field(default_factory=list)  # refreshed lists
     result: Any = None
     buttons: dict[str, Any] = field(default_factory=dict)
@@ -55,13 +59,23 @@ class Panel:
     # then reach the tab without a restart): (field, value from the defaults and folders)
     settings: list[tuple[Any, Callable[[Defaults, Folders], Any]]] = field(default_factory=list)
 
+    @property
+    def inputs(self) -> list[Any]:
+        """The fields' components, in the order :meth:`request` takes their values."""
+        return list(self.fields.values())
 
-def _output_settings(fmt: Any, folder: Any, verify: Any, folder_of: Callable[[Folders], str] | None
+    def request(self, host: Host, value: str | None, *values: Any) -> Any:
+        """The request (with ``.plan`` and ``.output``) for the picked model and the fields' values."""
+        return self.make_request(host, value, dict(zip(self.fields, values)))
+
+
+def _output_settings(out: dict[str, Any], folder_of: Callable[[Folders], str] | None
                      ) -> list[tuple[Any, Callable[[Defaults, Folders], Any]]]:
-    found: list[tuple[Any, Callable[[Defaults, Folders], Any]]] = [(fmt, lambda d, f: d.format),
-                                                                   (verify, lambda d, f: d.verify)]
-    if folder_of is not None and isinstance(folder, gr.Textbox):  # a free-form folder (the WebUI's)
-        found.append((folder, lambda d, f: folder_of(f)))
+    """The output fields that follow the host's settings: format, verify and (given ``folder_of``) a free-form folder."""
+    found: list[tuple[Any, Callable[[Defaults, Folders], Any]]] = [(out["format"], lambda d, f: d.format),
+                                                                   (out["verify"], lambda d, f: d.verify)]
+    if folder_of is not None and isinstance(out["folder"], gr.Textbox):  # a free-form folder (the WebUI's)
+        found.append((out["folder"], lambda d, f: folder_of(f)))
     return found
 
 
@@ -82,8 +96,8 @@ AUTO_FOLDER = "(by part: the VAE folder for a VAE, else the parts folder)"
 
 
 def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, folder_hint: str = "",
-                   host: Host | None = None) -> list[Any]:
-    """Format, output folder, name, overwrite, verify.
+                   host: Host | None = None) -> dict[str, Any]:
+    """Format, output folder, name, overwrite, verify, by request argument.
 
     A host that confines its outputs (``output_folders()``, the standalone server) gets a choice
     among its folders instead of a free-form folder; the host checks the value again on write.
@@ -103,131 +117,122 @@ def _output_fields(p: str, defaults: Defaults, folder: str, name_hint: str, fold
         overwrite = gr.Checkbox(value=False, label="Overwrite an existing file", elem_id=f"modeldoc_{p}_overwrite")
         verify = gr.Checkbox(value=defaults.verify, label="Verify after writing (re-read every tensor)",
                              elem_id=f"modeldoc_{p}_verify")
-    return [fmt, out, name, overwrite, verify]
-
-
-CONVERT_FIELDS = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata",
-                  "format", "folder", "name", "overwrite", "verify"]
+    return {"format": fmt, "folder": out, "name": name, "overwrite": overwrite, "verify": verify}
 
 
 def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
     """Fix / prune / convert: every ``convert`` option; writes into the checkpoint folder."""
+    f: dict[str, Any] = {}
     with gr.Row():
-        precision = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
-                             elem_id="modeldoc_precision")
-        prune = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
-                         info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
+        f["precision"] = gr.Radio(list(PRECISIONS), value=defaults.precision, label="Precision of the weights",
+                                  elem_id="modeldoc_precision")
+        f["prune"] = gr.Radio(list(PRUNE_MODES), value=defaults.prune, label="EMA weights",
+                              info="no-ema drops the EMA copy; ema-only makes it the UNet", elem_id="modeldoc_prune")
     with gr.Row():
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
-                               elem_id="modeldoc_fix_clip")
-        keep_junk = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
-        strip = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
+        f["fix_clip"] = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
+                                    elem_id="modeldoc_fix_clip")
+        f["keep_junk"] = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
+        f["strip_metadata"] = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
     with gr.Accordion("Per part: convert to the precision above, copy as stored, or delete", open=False):
         with gr.Row():
-            unet = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
-            vae = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
-            clip = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
-        bake = gr.Dropdown(vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
-                           elem_id="modeldoc_bake_vae")
-    fmt, folder, name, overwrite, verify = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed", host=host)
-    fields = [precision, prune, fix_clip, keep_junk, unet, vae, clip, bake, strip, fmt, folder, name, overwrite, verify]
+            f["unet"] = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
+            f["vae"] = gr.Dropdown(PART_ACTIONS, value="convert", label="VAE", elem_id="modeldoc_part_vae")
+            f["clip"] = gr.Dropdown(PART_ACTIONS, value="convert", label="Text encoders", elem_id="modeldoc_part_clip")
+        f["bake_vae"] = gr.Dropdown(vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
+                                    elem_id="modeldoc_bake_vae")
+    out = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed", host=host)
+    # The order the job's inputs have always had (the page and API clients send values by position).
+    order = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata"]
+    fields = {**{name: f[name] for name in order}, **out}
 
-    def request(host: Host, value: str | None, *values: Any) -> actions.ConvertRequest:
-        args = dict(zip(CONVERT_FIELDS, values))
+    def request(host: Host, value: str | None, args: dict[str, Any]) -> actions.ConvertRequest:
         args["bake_vae"] = _file(host, args["bake_vae"])
         return actions.ConvertRequest(source=_source(host, value), **args)
 
-    panel = Panel("convert", fields, request, [(bake, vae_labels)])
-    panel.settings = [(precision, lambda d, f: d.precision), (prune, lambda d, f: d.prune),
-                      (fix_clip, lambda d, f: d.fix_clip),
-                      *_output_settings(fmt, folder, verify, lambda f: f.checkpoints)]
+    panel = Panel("convert", fields, request, [(f["bake_vae"], vae_labels)])
+    panel.settings = [(f["precision"], lambda d, f: d.precision), (f["prune"], lambda d, f: d.prune),
+                      (f["fix_clip"], lambda d, f: d.fix_clip), *_output_settings(out, lambda f: f.checkpoints)]
     return _job_buttons(panel)
-
-
-_EXPORT = ["component", "precision", "fix_clip", "format", "folder", "name", "overwrite", "verify"]
 
 
 def export_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
     """Export one part; a VAE goes to the VAE folder, other parts to the parts folder."""
+    f: dict[str, Any] = {}
     with gr.Row():
-        component = gr.Radio(list(COMPONENT_CHOICES), value="vae", label="Part", elem_id="modeldoc_export_component")
-        precision = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
-                             info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_export_fix_clip")
+        f["component"] = gr.Radio(list(COMPONENT_CHOICES), value="vae", label="Part", elem_id="modeldoc_export_component")
+        f["precision"] = gr.Radio([actions.AUTO, *PRECISIONS], value=actions.AUTO, label="Precision",
+                                  info="auto: keep for a VAE, fp16 otherwise", elem_id="modeldoc_export_precision")
+        f["fix_clip"] = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids",
+                                    elem_id="modeldoc_export_fix_clip")
     hint = (f"empty: a VAE to {folders.for_part('vae')}, text encoders to {folders.for_part('clip')}, "
             f"a UNet to {folders.for_part('unet')}")
-    fmt, folder, name, overwrite, verify = _output_fields("export", defaults, "", "<model>-<part>", hint, host=host)
+    out = _output_fields("export", defaults, "", "<model>-<part>", hint, host=host)
 
-    def request(host: Host, value: str | None, *values: Any) -> actions.ExportRequest:
-        args = dict(zip(_EXPORT, values))
+    def request(host: Host, value: str | None, args: dict[str, Any]) -> actions.ExportRequest:
         if args["folder"] == AUTO_FOLDER:
             args["folder"] = ""
         if not (args["folder"] or "").strip():
             args["folder"] = host.folders().for_part(args["component"])
         return actions.ExportRequest(source=_source(host, value), **args)
 
-    panel = Panel("export", [component, precision, fix_clip, fmt, folder, name, overwrite, verify], request)
-    panel.settings = [(fix_clip, lambda d, f: d.fix_clip), *_output_settings(fmt, folder, verify, None)]
+    panel = Panel("export", {**f, **out}, request)
+    panel.settings = [(f["fix_clip"], lambda d, f: d.fix_clip), *_output_settings(out, None)]
     return _job_buttons(panel)
-
-
-_REPLACE = ["component", "part_from", "precision", "format", "folder", "name", "overwrite", "verify"]
 
 
 def replace_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
     """Replace one part from another file (a VAE from the VAE list bakes it in)."""
+    f: dict[str, Any] = {}
     with gr.Row():
-        component = gr.Radio([c for c in COMPONENT_CHOICES if c != "ema-unet"], value="vae", label="Part to replace",
-                             elem_id="modeldoc_replace_component")
-        source = gr.Dropdown(part_labels(host), value=NONE, allow_custom_value=True,
-                             label="Take it from (a VAE from the list bakes it in; or a checkpoint, a part file, any path)",
-                             elem_id="modeldoc_replace_from", scale=3)
-        precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision of the new part",
-                             elem_id="modeldoc_replace_precision")
-    fmt, folder, name, overwrite, verify = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>", host=host)
+        f["component"] = gr.Radio([c for c in COMPONENT_CHOICES if c != "ema-unet"], value="vae",
+                                  label="Part to replace", elem_id="modeldoc_replace_component")
+        f["part_from"] = gr.Dropdown(
+            part_labels(host), value=NONE, allow_custom_value=True,
+            label="Take it from (a VAE from the list bakes it in; or a checkpoint, a part file, any path)",
+            elem_id="modeldoc_replace_from", scale=3)
+        f["precision"] = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep",
+                                  label="Precision of the new part", elem_id="modeldoc_replace_precision")
+    out = _output_fields("replace", defaults, folders.checkpoints, "<model>-new-<part>", host=host)
 
-    def request(host: Host, value: str | None, *values: Any) -> actions.ReplaceRequest:
-        args = dict(zip(_REPLACE, values))
+    def request(host: Host, value: str | None, args: dict[str, Any]) -> actions.ReplaceRequest:
         args["part_from"] = _file(host, args["part_from"]) or ""
         return actions.ReplaceRequest(source=_source(host, value), **args)
 
-    panel = Panel("replace", [component, source, precision, fmt, folder, name, overwrite, verify], request,
-                   [(source, part_labels)])
-    panel.settings = _output_settings(fmt, folder, verify, lambda f: f.checkpoints)
+    panel = Panel("replace", {**f, **out}, request, [(f["part_from"], part_labels)])
+    panel.settings = _output_settings(out, lambda f: f.checkpoints)
     return _job_buttons(panel)
 
 
-_BUILD = ["arch", "unet", "vae", "clip", "clip_g", "precision", "fix_clip", "allow_missing", "format", "folder", "name",
-          "overwrite", "verify"]
+BUILD_PARTS = {"unet": "UNet from", "vae": "VAE from", "clip": "Text encoder(s) from",
+               "clip_g": "SDXL CLIP-G from (if not in the above)"}
 
 
 def build_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
     """Build a checkpoint of an architecture from part files."""
+    f: dict[str, Any] = {}
     with gr.Row():
         arch = gr.Radio(BUILD_ARCHS, value="SD1", label="Architecture", elem_id="modeldoc_build_arch")
         precision = gr.Radio(["keep", *[p for p in PRECISIONS if p != "keep"]], value="keep", label="Precision",
                              elem_id="modeldoc_build_precision")
-    parts = []
+    f["arch"] = arch
     with gr.Row():
-        for key, label in (("unet", "UNet from"), ("vae", "VAE from"), ("clip", "Text encoder(s) from"),
-                           ("clip_g", "SDXL CLIP-G from (if not in the above)")):
-            parts.append(gr.Dropdown(part_labels(host), value=NONE, allow_custom_value=True, label=label,
-                                     elem_id=f"modeldoc_build_{key}"))
+        for key, label in BUILD_PARTS.items():
+            f[key] = gr.Dropdown(part_labels(host), value=NONE, allow_custom_value=True, label=label,
+                                 elem_id=f"modeldoc_build_{key}")
+    f["precision"] = precision
     with gr.Row():
-        fix_clip = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids", elem_id="modeldoc_build_fix_clip")
-        allow_missing = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
-                                    elem_id="modeldoc_build_allow_missing")
-    fmt, folder, name, overwrite, verify = _output_fields("build", defaults, folders.checkpoints, "built-<arch>", host=host)
+        f["fix_clip"] = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids",
+                                    elem_id="modeldoc_build_fix_clip")
+        f["allow_missing"] = gr.Checkbox(value=False, label="Allow a missing part (the WebUI then keeps the previous model's)",
+                                         elem_id="modeldoc_build_allow_missing")
+    out = _output_fields("build", defaults, folders.checkpoints, "built-<arch>", host=host)
 
-    def request(host: Host, value: str | None, *values: Any) -> actions.BuildRequest:
-        args = dict(zip(_BUILD, values))
-        given = tuple((k, path) for k in ("unet", "vae", "clip", "clip_g") if (path := _file(host, args.pop(k))))
+    def request(host: Host, value: str | None, args: dict[str, Any]) -> actions.BuildRequest:
+        given = tuple((k, path) for k in BUILD_PARTS if (path := _file(host, args.pop(k))))
         return actions.BuildRequest(parts=given, **args)
 
-    fields = [arch, *parts, precision, fix_clip, allow_missing, fmt, folder, name, overwrite, verify]
-    panel = Panel("build", fields, request, [(d, part_labels) for d in parts])
-    panel.settings = [(fix_clip, lambda d, f: d.fix_clip),
-                      *_output_settings(fmt, folder, verify, lambda f: f.checkpoints)]
+    panel = Panel("build", {**f, **out}, request, [(f[k], part_labels) for k in BUILD_PARTS])
+    panel.settings = [(f["fix_clip"], lambda d, f: d.fix_clip), *_output_settings(out, lambda f: f.checkpoints)]
     return _job_buttons(panel)
 
 
