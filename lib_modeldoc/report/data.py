@@ -54,6 +54,9 @@ class Finding:
     keys: tuple[str, ...] = ()
     bytes_affected: int = 0
     repair: Repair | None = None  # what fixes it (each front end words it), when something does
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """The figures and names in ``message``, as data, for a front end that words it in another language
+    (not in the JSON: ``message`` stays the English text)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity.value, "message": self.message}
