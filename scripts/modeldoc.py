@@ -18,8 +18,7 @@ import gradio as gr
 from modules import script_callbacks, sd_models, shared
 
 from lib_modeldoc.errors import ModelDocError
-from lib_modeldoc.io.folders import walk_files
-from lib_modeldoc.io.sniff import MODEL_SUFFIXES
+from lib_modeldoc.io.folders import model_files
 from lib_modeldoc.ui.host import Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 logger = logging.getLogger("modeldoc")
@@ -89,7 +88,7 @@ def _scan(folder: str) -> list[str]:
     """Model files under ``folder`` (links followed, each real folder once, so link loops end)."""
     if not folder or not os.path.isdir(folder):
         return []
-    return [path for path, _ in walk_files(folder) if path.lower().endswith(MODEL_SUFFIXES)]
+    return [path for path, _ in model_files(folder)]
 
 
 class _Job:

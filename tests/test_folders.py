@@ -68,3 +68,33 @@ def test_convert_batch_ends_and_skips_what_is_not_a_file(looped, tmp_path):
     assert "pipe.safetensors: is a named pipe (FIFO), not a regular file" in done.stderr
     written = sorted(os.path.relpath(os.path.join(d, f), out) for d, _, files in os.walk(out) for f in files)
     assert written in (["a.safetensors", "again/b.safetensors"], ["a.safetensors", "sub/b.safetensors"])
+
+
+def test_every_listing_names_the_same_model_files(looped):
+    """The tab, audit / convert --batch and the VAE comparison list one set of model names: ``.sft``
+    (Flux's ``ae.sft``) too, even when its bytes do not say safetensors (a truncated download)."""
+    from lib_modeldoc.analysis.audit import find_model_files
+    from lib_modeldoc.analysis.vae_test import vae_files
+    from lib_modeldoc.ui.standalone import _scan
+
+    (looped / "ae.sft").write_bytes(b"\x00" * 64)
+    tab = [path for _, path in _scan(str(looped))]
+    assert sorted(os.path.basename(p) for p in tab) == ["a.safetensors", "ae.sft", "b.safetensors"]
+    assert vae_files(str(looped)) == tab
+    # audit and convert --batch also keep the odd entries named as models, to report them
+    assert set(tab) < set(find_model_files(looped))
+    assert {os.path.basename(p) for p in set(find_model_files(looped)) - set(tab)} == {"gone.safetensors",
+                                                                                          "pipe.safetensors"}
+
+
+def test_convert_batch_reports_a_damaged_sft_file_the_tab_lists(tmp_path, write_safetensors):
+    models = tmp_path / "models"
+    models.mkdir()
+    write_safetensors("models/a.safetensors", {"w": torch.ones(2)})
+    (models / "ae.sft").write_bytes(b"\x00" * 64)
+    out = tmp_path / "out"
+    out.mkdir()
+    done = _cli("convert", "--batch", str(models), "-o", str(out), "--force")
+    assert "internal error" not in done.stderr
+    assert "ae.sft" in done.stderr
+    assert (out / "a.safetensors").is_file() and not (out / "ae.safetensors").exists()

@@ -29,18 +29,17 @@ from ..arch.identify import identify
 from ..checks.diagnose import inspect_open_model
 from ..errors import ModelDocError, ModelReadError
 from ..io.atomic import Partial, find_partials
-from ..io.folders import is_regular
+from ..io.folders import is_regular, walk_folders
 from ..io.model import open_model
 from ..io.paths import native_path
-from ..io.sniff import LEGACY_TORCH_START, Format, sniff_bytes
+from ..io.sniff import LEGACY_TORCH_START, MODEL_SUFFIXES, Format, sniff_bytes
 from ..workers import worker_pool
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
 
-__all__ = ["MODEL_SUFFIXES", "AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "audit_folder"]
+__all__ = ["AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "audit_folder"]
 
 logger = logging.getLogger(__name__)
 
-MODEL_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 Progress = Callable[[int, int, str], None]
 _SAMPLES = 16  # blocks read from each same-size file before hashing it whole
 _SAMPLE_BYTES = 1 << 16
@@ -169,8 +168,8 @@ def _looks_like_model(path: str) -> bool:
 def find_model_files(folder: str | os.PathLike[str]) -> list[str]:
     """Model files under ``folder``, recursively, sorted.
 
-    A file counts when its suffix is a model suffix (:data:`MODEL_SUFFIXES`) or, whatever its
-    name, when its first bytes are those of a safetensors or torch file. Hidden files and
+    A file counts when its suffix is a model suffix (:data:`.io.sniff.MODEL_SUFFIXES`) or,
+    whatever its name, when its first bytes are those of a safetensors or torch file. Hidden files and
     folders are skipped; a file reached twice (links) is listed once.
 
     Raises:
@@ -186,29 +185,17 @@ def _walk_models(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
         raise ModelReadError(f"{root}: not a directory" if os.path.exists(root) else f"{root}: no such folder")
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
-    folders: set[tuple[int, int]] = set()
     visited: list[str] = []
-    for current, dirs, files in os.walk(root, followlinks=True):
-        st = os.stat(current)
-        if (st.st_dev, st.st_ino) in folders:  # reached again through a link: no loops
-            dirs[:] = []
-            continue
-        folders.add((st.st_dev, st.st_ino))
+    for current, entries in walk_folders(root):
         visited.append(current)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = os.path.join(current, name)
-            try:
-                st = os.stat(path)
-            except OSError:
+        for path, st in entries:
+            if st is None:
                 found.append(path)  # a dangling link: reported as an error later
                 continue
             if (st.st_dev, st.st_ino) in seen:
                 continue
             # Only regular files are sniffed: opening a FIFO blocks, reading a device never ends.
-            if name.lower().endswith(MODEL_SUFFIXES) or (is_regular(st) and _looks_like_model(path)):
+            if path.lower().endswith(MODEL_SUFFIXES) or (is_regular(st) and _looks_like_model(path)):
                 seen.add((st.st_dev, st.st_ino))
                 found.append(path)
     return found, visited

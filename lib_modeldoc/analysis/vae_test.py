@@ -19,6 +19,7 @@ torch is imported only when a test runs (:func:`run_vae_test`); reading which te
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -31,6 +32,7 @@ import numpy as np
 
 from ..arch.parts import find_part, identify_model
 from ..errors import IncompatibleComponentError, ModelDocError
+from ..io.folders import model_files
 from ..io.model import ModelFile, open_model
 from ..io.tensor import TensorInfo
 from ..progress import Cancel, Progress, Tracker
@@ -45,10 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FP16_MAX", "BF16_MAX", "Fp16Mode", "VaeTestOptions", "VaeTensors", "Fp16Run", "VaeTestResult", "Alternative",
-    "locate_vae", "open_autoencoder", "run_vae_test", "vae_test_open_model", "VAE_SUFFIXES",
+    "locate_vae", "open_autoencoder", "run_vae_test", "vae_test_open_model",
 ]
 
-VAE_SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin", ".pth")
 DEFAULT_SIZE = 256
 _FOLDER_LIMIT = 64  # VAE files compared at most
 _SCORE_ROWS = 1024  # attention score rows computed at once (bounds the peak-score temporary)
@@ -338,16 +339,11 @@ def _layer_counter(cfg: Any) -> Autoencoder:
 
 
 def vae_files(folder: str) -> list[str]:
-    """Model files under ``folder`` (subfolders too, sorted), at most :data:`_FOLDER_LIMIT`."""
+    """Regular files named as models under ``folder`` (subfolders too, links followed once, hidden
+    names skipped, sorted), at most :data:`_FOLDER_LIMIT`."""
     if not os.path.isdir(folder):
         raise ModelDocError(f"{folder}: VAE folder not found")
-    found: list[str] = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found += [os.path.join(root, n) for n in sorted(files) if n.lower().endswith(VAE_SUFFIXES)]
-        if len(found) >= _FOLDER_LIMIT:
-            break
-    return found[:_FOLDER_LIMIT]
+    return [path for path, _ in itertools.islice(model_files(folder), _FOLDER_LIMIT)]
 
 
 def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAULT_SIZE, vae_dir: str | None = None,

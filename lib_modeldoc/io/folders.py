@@ -13,8 +13,11 @@ import stat
 from collections.abc import Collection, Iterator
 
 from .paths import native_path
+from .sniff import MODEL_SUFFIXES
 
-__all__ = ["walk_files", "is_regular"]
+__all__ = ["walk_folders", "walk_files", "model_files", "is_regular"]
+
+Entry = tuple[str, "os.stat_result | None"]
 
 
 def is_regular(st: os.stat_result | None) -> bool:
@@ -22,13 +25,13 @@ def is_regular(st: os.stat_result | None) -> bool:
     return st is not None and stat.S_ISREG(st.st_mode)
 
 
-def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[str, os.stat_result | None]]:
-    """Every non-folder entry under ``root``, recursively, as ``(path, stat)``.
+def walk_folders(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[str, list[Entry]]]:
+    """Every folder under ``root`` (``root`` first), each once, with its non-folder entries.
 
-    Names starting with a dot are skipped; within a folder, files come first, then subfolders,
-    each in sorted order. ``stat`` follows links and is ``None`` for a dangling link or an entry
-    that cannot be read. ``skip_dirs``: real paths of folders not to enter. Folders that cannot
-    be listed are passed over.
+    Yields ``(folder, [(path, stat), ...])``. Names starting with a dot are skipped; entries are
+    in sorted order, subfolders walked depth first in sorted order. ``stat`` follows links and is
+    ``None`` for a dangling link or an entry that cannot be read. ``skip_dirs``: real paths of
+    folders not to enter. Folders that cannot be listed are yielded with no entries.
     """
     skip = {os.path.realpath(d) for d in skip_dirs}
     try:
@@ -42,7 +45,8 @@ def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[
         try:
             names = sorted(n for n in os.listdir(native_path(folder)) if not n.startswith("."))
         except OSError:
-            continue
+            names = []
+        entries: list[Entry] = []
         subfolders = []
         for name in names:
             path = os.path.join(folder, name)
@@ -56,5 +60,23 @@ def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[tuple[
                     entered.add(key)
                     subfolders.append(path)
                 continue
-            yield path, st
+            entries.append((path, st))
+        yield folder, entries
         pending.extend(reversed(subfolders))
+
+
+def walk_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[Entry]:
+    """Every non-folder entry under ``root``, recursively, as ``(path, stat)``.
+
+    Within a folder, files come first, then subfolders, each in sorted order; the rest as
+    :func:`walk_folders`.
+    """
+    for _, entries in walk_folders(root, skip_dirs=skip_dirs):
+        yield from entries
+
+
+def model_files(root: str, *, skip_dirs: Collection[str] = ()) -> Iterator[Entry]:
+    """The regular files under ``root`` named as models (:data:`~.sniff.MODEL_SUFFIXES`), as ``(path, stat)``."""
+    for path, st in walk_files(root, skip_dirs=skip_dirs):
+        if is_regular(st) and path.lower().endswith(MODEL_SUFFIXES):
+            yield path, st

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelDocError, OutputError
-from ..io.folders import is_regular, walk_files
-from ..io.sniff import MODEL_SUFFIXES
+from ..io.folders import model_files
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
@@ -237,9 +236,8 @@ def _scan(folder: str, skip: set[str] | None = None) -> list[tuple[str, str]]:
     found = []
     if not folder or not os.path.isdir(folder):
         return found
-    for path, st in walk_files(folder, skip_dirs=skip or ()):  # link loops end (each folder once)
-        if is_regular(st) and path.lower().endswith(MODEL_SUFFIXES):
-            found.append((os.path.relpath(path, folder), path))
+    for path, _ in model_files(folder, skip_dirs=skip or ()):  # link loops end (each folder once)
+        found.append((os.path.relpath(path, folder), path))
     return found
 
 
