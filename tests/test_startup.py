@@ -4,6 +4,7 @@ exactly as numpy (and the WebUI's ``.to(torch.int64)``) reads them."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import pathlib
@@ -117,3 +118,54 @@ def test_table_parser_reads_shapes_and_scalars():
 
     assert _parse("t", "a.weight [320,4,3,3]\nlora.alpha []\nx.down [-1,768]\n") == {
         "a.weight": (320, 4, 3, 3), "lora.alpha": (), "x.down": (-1, 768)}
+
+
+# --- SDXL: the work inspect does per file stays proportional to what the file holds ---------------
+
+def test_inspect_of_sdxl_imports_no_numpy_and_builds_no_header_json(sparse_model):
+    """The pruned size comes from counting (``header_size``), not from encoding ~2,500 entries."""
+    path = sparse_model("sdxl.safetensors", family_specs("SDXL", dtype="F16"))
+    probe_code = _PROBE.replace(
+        "from lib_modeldoc.cli import main",
+        "from lib_modeldoc.cli import main\n"
+        "import lib_modeldoc.operations.plan as plan\n"
+        "def _refuse(*a, **k): raise AssertionError('inspect built a header JSON')\n"
+        "plan.build_header = _refuse",
+    )
+    done = subprocess.run([sys.executable, "-c", probe_code, "inspect", path, "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    out, _, last = done.stdout.rstrip().rpartition("\n")
+    assert last.startswith("PROBE "), done.stdout + done.stderr
+    assert json.loads(last[len("PROBE "):]) == {"rc": 0, "heavy": []}
+    report = json.loads(out)
+    assert report["architecture"] == "SDXL"
+    from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
+
+    with open_model(path) as model:  # the counted size is the size convert's header really has
+        plan = plan_convert(model, ConvertOptions())
+        assert report["pruned_size_bytes"] == len(plan.header()) + plan.data_bytes
+
+
+def test_identify_lays_out_only_tables_mounted_where_the_file_has_keys(sparse_model):
+    from lib_modeldoc.arch.families import FAMILIES, Mount, Slot
+    from lib_modeldoc.arch.tables import table
+
+    module = importlib.import_module("lib_modeldoc.arch.identify")  # the package exports a function of that name
+    path = sparse_model("sdxl.safetensors", family_specs("SDXL", dtype="F16"))
+    with open_model(path) as model:
+        shapes = {k: info.shape for k, info in model.items()}
+    pairs = {(t, m) for f in FAMILIES for s in f.slots for t in s.tables for m in s.mounts}
+    present = {(t, m) for t, m in pairs if any(k.startswith(m.prefix) for k in shapes)}
+    assert present and len(present) < len(pairs)
+    module._laid_out.cache_clear()
+    assert module.identify(shapes).architecture == "SDXL"
+    assert module._laid_out.cache_info().currsize == len(present)
+
+    # A table mounted where the file has nothing: every required key is missing, counted without
+    # laying the keys out, and listed (laid out then) when asked.
+    mount = Mount("cond_stage_model.model.")
+    match = module._match(Slot("clip", ("clip_h",), (mount,)), "clip_h", mount, shapes, frozenset(shapes), {})
+    required = tuple(mount.key(k) for k in table("clip_h").shapes if k not in table("clip_h").optional)
+    assert not match.present and match.some_missing is None
+    assert match.missing_count == match.expected == len(required)
+    assert match.missing == required

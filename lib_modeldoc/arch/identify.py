@@ -7,6 +7,7 @@ a damaged SDXL file is "SDXL, with findings", never "unknown". Nothing here read
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -32,7 +33,21 @@ class SlotMatch:
     expected: int  # required keys of the table
     matched: tuple[str, ...]  # file keys present with the right shape
     mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]  # (key, found, expected)
-    missing: tuple[str, ...]  # file keys the table requires but the file lacks
+    # The required keys the file lacks; None when it has none of the table's keys (then all are
+    # missing, and they are laid out only if asked for: most tables a file is scored against are absent).
+    some_missing: tuple[str, ...] | None
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """File keys the table requires but the file lacks."""
+        if self.some_missing is not None:
+            return self.some_missing
+        return _laid_out(self.table, self.mount).required
+
+    @property
+    def missing_count(self) -> int:
+        """``len(missing)``, without laying out the keys of an absent table."""
+        return self.expected if self.some_missing is None else len(self.some_missing)
 
     @property
     def present(self) -> bool:
@@ -132,8 +147,8 @@ def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], present: froz
             if found is None:
                 found = cache[key] = _match(slot, table_id, mount, shapes, present, cache)
             # Ties go to the table the file completes (WD 1.4's CLIP-H is a subset of CLIP-H).
-            if best is None or (len(found.matched), -len(found.mismatched), -len(found.missing)) > (
-                len(best.matched), -len(best.mismatched), -len(best.missing)
+            if best is None or (len(found.matched), -len(found.mismatched), -found.missing_count) > (
+                len(best.matched), -len(best.mismatched), -best.missing_count
             ):
                 best = found
     assert best is not None
@@ -162,30 +177,38 @@ def _prefix_present(prefix: str, present_keys: frozenset[str], cache: dict) -> b
     """Whether any file key starts with ``prefix`` (else no key of a table mounted there can be present)."""
     found = cache.get(("prefix", prefix))
     if found is None:
-        found = cache["prefix", prefix] = any(k.startswith(prefix) for k in present_keys)
+        ordered = cache.get("sorted")
+        if ordered is None:  # once per file: then each prefix is one bisection, not a pass over every key
+            ordered = cache["sorted"] = sorted(present_keys)
+        at = bisect.bisect_left(ordered, prefix)
+        found = cache["prefix", prefix] = at < len(ordered) and ordered[at].startswith(prefix)
     return found
 
 
 def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str],
            cache: dict) -> SlotMatch:
-    laid = _laid_out(table_id, mount)
     matched, mismatched = [], []
     if _prefix_present(mount.prefix, present_keys, cache):
+        laid = _laid_out(table_id, mount)
         for file_key, expected in zip(laid.keys, laid.expected):
             if file_key in present_keys:
                 found = shapes[file_key]
-                if expected == found or shape_matches(expected, found):
+                # only LoRA tables hold -1 (any size): elsewhere a different shape is a mismatch
+                if expected == found or (-1 in expected and shape_matches(expected, found)):
                     matched.append(file_key)
                 else:
                     mismatched.append((file_key, found, expected))
-    if matched or mismatched:
-        missing = tuple(k for k in laid.required if k not in present_keys)
-    else:
-        missing = laid.required
+    missing = tuple(k for k in laid.required if k not in present_keys) if matched or mismatched else None
     return SlotMatch(
-        slot.component, table_id, mount, slot.required, len(laid.required),
+        slot.component, table_id, mount, slot.required, _required_count(table_id),
         tuple(matched), tuple(mismatched), missing,
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _required_count(table_id: str) -> int:
+    tab = table(table_id)
+    return len(tab.shapes) - sum(1 for k in tab.optional if k in tab.shapes)
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,9 +217,19 @@ def _signature_pattern(signature: Signature) -> re.Pattern[str]:
 
 
 def _signature_share(signature: Signature, keys: Iterable[str]) -> float:
+    """The share of ``keys`` matching the signature's patterns; 0.0 as soon as it cannot reach ``min_share``."""
     search = _signature_pattern(signature).search
     keys = list(keys)
-    hits = sum(1 for k in keys if search(k))
+    total, floor = len(keys), signature.min_share
+    hits = misses = 0
+    for k in keys:
+        if search(k):
+            hits += 1
+        else:
+            misses += 1
+            # Most files match no signature: stop once even a hit on every key left falls short.
+            if total == misses or (total - misses) / total < floor:
+                return 0.0
     return hits / len(keys) if keys and hits else 0.0
 
 
@@ -239,7 +272,7 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
         slots = tuple(_match_slot(slot, shapes, present, cache) for slot in fam.slots)
         matched = sum(len(s.matched) for s in slots)
         mismatched = sum(len(s.mismatched) for s in slots)
-        missing = sum(len(s.missing) for s in slots if s.required)
+        missing = sum(s.missing_count for s in slots if s.required)
         candidate = Candidate(fam.name, matched - mismatched, matched, missing, mismatched)
         scored.append(((matched - mismatched, -missing, -order), fam, slots, candidate))
     scored.sort(key=lambda item: item[0], reverse=True)

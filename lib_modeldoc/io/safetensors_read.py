@@ -48,13 +48,17 @@ def read_safetensors_header(
         )
     raw = f.read(n)
     _check_header_counts(raw, where)
+    count_numbers = _numbers_bound(raw) > limits.MAX_HEADER_NUMBERS
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ModelReadError(f"{where}: safetensors header is not valid UTF-8; the file is damaged") from None
     del raw
     try:
-        header = json.loads(text, parse_int=_NumberCounter(int, where), parse_float=_NumberCounter(float, where))
+        if count_numbers:
+            header = json.loads(text, parse_int=_NumberCounter(int, where), parse_float=_NumberCounter(float, where))
+        else:  # cannot hold too many numbers: parsed at C speed, no hook per number
+            header = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ModelReadError(
             f"{where}: safetensors header is not valid JSON ({exc.msg} at character {exc.pos}); "
@@ -132,6 +136,11 @@ def _check_header_counts(raw: bytes, where: str) -> None:
             f"{where}: safetensors header holds about {strings:,} strings, over the limit of "
             f"{limits.MAX_HEADER_STRINGS:,}; the file is damaged or hostile"
         )
+
+
+def _numbers_bound(raw: bytes) -> int:
+    """At most how many numbers ``raw`` can hold: each JSON value ends at a ``,``, ``]``, ``}`` or the end."""
+    return raw.count(b",") + raw.count(b"]") + raw.count(b"}") + 1
 
 
 class _NumberCounter:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..dtypes import DTYPES
 from ..errors import PlanError
 from ..io.model import ModelFile
-from ..io.safetensors_write import OutTensor, build_header
+from ..io.safetensors_write import OutTensor, build_header, header_size
 from ..io.tensor import TensorInfo
 from ..report.advice import count
 from ..report.units import human_bytes
@@ -112,7 +112,7 @@ class Plan:
     def output_size(self) -> int:
         """Bytes of the output file (exact for safetensors; within a few KB for .ckpt)."""
         if self.format == "safetensors":
-            return len(self.header()) + self.data_bytes
+            return header_size(self.entries, self.metadata) + self.data_bytes
         # zip: per record a local header, 64-byte alignment, data descriptor and central entry.
         return self.data_bytes + len(self.entries) * (64 + 180) + 1024 + 120 * len(self.entries)
 
