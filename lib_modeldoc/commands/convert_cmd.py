@@ -35,6 +35,9 @@ def add_parser(sub: Any) -> None:
     add_convert_options(p)
     p.add_argument("--format", choices=("safetensors", "ckpt", "diffusers"),
                    help="output format (default: from OUT's suffix); diffusers writes a pipeline folder OUT")
+    p.add_argument("--tokenizers", metavar="DIR",
+                   help="with --format diffusers: take the CLIP tokenizer files from DIR (a diffusers folder, or a "
+                        "folder with vocab.json and merges.txt); default: the Hugging Face cache, Forge's bundled files")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--dry-run", action="store_true", help="print the plan and sizes; write nothing")
     p.add_argument("--verify", action="store_true", help="after writing, re-read every tensor and compare hashes")
@@ -97,6 +100,8 @@ def convert_one(source: str, output: str, args: argparse.Namespace, others: tupl
     """
     if args.format == "diffusers":
         return _to_diffusers(source, output, args)
+    if getattr(args, "tokenizers", None):
+        raise PlanError("--tokenizers goes with --format diffusers (a single file holds no tokenizer)")
     options = options_from(args, output)
     with open_model(source) as model:
         vae = open_model(options.bake_vae) if options.bake_vae else None
@@ -118,11 +123,12 @@ def _to_diffusers(source: str, output: str, args: argparse.Namespace) -> dict[st
 
     options = options_from(argparse.Namespace(**{**vars(args), "format": "safetensors"}), output)
     with open_model(source) as model:
-        plan = plan_diffusers(model, options)
+        plan = plan_diffusers(model, options, tokenizers=getattr(args, "tokenizers", None))
         if args.dry_run:
             lines = [f"Plan for {source} -> diffusers folder {output}"]
             lines += [f"  {c.folder}/{c.weights}: {count(len(c.plan.entries), 'tensor')}, "
                       f"{human_bytes(c.plan.output_size)}" for c in plan.components]
+            lines += [f"  {t.folder}/: from {t.files.origin}" for t in plan.tokenizers]
             lines.append(f"  scheduler: prediction_type={plan.scheduler['prediction_type']}")
             lines += [f"  warning: {w}" for w in plan.warnings]
             return {"dry_run": True, "output": output, **plan.to_dict(), "plan": "\n".join(lines)}
@@ -157,6 +163,8 @@ def _print_result(result: dict[str, Any]) -> None:
           + (", verified" if result.get("verified") else ""))
     for change in result.get("changes", []):
         print(f"  - {say(change)}")
+    for folder, origin in result.get("tokenizers", {}).items():
+        print(f"  {folder}/: copied from {origin}")
     for warning in result.get("warnings", []):
         print(f"  warning: {say(warning)}")
     print_sidecars([Sidecar(**s) for s in result.get("sidecars", [])])

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,9 @@ from ..io.tensor import TensorInfo
 from ..progress import Progress
 from ..report.advice import Remedy
 from .convert import ConvertOptions, plan_convert
+from .diffusers_tokenizers import (
+    END, OPEN_CLIP_PAD, TokenizerFiles, find_tokenizer, missing_tokenizer_advice, write_tokenizer,
+)
 from .plan import FIX, Entry, Plan
 from .writer import write_plan
 
@@ -65,6 +68,20 @@ class ComponentPlan:
     plan: Plan
 
 
+@dataclass(frozen=True)
+class TokenizerPlan:
+    """One tokenizer folder: where its vocabulary comes from and the padding token it declares."""
+
+    folder: str
+    files: TokenizerFiles
+    pad: str
+
+
+# The tokenizer each text encoder folder pairs with, and its padding token by encoder kind.
+_TOKENIZER_OF = {"text_encoder": "tokenizer", "text_encoder_2": "tokenizer_2"}
+_PAD = {Kind.CLIP_L: END, Kind.OPEN_CLIP: OPEN_CLIP_PAD, Kind.OPEN_CLIP_PENULTIMATE: OPEN_CLIP_PAD}
+
+
 @dataclass
 class DiffusersPlan:
     """Everything a diffusers export writes."""
@@ -75,6 +92,7 @@ class DiffusersPlan:
     scheduler: dict[str, Any]
     left_out: list[str] = field(default_factory=list)  # planned tensors no component takes
     warnings: list[str] = field(default_factory=list)
+    tokenizers: list[TokenizerPlan] = field(default_factory=list)
 
     @property
     def data_bytes(self) -> int:
@@ -86,6 +104,7 @@ class DiffusersPlan:
                 "keys": sum(len(c.plan.entries) for c in self.components),
                 "size_bytes": sum(c.plan.output_size for c in self.components),
                 "prediction_type": self.scheduler["prediction_type"], "left_out": len(self.left_out),
+                "tokenizers": {t.folder: t.files.origin for t in self.tokenizers},
                 "warnings": list(self.warnings)}
 
 
@@ -315,11 +334,31 @@ def _pipeline(spec: _FamilySpec, e: Mapping[str, Entry], path: str) -> Pipeline:
                         "(known: 4 text-to-image, 9 inpainting, 8 InstructPix2Pix)") from None
 
 
-def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions()) -> DiffusersPlan:
+def _plan_tokenizers(spec: _FamilySpec, given: str | None,
+                     candidates: Iterable[TokenizerFiles] | None) -> tuple[list[TokenizerPlan], list[str]]:
+    """The tokenizer folders this family's pipeline has, and the ones no vocabulary was found for."""
+    found, missing = [], []
+    for component in spec.components:
+        folder = _TOKENIZER_OF.get(component.folder)
+        if folder is None:
+            continue
+        files = find_tokenizer(folder, given, candidates)
+        if files is None:
+            missing.append(folder)
+        else:
+            found.append(TokenizerPlan(folder, files, _PAD[component.kind]))
+    return found, missing
+
+
+def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions(), *, tokenizers: str | None = None,
+                   tokenizer_candidates: Iterable[TokenizerFiles] | None = None) -> DiffusersPlan:
     """Plan the export of an SD1, SD2 or SDXL single file as a diffusers folder.
 
     The tensors kept and their precision are ``convert``'s (:func:`plan_convert` with ``options``).
     With ``options.force`` a model of other sizes (a test model) is accepted by its key layout.
+    The tokenizer files come from ``tokenizers`` (a folder) or are looked for on this machine
+    (:mod:`~lib_modeldoc.operations.diffusers_tokenizers`; ``tokenizer_candidates`` replaces
+    where); a pipeline without them is planned with a warning that says how to add them.
 
     Raises:
         PlanError: the model is not a complete SD1 / SDXL checkpoint, or is a diffusers folder.
@@ -366,16 +405,19 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions())
     scheduler = {**_SCHEDULER, "_class_name": spec.scheduler, "_diffusers_version": DIFFUSERS_VERSION,
                  "prediction_type": "v_prediction" if v_pred else "epsilon"}
     pipeline = _pipeline(spec, by_key, model.path)
+    found, missing = _plan_tokenizers(spec, tokenizers, tokenizer_candidates)
     index = {"_class_name": pipeline.value, "_diffusers_version": DIFFUSERS_VERSION,
              **{c.folder: _LIBRARY[c.kind] for c in spec.components}, "scheduler": ["diffusers", spec.scheduler],
-             **spec.index_extra}
+             **{t.folder: ["transformers", "CLIPTokenizer"] for t in found}, **spec.index_extra}
     left_out = sorted(set(by_key) - taken)
     warnings = []
     if spec is _SD2 and not v_pred:
         warnings.append("SD2: nothing in the file says v-prediction, so the scheduler says epsilon; for a 768-v "
                         "model set prediction_type to v_prediction in scheduler/scheduler_config.json")
     warnings += [f"not written (no place in a diffusers folder): {k}" for k in left_out[:5]]
-    return DiffusersPlan(pipeline, components, index, scheduler, left_out, warnings)
+    if missing:
+        warnings.append(missing_tokenizer_advice(missing, pipeline.value))
+    return DiffusersPlan(pipeline, components, index, scheduler, left_out, warnings, found)
 
 
 def _write_json(path: str, data: Mapping[str, Any]) -> None:
@@ -425,6 +467,8 @@ def write_diffusers(plan: DiffusersPlan, output: str | os.PathLike[str], *, over
             write_plan(component.plan, os.path.join(folder, component.weights), verify=verify, progress=step)
             done += component.plan.data_bytes
             _write_json(os.path.join(folder, CONFIG), component.config)
+        for tokenizer in plan.tokenizers:
+            write_tokenizer(tokenizer.files, os.path.join(temp, tokenizer.folder), tokenizer.pad)
         os.mkdir(os.path.join(temp, "scheduler"))
         _write_json(os.path.join(temp, "scheduler", "scheduler_config.json"), plan.scheduler)
         _write_json(os.path.join(temp, MODEL_INDEX), plan.model_index)

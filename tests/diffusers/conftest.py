@@ -5,6 +5,15 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def no_tokenizer_cache(tmp_path_factory, monkeypatch):
+    """An empty Hugging Face cache: what a test finds does not depend on this machine's cache."""
+    empty = str(tmp_path_factory.mktemp("hf-cache"))
+    for name in ("HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.setenv(name, empty)
+    monkeypatch.delenv("TRANSFORMERS_CACHE", raising=False)
+    return empty
+
 
 @pytest.fixture(scope="session")
 def tiny_sd1_folder(tmp_path_factory):

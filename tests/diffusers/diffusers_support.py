@@ -192,3 +192,17 @@ def write_sd2_folder(folder: str, *, tiny: bool = True, prediction_type: str = "
                 {"_class_name": "DDIMScheduler", "prediction_type": prediction_type})
     _write_json(os.path.join(folder, "model_index.json"), _index())
     return folder
+
+
+# A made-up CLIP-style vocabulary (no third-party vocab files in the tests): letters, "cat", the specials.
+TINY_VOCAB = ["!", *"abcdefghijklmnopqrstuvwxyz", *(c + "</w>" for c in "abcdefghijklmnopqrstuvwxyz"),
+              "ca", "cat</w>", "<|startoftext|>", "<|endoftext|>"]
+
+
+def write_tiny_vocab(folder: str) -> str:
+    """``vocab.json`` and ``merges.txt`` of a 57-token byte-pair vocabulary."""
+    os.makedirs(folder, exist_ok=True)
+    _write_json(os.path.join(folder, "vocab.json"), {t: i for i, t in enumerate(TINY_VOCAB)})
+    with open(os.path.join(folder, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\nc a\nca t</w>\n")
+    return folder
