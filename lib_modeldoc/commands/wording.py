@@ -34,6 +34,7 @@ REMEDIES: dict[Remedy, str] = {
     Remedy.GIVE_CLIP_G: "pass --clip-g FILE",
     Remedy.DROP_CLIP_G: "drop --clip-g",
     Remedy.VAE_COPY: "--vae copy keeps it as it is",
+    Remedy.GIVE_TOKENIZERS: "pass --tokenizers with a diffusers folder (or a folder with vocab.json and merges.txt) that has them",
 }
 
 

@@ -5,7 +5,7 @@ one (``tokenizer/``: ``vocab.json`` and ``merges.txt`` with two small configs). 
 of SD1, SD2 and SDXL uses the same byte-pair vocabulary (OpenAI CLIP's, which OpenCLIP reuses); they
 differ only in the padding token, which is written here. The vocabulary is taken from, in order:
 
-1. a folder the user names (``--tokenizers``): a diffusers folder, whose ``tokenizer/`` and
+1. a folder the user names: a diffusers folder, whose ``tokenizer/`` and
    ``tokenizer_2/`` are copied as they are, or a folder holding ``vocab.json`` and ``merges.txt``;
 2. the local Hugging Face cache (transformers puts ``openai/clip-vit-large-patch14`` there the
    first time the AUTOMATIC1111 WebUI loads an SD1 or SDXL model);
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PlanError
+from ..report.advice import Note, Remedy
 
 __all__ = ["TokenizerFiles", "TOKENIZER_FILES", "find_tokenizer", "write_tokenizer", "missing_tokenizer_advice"]
 
@@ -176,11 +177,11 @@ def write_tokenizer(source: TokenizerFiles, target: str, pad: str) -> None:
                 f.write("\n")
 
 
-def missing_tokenizer_advice(folders: Sequence[str], pipeline: str) -> str:
+def missing_tokenizer_advice(folders: Sequence[str], pipeline: str) -> Note:
     """The warning when no vocabulary was found: what is missing and the one-line fix."""
     names = " and ".join(f"{f}/" for f in folders)
     passed = ", ".join(f"{f}=..." for f in folders)
-    return (f"no CLIP tokenizer files found on this machine, so {names} {'were' if len(folders) > 1 else 'was'} not "
-            f"written ({pipeline}.from_pretrained then needs {passed} passed in). Fix: run {FILL_CACHE} once "
-            "(it downloads about 2 MB into the Hugging Face cache) and convert again, or pass --tokenizers with a "
-            "diffusers folder that has them")
+    return Note(f"no CLIP tokenizer files found on this machine, so {names} {'were' if len(folders) > 1 else 'was'} "
+                f"not written ({pipeline}.from_pretrained then needs {passed} passed in). Fix: run {FILL_CACHE} "
+                "once (it downloads about 2 MB into the Hugging Face cache) and convert again",
+                Remedy.GIVE_TOKENIZERS)

@@ -49,6 +49,7 @@ class Remedy(str, enum.Enum):
     GIVE_CLIP_G = "give_clip_g"
     DROP_CLIP_G = "drop_clip_g"
     VAE_COPY = "vae_copy"
+    GIVE_TOKENIZERS = "give_tokenizers"
 
     @classmethod
     def give(cls, part: str) -> Remedy:
