@@ -298,9 +298,3 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
         runner = scored[1][3]
         evidence.append(f"next best: {runner.name} ({runner.score} vs {top.score})")
     return Identification(best.name, best, slots, candidates, tuple(evidence), best.label)
-
-
-def unclaimed(shapes: Mapping[str, object], ident: Identification) -> list[str]:
-    """Keys no component of the identified family claims and that are no known buffer."""
-    claimed = ident.claimed()
-    return [k for k in shapes if k not in claimed and k not in KNOWN_BUFFERS]

@@ -7,7 +7,6 @@ family. Every other tensor no table claims is ``unknown``: kept, reported, dropp
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -35,12 +34,6 @@ class Layout:
 
     def keys(self, part: str) -> list[str]:
         return [k for k, p in self.parts.items() if p == part]
-
-    def by_part(self) -> dict[str, list[str]]:
-        grouped: dict[str, list[str]] = defaultdict(list)
-        for key, part in self.parts.items():
-            grouped[part].append(key)
-        return dict(grouped)
 
 
 def component_prefixes(ident: Identification) -> tuple[str, ...]:

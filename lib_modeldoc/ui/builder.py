@@ -211,18 +211,18 @@ class _Inspector:
 
     def wire(self, blocks: gr.Blocks, session: Any, task_id: Any) -> None:
         v = self.view
-        v.inspect.click(self.do_inspect, [v.model, session], self.outputs)
+        v.inspect.click(self.do_inspect, [v.model], self.outputs)
         for box in (v.scan, v.identify, v.vae_test):
             box.change(self.do_options, [v.scan, v.identify, v.vae_test], [v.inspect, v.deep, v.deep_interrupt],
                        queue=False)
         _wire_job_button(self.host, "inspect", v.deep, v.deep_interrupt, self.do_inspect_deep,
                          [task_id, session, v.model, v.scan, v.identify, v.vae_test], [*self.outputs, v.deep_progress])
-        v.loaded.click(self.do_inspect_loaded, [session], self.outputs)
-        v.bridge_button.click(self.do_bridge, [v.bridge_value, session], self.outputs)
+        v.loaded.click(self.do_inspect_loaded, None, self.outputs)
+        v.bridge_button.click(self.do_bridge, [v.bridge_value], self.outputs)
         v.refresh.click(self.do_refresh, [v.model], [c for c, _ in self.lists] + [v.leftovers])
         blocks.load(self.on_page_load, None, [c for c, _ in self.lists] + [c for c, _ in self.settings], queue=False)
 
-    def show(self, path: str | None, session: Session, shown: str | None,
+    def show(self, path: str | None, shown: str | None,
              inspect: Callable[[str], actions.Inspection] | None = None) -> list[Any]:
         """Inspect ``path`` and fill :attr:`outputs`; ``shown`` goes into the picker."""
         inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=self.hash_cache, host=self.host))
@@ -233,7 +233,6 @@ class _Inspector:
         found, error = actions.guard(lambda: inspect(path))
         if error:
             return [keep, error, "", "", "", None, gr.update(), *self.clear]
-        session.inspected = path
         return [keep, "", found.verdict, found.chart, found.details, found.metadata,
                 actions.default_output_name(path), *self.clear]
 
@@ -246,14 +245,14 @@ class _Inspector:
             return None
         return actions.label_for(path, self.host.checkpoints()) or path
 
-    def do_inspect(self, value: str | None, session: Session) -> list[Any]:
+    def do_inspect(self, value: str | None) -> list[Any]:
         try:
             path = actions.loaded_or_picked(self.host, value)
         except ModelDocError as exc:  # a path the host does not serve
             return self.refused(exc)
-        return self.show(path, session, self._shown(value, path))
+        return self.show(path, self._shown(value, path))
 
-    def do_inspect_deep(self, job: JobContext, session: Session, value: str | None, scan: bool, identify: bool,
+    def do_inspect_deep(self, job: JobContext, _session: Session, value: str | None, scan: bool, identify: bool,
                         vae: bool) -> list[Any]:
         try:
             path = actions.loaded_or_picked(self.host, value)
@@ -261,7 +260,7 @@ class _Inspector:
             return [*self.refused(exc), ""]
         progress = actions.job_progress(job, "inspect")
         vae_test = actions.vae_test_options(self.host, job) if vae else None
-        out = self.show(path, session, self._shown(value, path), lambda p: actions.inspect_file(
+        out = self.show(path, self._shown(value, path), lambda p: actions.inspect_file(
             p, scan=bool(scan), identify_components=bool(identify), progress=progress, vae_test=vae_test,
             hash_cache=self.hash_cache, host=self.host))
         return [*out, ""]
@@ -270,17 +269,17 @@ class _Inspector:
         deep = bool(scan or identify or vae)
         return [gr.update(visible=not deep), gr.update(visible=deep), gr.update(visible=deep)]
 
-    def do_inspect_loaded(self, session: Session) -> list[Any]:
+    def do_inspect_loaded(self) -> list[Any]:
         path = self.host.loaded_checkpoint()
-        return self.show(path, session, self._shown(None, path))
+        return self.show(path, self._shown(None, path))
 
-    def do_bridge(self, value: str | None, session: Session) -> list[Any]:
+    def do_bridge(self, value: str | None) -> list[Any]:
         try:
             path = self.host.resolve(value or "")
         except ModelDocError as exc:
             return self.refused(exc)
         label = actions.label_for(path, self.host.checkpoints()) if path else None
-        return self.show(path, session, label or value)
+        return self.show(path, label or value)
 
     def _lists_now(self, value: str | None) -> list[Any]:
         return ([gr.update(choices=labels(self.host), value=value)]
@@ -343,7 +342,7 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
     def do_inspect_new(sess: Session) -> list[Any]:
         path = sess.written
         label = (actions.label_for(path, host.checkpoints() + host.vaes()) or path) if path else None
-        out = show(path, sess, label)
+        out = show(path, label)
         out[0] = gr.update(choices=labels(host), value=label)
         mine = next(i for i, c in enumerate(inspect_outputs) if c is panel.result)
         out[mine] = gr.update()  # keep "Wrote ..." in view

@@ -179,7 +179,6 @@ class Session:
         self._lock = threading.Lock()
         self._interrupted: list[str] = []
         self.task_id: str | None = None  # the running job's
-        self.inspected: str | None = None  # path of the last inspected file
         self.written: str | None = None  # path of the last file written
 
     def begin(self, task_id: str | None) -> None:

@@ -55,7 +55,6 @@ def test_inspect_shows_verdict_chart_details_metadata(driver):
     assert "embedding_manager.*" in out["modeldoc_details"]
     assert out["modeldoc_metadata"]["sd_merge_recipe"]["interp_method"] == "Add difference"
     assert out["modeldoc_convert_out_name"] == "damaged-merge-sd15-fixed.safetensors"
-    assert drv.state and next(iter(drv.state.values())).inspected.endswith(DAMAGED)
 
 
 def test_inspect_any_path_and_bad_input_is_one_line(driver, tmp_path):
@@ -144,14 +143,19 @@ def test_write_converts_lists_and_offers_the_new_file(tmp_path, toy_family):
     assert "modeldoc-error" in out["modeldoc_convert_result"] and "exists" in out["modeldoc_convert_result"]
 
 
-def test_two_sessions_do_not_share_state(driver):
-    drv, host = driver
+def test_two_sessions_do_not_share_state(tmp_path, toy_family):
+    models = tmp_path / "models"
+    models.mkdir()
+    save_safetensors(models / "toy.safetensors", checkpoint(toy_values()))
+    drv = Driver(build_ui(FolderHost(str(models))))
     other = Driver(drv.blocks)
-    drv.click("modeldoc_inspect", modeldoc_model=DAMAGED)
-    other.click("modeldoc_inspect", modeldoc_model="sdxl-base-fp16.safetensors")
+    wrote = drv.click("modeldoc_convert_write", modeldoc_model="toy.safetensors", modeldoc_fix_clip=False)
+    assert "Wrote" in wrote["modeldoc_convert_result"], wrote["modeldoc_convert_result"]
+    # what one session wrote is offered to that session only
+    assert "toy-fixed.safetensors" in drv.click("modeldoc_convert_inspect_new")["modeldoc_verdict"]
+    assert "No model picked" in other.click("modeldoc_convert_inspect_new")["modeldoc_status"]
     mine, theirs = next(iter(drv.state.values())), next(iter(other.state.values()))
-    assert mine is not theirs
-    assert mine.inspected.endswith(DAMAGED) and theirs.inspected.endswith("sdxl-base-fp16.safetensors")
+    assert mine is not theirs and theirs.written is None
 
 
 def test_standalone_jobs_report_progress_and_stop_on_interrupt(library):

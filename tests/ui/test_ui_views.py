@@ -85,9 +85,9 @@ def test_sessions_are_independent_copies():
     import copy
 
     first = Session()
-    first.inspected = "/a"
+    first.written = "/a"
     second = copy.deepcopy(first)
-    assert second is not first and second.inspected is None
+    assert second is not first and second.written is None
     first.begin("task(1)")
     second.begin("task(1)")
     first.interrupt()
