@@ -9,9 +9,10 @@ import enum
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only where values are computed: rendering a report must not import it
+    import numpy as np
 
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
@@ -239,6 +240,8 @@ def _fmt_list(values: tuple[float, ...]) -> str:
 
 def to_uint8(chw: np.ndarray) -> np.ndarray:
     """-1..1 CHW floats to HxWx3 uint8 (NaN as black)."""
+    import numpy as np
+
     hwc = np.nan_to_num(chw.transpose(1, 2, 0), nan=-1.0, posinf=1.0, neginf=-1.0)
     return np.round((np.clip(hwc, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
 
@@ -255,6 +258,8 @@ class Quality:
 
 def measure_quality(original: np.ndarray, decoded_chw: np.ndarray) -> Quality:
     """Reconstruction figures of ``decoded`` (-1..1, CHW) against ``original`` (0..1, HWC)."""
+    import numpy as np
+
     raw = decoded_chw.astype(np.float64)
     nonfinite = int(np.count_nonzero(~np.isfinite(raw)))
     finite = np.nan_to_num(raw, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -270,6 +275,8 @@ def measure_quality(original: np.ndarray, decoded_chw: np.ndarray) -> Quality:
 
 def latent_match(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     """Mean per-channel correlation of two latents of the same image (1.0: the same latent space)."""
+    import numpy as np
+
     if a is None or b is None or a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return None
     values = []

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.vae_result import Fp16Mode, Fp16Run, reported
 from ..arch.families import CHECKPOINT_ARCHITECTURES
-from ..arch.networks import NetworkSummary
 from ..commands.wording import repair_text
 from ..shell import Shell, join, shells_for
 from .advice import count
@@ -93,6 +92,13 @@ def verdict_lines(report: Report) -> list[str]:
     return lines
 
 
+def _is_network(adapter: object) -> bool:
+    """Whether an adapter summary is a LoRA's (arch.networks, imported only for a file with an adapter)."""
+    from ..arch.networks import NetworkSummary
+
+    return isinstance(adapter, NetworkSummary)
+
+
 def render_report(report: Report, *, details: bool = True) -> str:
     """The full text report of ``inspect``."""
     lines = [report.path]
@@ -109,7 +115,7 @@ def render_report(report: Report, *, details: bool = True) -> str:
     if report.unknown.keys:
         lines.append(f"  {'unknown':<9} {'kept':<10} {report.unknown.keys:>5} tensors "
                      f"{human_bytes(report.unknown.bytes):>10}")
-    if isinstance(report.adapter, NetworkSummary):
+    if report.adapter is not None and _is_network(report.adapter):
         lines.append(f"Network blocks ({report.adapter.network} for {report.adapter.base}):")
         for block in report.adapter.blocks:
             ranks = ",".join(str(r) for r in sorted(block.ranks)) or "-"
