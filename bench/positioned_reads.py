@@ -39,12 +39,12 @@ if job == "hash":
     from lib_modeldoc.analysis.hashing import hash_file
     hash_file(path)
 elif job.startswith("scan"):
-    from lib_modeldoc.arch.identify import identify
+    from lib_modeldoc.arch.identify import identify_model
     from lib_modeldoc.arch.layout import layout_of
     from lib_modeldoc.io.model import open_model
     from lib_modeldoc.analysis.scan import scan_model
     with open_model(path) as model:
-        layout = layout_of(list(model), identify({k: t.shape for k, t in model.items()}))
+        layout = layout_of(list(model), identify_model(model))
         scan_model(model, layout, workers=int(job[4:]))
 elif job == "convert":
     from lib_modeldoc.operations.convert import ConvertOptions, plan_convert

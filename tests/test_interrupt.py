@@ -12,7 +12,7 @@ import pytest
 from lib_modeldoc.analysis import audit
 
 from lib_modeldoc.analysis import scan
-from lib_modeldoc.arch.identify import identify
+from lib_modeldoc.arch.identify import identify_model
 from lib_modeldoc.arch.layout import layout_of
 from lib_modeldoc.io.model import open_model
 from lib_modeldoc.progress import Cancelled
@@ -48,7 +48,7 @@ def test_a_stopped_scan_drops_the_queued_tensors(tmp_path, monkeypatch, exc):
     slow = _Slow(scan._scan_tensor)
     monkeypatch.setattr(scan, "_scan_tensor", slow)
     with open_model(path) as model:
-        layout = layout_of(list(model), identify({k: t.shape for k, t in model.items()}))
+        layout = layout_of(list(model), identify_model(model))
         with pytest.raises(type(exc)):
             scan.scan_model(model, layout, progress=_stop_at_first(exc), workers=2)
     # 8 tensors are queued ahead (4 per worker), 1 more after the first result: only the first

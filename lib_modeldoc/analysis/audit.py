@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..arch.identify import identify
+from ..arch.identify import identify_model
 from ..checks.diagnose import inspect_open_model
 from ..errors import ModelDocError, ModelReadError
 from ..io.atomic import Partial, find_partials
@@ -211,7 +211,7 @@ class _Scanned:
 def _scan(path: str, hashes: bool) -> _Scanned:
     with open_model(path) as model:
         report = inspect_open_model(model)
-        ident = identify({k: info.shape for k, info in model.items()})
+        ident = identify_model(model)
         quick, sizes = {}, {}
         for name, tensors in component_tensors(model, ident).items():
             quick[name] = quick_fingerprint(model, tensors)
@@ -247,7 +247,7 @@ def _sha256(path: str) -> str:
 
 def _fingerprint(path: str, component: str) -> str:
     with open_model(path) as model:
-        ident = identify({k: info.shape for k, info in model.items()})
+        ident = identify_model(model)
         tensors = component_tensors(model, ident)[component]
         return fingerprint_component(model, component, tensors).fingerprint
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..arch.identify import Identification, identify
+from ..arch.components import COMPONENTS
+from ..arch.identify import Identification, identify_model
 from ..dtypes import DTYPES
 from ..io.model import ModelFile, open_model
 from ..io.tensor import TensorInfo
@@ -29,26 +30,11 @@ OTHER = "other"  # tensors no component claims, matched by their plain key
 Progress = Callable[[int, int, str], None]
 _CHUNK = 1 << 20  # elements per float64 step
 
-# Block = the rule's first group; else the key's first part (plus its index for unknown parts).
-_BLOCK_RULES: Mapping[str, re.Pattern[str]] = {
-    "unet": re.compile(r"^(input_blocks\.\d+|middle_block|output_blocks\.\d+)\."),
-    "ema_unet": re.compile(r"^(input_blocks\.\d+|middle_block|output_blocks\.\d+)\."),
-    "controlnet": re.compile(r"^(input_blocks\.\d+|middle_block|zero_convs\.\d+)\."),
-    "clip_l": re.compile(r"^encoder\.(layers\.\d+)\."),
-    "clip_h": re.compile(r"^transformer\.(resblocks\.\d+)\."),
-    "clip_g": re.compile(r"^transformer\.(resblocks\.\d+)\."),
-    "vae": re.compile(r"^(encoder|decoder)\."),
-}
+# Block = the components table's rule's first group; else the key's first part (plus its index for
+# unknown parts). Blocks are shown in the table's ``block_order``; unlisted names come last, alphabetically.
+_BLOCK_RULES: Mapping[str, re.Pattern[str]] = {c.id: re.compile(c.blocks) for c in COMPONENTS if c.blocks}
+_BLOCK_ORDER: Mapping[str, tuple[str, ...]] = {c.id: c.block_order for c in COMPONENTS if c.block_order}
 _GENERIC = re.compile(r"^([^.]+(?:\.\d+(?=\.))?)")
-# Display order of blocks (by name without the index); unlisted names come last, alphabetically.
-_BLOCK_ORDER: Mapping[str, tuple[str, ...]] = {
-    "unet": ("time_embed", "label_emb", "input_blocks", "middle_block", "output_blocks", "out"),
-    "ema_unet": ("time_embed", "label_emb", "input_blocks", "middle_block", "output_blocks", "out"),
-    "clip_l": ("embeddings", "layers", "final_layer_norm"),
-    "clip_h": ("token_embedding", "positional_embedding", "resblocks", "ln_final", "text_projection"),
-    "clip_g": ("token_embedding", "positional_embedding", "resblocks", "ln_final", "text_projection"),
-    "vae": ("encoder", "quant_conv", "post_quant_conv", "decoder"),
-}
 
 
 def block_of(component: str, key: str) -> str:
@@ -285,8 +271,8 @@ def _compare_tensor(a: ModelFile, ia: TensorInfo, b: ModelFile, ib: TensorInfo) 
 
 def compare_open_models(a: ModelFile, b: ModelFile, *, progress: Progress | None = None) -> Comparison:
     """:func:`compare_models` for two files already opened with :func:`~lib_modeldoc.open_model`."""
-    ida = identify({k: info.shape for k, info in a.items()})
-    idb = identify({k: info.shape for k, info in b.items()})
+    ida = identify_model(a)
+    idb = identify_model(b)
     ga, gb = _groups(a, ida), _groups(b, idb)
     total = sum(info.nbytes for name, g in ga.items() if name in gb for rel, (_, info) in g.items() if rel in gb[name])
     done = 0

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from ..arch.identify import Identification, identify
+from ..arch.components import COMPONENTS, MetricScale
+from ..arch.identify import Identification, identify_model
 from ..dtypes import DTYPES
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
@@ -43,22 +44,8 @@ __all__ = [
 Progress = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True)
-class MetricScale:
-    """How the toolkit turns a component's sum into its four-digit number."""
-
-    label: str  # UNET, VAE, CLIP-L, OpenCLIP-H
-    base: float  # the sum of the reference component
-    scale: int  # how strongly a relative deviation is magnified
-
-
-# Component slot -> scale. The toolkit measures SD1/SD2 parts; SDXL's CLIP-L is the same encoder.
-METRIC_SCALES: Mapping[str, MetricScale] = {
-    "unet": MetricScale("UNET", -6131.5400, 10_000),
-    "vae": MetricScale("VAE", 17870.7051, 10_000),
-    "clip_l": MetricScale("CLIP-L", -2097.8596, 1_000_000),
-    "clip_h": MetricScale("OpenCLIP-H", -8757.5630, 10_000),
-}
+#: Component slot -> the toolkit's metric scale (the components table's ``metric`` column).
+METRIC_SCALES: Mapping[str, MetricScale] = {c.id: c.metric for c in COMPONENTS if c.metric is not None}
 
 
 @dataclass(frozen=True)
@@ -95,17 +82,6 @@ def known_for(component: str, metric: int | None) -> tuple[KnownComponent, ...]:
     if scale is None or metric is None:
         return ()
     return tuple(k for k in KNOWN_COMPONENTS if k.scale == scale.label and abs(k.metric - metric) <= KNOWN_TOLERANCE)
-
-
-def _selected(component: str, table_key: str) -> bool:
-    """The tensors the toolkit sums: all of the UNet, VAE encoder/decoder, CLIP MLPs but layer 23."""
-    if component == "unet":
-        return True
-    if component == "vae":
-        return "encoder." in table_key or "decoder." in table_key
-    if component in ("clip_l", "clip_h"):
-        return "mlp." in table_key and ".23." not in table_key
-    return False
 
 
 def metric_sum(values: np.ndarray) -> float:
@@ -283,7 +259,7 @@ def fingerprint_component(
     for key in keys:
         info = tensors[key]
         hasher.update(_header(key, info))
-        measure = _selected(component, key) and component in METRIC_SCALES
+        measure = component in METRIC_SCALES and METRIC_SCALES[component].selects(key)
         for chunk in _canonical(model, info):
             hasher.update(chunk)
             if measure:
@@ -342,7 +318,7 @@ def fingerprint_model(
         ...     print(fingerprint_model(model).metric)
         ----/2982/----
     """
-    ident = ident if ident is not None else identify({k: info.shape for k, info in model.items()})
+    ident = ident if ident is not None else identify_model(model)
     parts = component_tensors(model, ident)
     if components is not None:
         wanted = set(components)

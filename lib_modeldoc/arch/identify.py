@@ -11,12 +11,15 @@ import bisect
 import functools
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, Family, Mount, Signature, Slot, Variant
 from .tables import shape_matches, table
 
-__all__ = ["SlotMatch", "Candidate", "Identification", "identify"]
+if TYPE_CHECKING:
+    from ..io.tensor import TensorInfo
+
+__all__ = ["SlotMatch", "Candidate", "Identification", "identify", "identify_model"]
 
 # A family is recognised when one of its required components is at least this complete.
 MIN_COMPONENT_SHARE = 0.5
@@ -298,3 +301,8 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
         runner = scored[1][3]
         evidence.append(f"next best: {runner.name} ({runner.score} vs {top.score})")
     return Identification(best.name, best, slots, candidates, tuple(evidence), best.label)
+
+
+def identify_model(model: Mapping[str, TensorInfo]) -> Identification:
+    """:func:`identify` an open model (a :class:`~lib_modeldoc.io.model.ModelFile`: shapes from its header)."""
+    return identify({k: info.shape for k, info in model.items()})

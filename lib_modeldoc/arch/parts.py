@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import IncompatibleComponentError
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
-from .identify import Identification, SlotMatch, identify
+from .identify import Identification, SlotMatch, identify_model
 
 __all__ = ["Part", "find_part", "require_part", "identify_model"]
 
@@ -33,11 +33,6 @@ class Part:
     @property
     def nbytes(self) -> int:
         return sum(t.nbytes for t in self.tensors.values())
-
-
-def identify_model(model: ModelFile) -> Identification:
-    """Identify an open model (shapes from its header)."""
-    return identify({k: info.shape for k, info in model.items()})
 
 
 def _part_from_slot(model: ModelFile, ident: Identification, slot: SlotMatch) -> Part:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..arch.components import component_name
 from ..report.advice import Repair, count
 from ..report.data import Finding, Severity
 from .context import CheckContext
-
-NAMES = {
-    "unet": "UNet", "vae": "VAE", "clip_l": "CLIP-L text encoder", "clip_h": "OpenCLIP-H text encoder",
-    "clip_g": "OpenCLIP-bigG text encoder", "depth": "MiDaS depth model", "controlnet": "ControlNet",
-    "ema_unet": "EMA UNet",
-}
 
 
 def check_components(ctx: CheckContext) -> Iterator[Finding]:
@@ -20,7 +15,7 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
     if fam is None:
         return
     for slot in ctx.ident.slots:
-        name = NAMES.get(slot.component, slot.component)
+        name = component_name(slot.component)
         if not slot.present:
             if slot.required and fam.kind == "checkpoint":
                 yield Finding(

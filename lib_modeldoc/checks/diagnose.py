@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..arch.identify import Identification, identify
+from ..arch.identify import Identification, identify_model
 from ..arch.layout import EMA, layout_of
 from ..dtypes import DTYPES
 from ..io.model import ModelFile, open_model
@@ -63,7 +63,7 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
 def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_components: bool = False,
                        vae_test: VaeTestOptions | None = None, progress: Progress | None = None) -> Report:
     """:func:`inspect_model` for a file already opened with :func:`~lib_modeldoc.open_model`."""
-    ident = identify({k: info.shape for k, info in model.items()})
+    ident = identify_model(model)
     layout = layout_of(list(model), ident)
     ctx = CheckContext(model, ident, layout)
     findings = run_checks(ctx)
@@ -133,13 +133,13 @@ def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
     if report.adapter is None:
         return report
     with open_model(checkpoint) as target:
-        ident = identify({k: info.shape for k, info in target.items()})
+        ident = identify_model(target)
         base = checkpoint_base(ident.architecture, ident.family.base if ident.family is not None else None)
         encoders = [s.component for s in ident.slots if s.present and s.component.startswith("clip")]
         context = next((info.shape[1] for k, info in target.items()
                         if k.endswith("attn2.to_k.weight") and len(info.shape) == 2), None)
     with open_model(report.path) as model:
-        own = identify({k: info.shape for k, info in model.items()})
+        own = identify_model(model)
         summary = _Context(model, own, layout_of(list(model), own)).adapter
         assert summary is not None
         fits, reason = fit_reason(summary, ident.architecture, base, encoders, context)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..analysis.audit import find_model_files
 from ..arch.families import CHECKPOINT_ARCHITECTURES
-from ..arch.identify import identify
+from ..arch.identify import identify_model
 from ..errors import ModelDocError, PlanError
 from ..io.model import open_model
 from ..report.advice import Note, Remedy
@@ -114,7 +114,7 @@ def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], 
     outputs[key] = source
     try:
         with open_model(source) as model:
-            architecture = identify({k: info.shape for k, info in model.items()}).architecture
+            architecture = identify_model(model).architecture
     except ModelDocError as exc:
         return BatchItem(source, output, BatchAction.FAIL, str(exc))
     if architecture not in CHECKPOINT_ARCHITECTURES and not (architecture == "unknown" and force):

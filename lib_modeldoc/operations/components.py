@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from .._version import __version__
+from ..arch.components import TEXT_ENCODERS, component_facts
 from ..arch.families import FAMILIES, Family, family
 from ..arch.parts import Part, find_part, identify_model
 from ..checks.context import POSITION_IDS
@@ -25,21 +26,12 @@ from .plan import CAST, COPY, Entry, Plan
 __all__ = ["COMPONENT_CHOICES", "plan_export", "plan_replace", "plan_build", "expand_component"]
 
 COMPONENT_CHOICES = ("unet", "vae", "clip", "clip_l", "clip_g", "ema-unet", "transformer", "t5xxl")
-CLIP_SLOTS = ("clip_l", "clip_h", "clip_g")
-
-# Where an exported part goes: the standalone family whose first mount lays it out, by
-# (family base, component). Text encoders are written the way their own tools name them.
-EXPORT_FAMILY = {
-    ("SD1", "unet"): "UNET-SD1", ("SD2", "unet"): "UNET-SD2", ("SDXL", "unet"): "UNET-SDXL",
-    ("SD1", "clip_l"): "CLIP-SD1", ("SDXL", "clip_l"): "CLIP-SD1",
-    ("SD2", "clip_h"): "CLIP-SD2", ("SDXL", "clip_g"): "CLIP-SDXL",
-}
 
 
 def expand_component(component: str, fam: Family) -> tuple[str, ...]:
     """Slot names a CLI component means for a family: ``clip`` is every text encoder it has."""
     if component == "clip":
-        found = tuple(s.component for s in fam.slots if s.component in CLIP_SLOTS)
+        found = tuple(s.component for s in fam.slots if s.component in TEXT_ENCODERS)
         if not found:
             raise PlanError(f"a {fam.name} has no text encoder")
         return found
@@ -115,19 +107,15 @@ def plan_export(
             raise PlanError(f"{model.path}: this {ident.architecture} has no {slot_name} to export")
         if not part.complete:
             warnings.append(f"the {slot_name} is incomplete ({count(len(part.tensors), 'tensor')}); the export is too")
-        standalone = target_family or family(_export_family(part))
-        out_slot = standalone.slot("unet" if slot_name == "ema_unet" else slot_name)
+        facts = component_facts(part.component)
+        if facts is None or part.base not in facts.export_as:
+            raise PlanError(f"{model.path}: the {slot_name} of a {ident.architecture} has no file format of its own")
+        standalone = target_family or family(facts.export_as[part.base])
+        out_slot = standalone.slot(facts.export_slot)
         assert out_slot is not None
         entries += _entries(part, out_slot.mounts[0].key, precision, 0, fix_clip, changes)
         changes.append(f"exported {slot_name} ({part.table}) as {standalone.name}")
     return _plan([model], entries, format, changes, warnings, model.path)
-
-
-def _export_family(part: Part) -> str:
-    if part.component == "vae":
-        return "VAE"
-    component = "unet" if part.component == "ema_unet" else part.component
-    return EXPORT_FAMILY[(part.base, component)]
 
 
 def _plan(
@@ -225,7 +213,7 @@ def plan_build(
         if not slot.required:
             continue
         option = "clip_g" if slot.component == "clip_g" and "clip_g" in parts else (
-            "clip" if slot.component in CLIP_SLOTS else slot.component)
+            "clip" if slot.component in TEXT_ENCODERS else slot.component)
         source = parts.get(option)
         if (source is not None and option == "clip" and slot.component == "clip_g"
                 and find_part(source, "clip_g") is None):

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .._version import __version__
+from ..arch.components import GROUPS, group_of
 from ..arch.families import KNOWN_BUFFERS
 from ..arch.identify import Identification
 from ..arch.layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
@@ -29,19 +30,12 @@ from ..io.tensor import TensorInfo
 from ..report.advice import Note, Remedy, count
 from .plan import CAST, COPY, FIX, SYNTH, Drop, Entry, Plan
 
-__all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "part_group", "position_ids_entry"]
+__all__ = ["ConvertOptions", "PRECISIONS", "plan_convert", "position_ids_entry"]
 
 PRECISIONS = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "fp8_e4m3fn": "F8_E4M3", "fp8_e5m2": "F8_E5M2", "keep": None}
 PRUNE_MODES = ("none", "no-ema", "ema-only")
 PART_ACTIONS = ("convert", "copy", "delete")
-GROUPS = ("unet", "vae", "clip", "other")
-_GROUP_OF = {"unet": "unet", EMA: "unet", "vae": "vae", "clip_l": "clip", "clip_h": "clip", "clip_g": "clip"}
 NAI_PREFIX = "cond_stage_model.transformer."
-
-
-def part_group(part: str) -> str:
-    """The option group (``unet``, ``vae``, ``clip``, ``other``) a layout part belongs to."""
-    return _GROUP_OF.get(part, "other")
 
 
 @dataclass(frozen=True)
@@ -208,7 +202,7 @@ class _Builder:
             return self._drop(key, "junk")
         if part == UNKNOWN and self.options.drop_unknown:
             return self._drop(key, "unknown")
-        group = part_group(part)
+        group = group_of(part)
         action = self.options.action(group)
         if action == "delete" and part != BUFFER and key not in KNOWN_BUFFERS:
             return self._drop(key, f"{group} deleted")
@@ -248,7 +242,7 @@ class _Builder:
         assert self.ident.family is not None
         slot = self.ident.family.slot(component)
         assert slot is not None  # checked in __init__
-        group = part_group(component)
+        group = group_of(component)
         action = "copy" if self.options.preserve and self.target is None else self.options.action(group)
         if action == "delete":
             raise PlanError(f"replacing the {component} and --{group} delete contradict each other")

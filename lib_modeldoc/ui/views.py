@@ -17,7 +17,7 @@ from ..report.data import Finding, Health, Report, Severity, verdict
 from ..report.render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
 from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
-from .wording import repair_text, say
+from .wording import component_text, repair_text, say
 
 if TYPE_CHECKING:
     from ..analysis.fingerprint import KnownComponents
@@ -26,13 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "verdict_html", "chart_html", "details_html", "plan_html", "result_html", "message_html",
-    "live_clip_html", "loaded_html", "progress_html", "hashes_html", "comparison_html", "COMPONENT_NAMES",
+    "live_clip_html", "loaded_html", "progress_html", "hashes_html", "comparison_html",
 ]
 
-COMPONENT_NAMES = {
-    "unet": "UNet", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G (OpenCLIP bigG)", "clip_h": "CLIP-H (OpenCLIP)",
-    "ema_unet": "EMA copy of the UNet", "depth": "depth model", "controlnet": "ControlNet",
-}
 _ICON = {Severity.ERROR: "✖", Severity.WARNING: "!", Severity.INFO: "i"}
 _STATE = {Health.HEALTHY: "ok", Health.PROBLEMS: "warning", Health.DAMAGED: "error"}  # CSS class, data-verdict
 # What the tab offers for each finding (the CLI's option names stay in the command line shown).
@@ -189,7 +185,7 @@ def chart_html(report: Report) -> str:
     parts: list[tuple[str, str, int]] = []
     for name, comp in report.components.items():
         if comp.present and comp.bytes:
-            parts.append((name, COMPONENT_NAMES.get(name, name), comp.bytes))
+            parts.append((name, component_text(name), comp.bytes))
     if report.junk.bytes:
         parts.append(("junk", "junk", report.junk.bytes))
     counted = sum(size for _, _, size in parts)
@@ -232,7 +228,7 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
         rows = []
         for c in report.components.values():
             dtypes = ", ".join(f"{k} {human_bytes(v)}" for k, v in c.dtypes.items()) or "-"
-            rows.append([COMPONENT_NAMES.get(c.name, c.name), c.state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
+            rows.append([component_text(c.name), c.state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
         out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
     if report.findings:
         rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
@@ -289,7 +285,7 @@ _SCAN_KINDS = (("nonfinite", "NaN/Inf"), ("zero", "all zero"), ("magnitude", "hu
 def _scan_section(scan: ScanResult) -> str:
     rows, bad = [], []
     for part, c in scan.parts().items():
-        name = COMPONENT_NAMES.get(part, part)
+        name = component_text(part)
         counts = {"nonfinite": (c.nonfinite, c.nonfinite_keys), "zero": (c.zero, c.zero_keys),
                   "magnitude": (c.magnitude, c.magnitude_keys)}
         rows.append([name, c.tensors, human_bytes(c.bytes), f"{c.max_abs:.4g}", *[counts[kind][0] for kind, _ in _SCAN_KINDS]])
@@ -312,7 +308,7 @@ def _known_section(known: KnownComponents) -> str:
     for part, p in known.components.items():
         matches = "; ".join(f"{k.description} ({k.name})" for k in p.known) or "-"
         metric = p.metric if p.has_metric else None
-        rows.append([COMPONENT_NAMES.get(part, part), "-" if metric is None else metric, matches, p.keys,
+        rows.append([component_text(part), "-" if metric is None else metric, matches, p.keys,
                      p.fingerprint[:16]])
     title = f"Known components — model-toolkit metric (UNET/VAE/CLIP) {known.metric}"
     return '<div class="modeldoc-known-components">' + _table(
@@ -359,7 +355,7 @@ def comparison_html(result: Any) -> str:
            f"<p>A: <code>{e(result.a)}</code> ({e(result.a_architecture)})<br>"
            f"B: <code>{e(result.b)}</code> ({e(result.b_architecture)})</p>",
            message_html(verdict, state)]
-    rows = [[COMPONENT_NAMES.get(c.name, c.name), c.verdict, c.stats.cosine_text, c.stats.relative_text,
+    rows = [[component_text(c.name), c.verdict, c.stats.cosine_text, c.stats.relative_text,
              c.stats.keys_compared, c.stats.keys_different] for c in result.components.values()]
     if rows:
         out.append(_table("Per component", ["part", "verdict", "cosine", "rel. difference", "keys", "keys different"], rows))
@@ -376,7 +372,7 @@ def comparison_html(result: Any) -> str:
         changed = sum(1 for _, s in c.blocks if not s.identical)
         rows = [[name, "identical" if s.identical else "different", s.cosine_text, s.relative_text,
                  f"{s.keys_different}/{s.keys_compared}"] for name, s in c.blocks]
-        out.append(f"<details><summary>{e(COMPONENT_NAMES.get(c.name, c.name))}: {changed} of {len(c.blocks)} blocks "
+        out.append(f"<details><summary>{e(component_text(c.name))}: {changed} of {len(c.blocks)} blocks "
                    f"differ</summary>" + _table("Blocks", ["block", "verdict", "cosine", "rel. difference",
                                                             "keys different"], rows) + "</details>")
     out.append("</div>")

@@ -1,16 +1,17 @@
 """The tab's words for the engine's advice ids: its own buttons, boxes and choices, never a flag.
 
-One table per kind of id (:class:`~lib_modeldoc.report.advice.Repair`, :class:`~lib_modeldoc.report.advice.Remedy`);
-the command line has its own (``lib_modeldoc/commands/wording.py``).
+One table per kind of id (:class:`~lib_modeldoc.report.advice.Repair`, :class:`~lib_modeldoc.report.advice.Remedy`,
+component slot names); the command line has its own (``lib_modeldoc/commands/wording.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..arch.components import component_name
 from ..report.advice import Remedy, Repair, worded
 
-__all__ = ["REPAIRS", "REMEDIES", "say", "repair_text"]
+__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "repair_text", "component_text"]
 
 _CONVERT = "Fix / prune / convert"
 
@@ -39,6 +40,13 @@ REMEDIES: dict[Remedy, str] = {
     Remedy.GIVE_TOKENIZERS: "the command line's convert can take them from a diffusers folder that has them",
 }
 
+# The tab's short names for the "part" column of its tables, where they differ from the engine's
+# (``arch.components``: "CLIP-L text encoder" ...).
+COMPONENTS: dict[str, str] = {
+    "clip_l": "CLIP-L", "clip_g": "CLIP-G (OpenCLIP bigG)", "clip_h": "CLIP-H (OpenCLIP)",
+    "ema_unet": "EMA copy of the UNet", "depth": "depth model",
+}
+
 
 def say(item: Any) -> str:
     """An error, a plan note or any text, with its remedies in the tab's terms."""
@@ -48,3 +56,8 @@ def say(item: Any) -> str:
 def repair_text(repair: Repair | None) -> str:
     """What fixes a finding, in the tab's terms ("" when nothing does)."""
     return REPAIRS[Repair(repair)] if repair else ""
+
+
+def component_text(component: str) -> str:
+    """A component (a slot name, or ``other``) in the tab's words."""
+    return COMPONENTS.get(component) or component_name(component)

@@ -11,7 +11,7 @@ import pytest
 from components_support import (
     EMA, PREFIX, SD1_UNET, digest, digests, planted, read_metadata, read_tensors, trimmed_table, write_model,
 )
-from lib_modeldoc.arch.identify import identify
+from lib_modeldoc.arch.identify import identify_model
 from lib_modeldoc.arch.tables import table
 from lib_modeldoc.checks.diagnose import inspect_model
 from lib_modeldoc.io.model import open_model
@@ -73,7 +73,7 @@ def test_fixtures_identify_the_same_under_real_tables(make_model):
     for arch in CHECKPOINTS:
         path = make_model(f"{arch}.safetensors", arch, ema=True)
         with open_model(path) as model:
-            ident = identify({k: t.shape for k, t in model.items()})
+            ident = identify_model(model)
         assert ident.architecture == arch, (arch, ident.evidence)
         assert all(s.present for s in ident.slots), arch
 

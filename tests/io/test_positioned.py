@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from lib_modeldoc.arch.identify import identify
+from lib_modeldoc.arch.identify import identify_model
 from lib_modeldoc.errors import ModelReadError
 from lib_modeldoc.analysis.hashing import hash_file
 from lib_modeldoc.io import positioned
@@ -122,7 +122,7 @@ def test_scan_hash_and_reads_agree_across_strategies(monkeypatch, sparse_model, 
         with open_model(path) as model:
             tensors = {k: model.read_bytes(k) for k in model}
             chunks = {k: b"".join(bytes(c) for c in model.read_chunks(k, 4096, buffer=bytearray(4096))) for k in model}
-            layout = layout_of(list(model), identify({k: t.shape for k, t in model.items()}))
+            layout = layout_of(list(model), identify_model(model))
             scan = scan_model(model, layout, workers=4)
         assert chunks == tensors
         outcomes.append((tensors, [(v.key, v.nan, v.max_abs) for v in scan.tensors], hash_file(path).to_dict()))
