@@ -425,6 +425,8 @@ class Job:
     runner: str = "modeldoc"  # "modeldoc": python -m lib_modeldoc; "python": plain python
     baseline: bool = False
     floor: str | None = None  # a key of FLOORS: the least such a job could cost, timed beside it
+    env: tuple[tuple[str, str], ...] = ()  # set for the job's runs (not its floor's)
+    note: str = ""  # what sets this row apart from others of the same job, printed beside its name
 
     @property
     def command(self) -> str | None:
@@ -445,7 +447,8 @@ SD15_CKPT = "sd15-fp32-ema-junk.ckpt"
 SDXL_FP16 = "sdxl-fp16.safetensors"
 SD_VAE = "sd-vae-fp16.safetensors"
 INSPECT_GOAL = Goal(wall_s=0.5, rss_mb=120)
-READ, SHA256, STARTUP = "read pass", "sha256 pass", "python start-up"
+READ, SHA256, SHA256_TWO, STARTUP = "read pass", "sha256 pass", "2 sha256 streams", "python start-up"
+NO_LIBDEFLATE = (("MODELDOC_NO_LIBDEFLATE", "1"),)  # CRC-32 by zlib, as where the system has no libdeflate
 CONVERT_GOAL = Goal(wall_s=12, rss_mb=1000)
 
 JOBS: list[Job] = [
@@ -463,7 +466,12 @@ JOBS: list[Job] = [
         out_suffix=".safetensors"),
     Job("replace-vae", ("replace", "{file0}", "--component", "vae", "--from", "{file1}", "-o", "{out}"),
         ((SD15_FP16, SDXL_FP16),), out_suffix=".safetensors"),
+    # hash computes two SHA-256 streams (the file; AutoV3 = the data section after the header) in
+    # one read on two threads: timed against one plain SHA-256 pass and against two such streams
+    # run side by side, with the system's libdeflate CRC-32 where it has one and with zlib's.
     Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16), floor=SHA256),
+    Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16), floor=SHA256_TWO),
+    Job("hash", ("hash", "{file}"), (SD15_FP16, SDXL_FP16), floor=SHA256, env=NO_LIBDEFLATE, note="zlib crc"),
     Job("inspect-scan", ("inspect", "{file}", "--scan"), (SDXL_FP16,), floor=READ),
     Job("compare", ("compare", "{file0}", "{file1}", "--json"), ((SD15_FP16, SD15_CKPT),), floor=READ),
     Job("audit", ("audit", "{dir}", "--json"), (SD15_FP16,)),  # the whole sample folder
@@ -522,12 +530,33 @@ _SHA256_ALL = (
     "            h.update(block)\n"
 )
 
+# What hash cannot beat while it computes AutoV3: the file's SHA-256 and the data section's
+# (from 8 + header length), each in its own thread reading its own blocks.
+_SHA256_TWO = (
+    "import hashlib, struct, sys, threading\n"
+    "def stream(path, start):\n"
+    "    h = hashlib.sha256()\n"
+    "    with open(path, 'rb') as f:\n"
+    "        f.seek(start)\n"
+    "        while block := f.read(16 << 20):\n"
+    "            h.update(block)\n"
+    "for path in sys.argv[1:]:\n"
+    "    with open(path, 'rb') as f:\n"
+    "        (n,) = struct.unpack('<Q', f.read(8))\n"
+    "    threads = [threading.Thread(target=stream, args=(path, start)) for start in (0, 8 + n)]\n"
+    "    for t in threads:\n"
+    "        t.start()\n"
+    "    for t in threads:\n"
+    "        t.join()\n"
+)
+
 # The floor of a job, timed in the same run, each floor run just before the job's run: a read-only
 # pass over the job's files, one hashlib SHA-256 pass over them, or bare Python start-up. A busy
 # machine slows both alike, so the ratio job/floor means something where the seconds do not.
 FLOORS: dict[str, tuple[str, ...]] = {
     READ: ("-c", _READ),
     SHA256: ("-c", _SHA256_ALL),
+    SHA256_TWO: ("-c", _SHA256_TWO),
     STARTUP: ("-c", "pass"),
 }
 # Start-up references printed once per run (same interleaving): Python alone, Python + numpy.
@@ -603,11 +632,12 @@ class Run:
     stderr_tail: str
 
 
-def run_child(argv: list[str]) -> Run:
-    """Run ``argv`` in the repository root and measure it as a whole process."""
+def run_child(argv: list[str], env: Sequence[tuple[str, str]] = ()) -> Run:
+    """Run ``argv`` in the repository root (``env``: variables added) and measure it as a whole process."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env={**os.environ, **dict(env)} if env else None)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
@@ -724,7 +754,7 @@ class Result:
 def measure(job: Job, files: FileSet, paths: dict[str, str], python: str, repeat: int, cache: str) -> Result:
     """Warm up once (untimed), then time ``repeat`` runs of ``job`` on ``files``."""
     real = tuple(paths[f] for f in files)
-    result = Result(job.name, list(files), sum(os.path.getsize(p) for p in real), job.baseline,
+    result = Result(f"{job.name} ({job.note})" if job.note else job.name, list(files), sum(os.path.getsize(p) for p in real), job.baseline,
                     job.goal.describe() if job.goal else None, loadavg_before=os.getloadavg()[0], floor=job.floor)
     for attempt in range(repeat + 1):
         floor = None
@@ -732,7 +762,7 @@ def measure(job: Job, files: FileSet, paths: dict[str, str], python: str, repeat
             floor = run_child([python, *FLOORS[job.floor], *(real if job.floor != STARTUP else ())])
         load = os.getloadavg()[0]
         with output_folder(job, cache) as outdir:
-            run = run_child(job_argv(job, python, real, outdir))
+            run = run_child(job_argv(job, python, real, outdir), job.env)
         if run.returncode != 0:
             last = run.stderr_tail.strip().splitlines()
             result.error = f"exit {run.returncode}: {last[-1] if last else '(no stderr)'}"

@@ -3,9 +3,12 @@ average per row, and --small's sparse samples. Quick: no job is timed here."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -29,10 +32,31 @@ def bench():
 
 def test_every_reading_job_has_a_floor(bench):
     floors = {job.name: job.floor for job in bench.JOBS}
-    assert floors["hash"] == bench.SHA256
     assert floors["inspect"] == bench.STARTUP
     assert floors["convert"] == floors["inspect-scan"] == bench.READ
-    assert set(bench.FLOORS) == {bench.READ, bench.SHA256, bench.STARTUP}
+    assert set(bench.FLOORS) == {bench.READ, bench.SHA256, bench.SHA256_TWO, bench.STARTUP}
+    hashes = [(job.floor, job.env) for job in bench.JOBS if job.name == "hash"]
+    # one SHA-256 pass and two side by side; with libdeflate where the system has it, and without
+    assert hashes == [(bench.SHA256, ()), (bench.SHA256_TWO, ()), (bench.SHA256, bench.NO_LIBDEFLATE)]
+
+
+def test_the_two_stream_floor_hashes_the_file_and_its_data_section(bench, tmp_path):
+    header = json.dumps({"w": {"dtype": "U8", "shape": [5000], "data_offsets": [0, 5000]}}).encode()
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(range(250)) * 20)
+    probe = bench._SHA256_TWO.replace("h.update(block)", "h.update(block)\n    print(start, h.hexdigest())")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
+    data = open(path, "rb").read()
+    n = int.from_bytes(data[:8], "little")
+    assert sorted(done.stdout.split()) == sorted(["0", hashlib.sha256(data).hexdigest(),
+                                                  str(8 + n), hashlib.sha256(data[8 + n:]).hexdigest()])
+
+
+def test_a_job_runs_with_its_environment(bench):
+    run = bench.run_child([sys.executable, "-c", "import os, sys; sys.exit(os.environ.get('MODELDOC_NO_LIBDEFLATE') != '1')"],
+                          bench.NO_LIBDEFLATE)
+    assert run.returncode == 0
+    assert bench.run_child([sys.executable, "-c", "import os, sys; sys.exit('MODELDOC_NO_LIBDEFLATE' in os.environ)"]).returncode == 0
 
 
 def test_versus_floor_is_a_ratio_or_seconds_over_start_up(bench):

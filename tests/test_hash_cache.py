@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 
 import pytest
 
@@ -82,3 +83,47 @@ def test_store_creates_the_file_and_ignores_paths_without_a_title(library, tmp_p
 def test_malformed_entries_are_ignored(library, entry):
     _, model, _ = library
     assert is_fresh(entry, model) is None
+
+
+class _Job:
+    def progress(self, done, total, message):
+        pass
+
+    def cancelled(self):
+        return False
+
+
+def _safetensors(path, payload: bytes) -> str:
+    header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}}).encode()
+    path.write_bytes(len(header).to_bytes(8, "little") + header + payload)
+    return str(path)
+
+
+def test_compute_hashes_takes_a_fresh_webui_sha256_and_still_computes_autov3(tmp_path):
+    """The tab's "Compute hashes" with the WebUI's cache: one SHA-256 stream, said where it came from."""
+    from lib_modeldoc.ui import actions
+
+    ckpt_dir = tmp_path / "Stable-diffusion"
+    ckpt_dir.mkdir()
+    model = _safetensors(ckpt_dir / "m.safetensors", bytes(range(256)) * 40)
+    data = open(model, "rb").read()
+    start = 8 + int.from_bytes(data[:8], "little")
+    cache = JsonHashCache(str(tmp_path / "cache.json"), lambda p: checkpoint_title(p, str(ckpt_dir)))
+
+    first = actions.hashes(model, _Job(), cache)  # nothing cached: computed, and given to the WebUI
+    sha = hashlib.sha256(data).hexdigest()
+    assert f'data-sha256="{sha}"' in first and "hash cache" not in first
+    assert cache.lookup(model) == sha
+    autov3 = hashlib.sha256(data[start:]).hexdigest()[:12]
+    assert autov3 in first
+
+    stored = json.loads(open(tmp_path / "cache.json").read())
+    stored["hashes"][checkpoint_title(model, str(ckpt_dir))]["sha256"] = "ef" * 32  # what the WebUI says now
+    open(tmp_path / "cache.json", "w").write(json.dumps(stored))
+    again = actions.hashes(model, _Job(), cache)
+    assert 'data-sha256="' + "ef" * 32 + '"' in again and "from the WebUI's hash cache" in again
+    assert autov3 in again and f"{zlib.crc32(data):08x}" in again
+
+    os.utime(model, (os.path.getmtime(model) + 100,) * 2)  # changed since: the cache is not used
+    fresh = actions.hashes(model, _Job(), cache)
+    assert f'data-sha256="{sha}"' in fresh and "hash cache" not in fresh

@@ -287,3 +287,57 @@ def test_libdeflate_lookup_falls_back_to_zlib_quietly(monkeypatch, caplog, capsy
     assert crc_module.backend() == "zlib"
     data = bytearray(random_bytes(10_000, seed=9))
     assert crc32_of(data, 5, 9_000) == zlib.crc32(data[5:9_000])
+
+
+# A SHA-256 a cache already holds (the WebUI's): one SHA-256 stream instead of two ------------------
+
+def _counting_sha256(monkeypatch) -> list:
+    """hashlib.sha256 as hashing uses it, counting the streams it starts (AutoV1's window included)."""
+    made = []
+    real = hashlib.sha256
+
+    def sha256(*args):
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(hashing.hashlib, "sha256", sha256)
+    return made
+
+
+def test_a_known_sha256_is_taken_and_only_autov3_is_streamed(tmp_path, write_safetensors, block_size, no_blake3,
+                                                             monkeypatch):
+    path = write_safetensors("m.safetensors", {"a.weight": torch.randn(300, 700), "b.bias": torch.randn(513).half()})
+    data = open(path, "rb").read()
+    want = expected(data, safetensors_data_start(path))
+    made = _counting_sha256(monkeypatch)
+    h = hash_file(path, known_sha256=want["sha256"].upper())
+    assert {k: getattr(h, k) for k in want} == want  # CRC-32, AutoV1 and AutoV3 still from the bytes
+    assert h.sha256_cached
+    assert len([m for m in made if not m]) == 1  # one streamed SHA-256 (AutoV3), not two
+    # taken as is, as the WebUI takes its own cache: a cache saying otherwise is believed
+    other = "ab" * 32
+    told = hash_file(path, known_sha256=other)
+    assert (told.sha256, told.autov2, told.autov3, told.crc32) == (other, other[:10], want["autov3"], want["crc32"])
+
+
+@pytest.mark.parametrize("size", [0, 0x100000 + 4097, 0x200000 + 5])
+def test_a_known_sha256_of_a_plain_file_leaves_only_crc32_and_autov1(tmp_path, size, block_size, no_blake3, monkeypatch):
+    data = random_bytes(size, seed=size)
+    path = write_bytes(tmp_path, "blob.bin", data)
+    want = expected(data)
+    made = _counting_sha256(monkeypatch)
+    h = hash_file(path, known_sha256=want["sha256"])
+    assert {k: getattr(h, k) for k in want} == want
+    assert not [m for m in made if not m]  # no streamed SHA-256 at all
+
+
+@pytest.mark.parametrize("junk", ["", "abc", "g" * 64, "0" * 63])
+def test_a_known_sha256_that_is_not_64_hex_is_ignored(tmp_path, junk, no_blake3):
+    data = random_bytes(5000)
+    h = hash_file(write_bytes(tmp_path, "blob.bin", data), known_sha256=junk)
+    assert h.sha256 == hashlib.sha256(data).hexdigest() and not h.sha256_cached
+
+
+def test_the_json_object_does_not_say_where_sha256_came_from(tmp_path, no_blake3):
+    h = hash_file(write_bytes(tmp_path, "blob.bin", b"x"), known_sha256="cd" * 32)
+    assert set(h.to_dict()) == CONTRACT_FIELDS | {"path", "size_bytes"}

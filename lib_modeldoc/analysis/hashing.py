@@ -25,6 +25,7 @@ import hashlib
 import importlib
 import os
 import queue
+import re
 import struct
 import threading
 from dataclasses import asdict, dataclass
@@ -41,6 +42,7 @@ __all__ = ["FileHashes", "hash_file", "civitai_crc32", "crc32_combine", "AUTOV1_
 AUTOV1_OFFSET = 0x100000
 AUTOV1_LENGTH = 0x10000
 CIVITAI_AUTOV1_MIN_SIZE = 0x200000  # Civitai returns no AutoV1 for smaller files
+_SHA256_HEX = re.compile(r"^[0-9a-fA-F]{64}$")
 BLOCK_SIZE = 4 << 20  # with RING buffers, 16 MiB in flight: stays in L3 (measured best of 1-16 MiB)
 RING = 4  # buffers in flight: lets the two hash threads drift apart by a few blocks
 
@@ -68,10 +70,13 @@ class FileHashes:
     autov3: str | None
     crc32: str
     blake3: str | None
+    sha256_cached: bool = False  # sha256 (and so autov2) came from a hash cache, not from this read
 
     def to_dict(self) -> dict[str, Any]:
         """The CLI's JSON object: ``path``, ``size_bytes`` and the six hashes (``None`` → null)."""
-        return asdict(self)
+        out = asdict(self)
+        del out["sha256_cached"]
+        return out
 
     def civitai(self) -> dict[str, str | None]:
         """The forms Civitai shows and searches by: upper-case, CRC32 byte-reversed, no AutoV1
@@ -91,7 +96,8 @@ def civitai_crc32(crc_hex: str) -> str:
     return bytes.fromhex(crc_hex)[::-1].hex().upper()
 
 
-def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None) -> FileHashes:
+def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None,
+              known_sha256: str | None = None) -> FileHashes:
     """Hash a file in a single read: SHA-256, AutoV1/V2/V3, CRC32 and (if installed) BLAKE3.
 
     Any file can be hashed; the format matters only for AutoV3, which is taken from the bytes
@@ -101,6 +107,9 @@ def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None)
         path: the file.
         progress: called as ``progress(done_bytes, total_bytes, message)`` as blocks (4 MiB)
             are done, from the calling thread (a :data:`~lib_modeldoc.progress.Progress`).
+        known_sha256: the file's SHA-256 as a cache holds it for the file as it is now (the
+            WebUI's): taken as is, so the read runs one SHA-256 stream (AutoV3) instead of two.
+            Not 64 hex digits: ignored.
 
     Returns:
         A :class:`FileHashes`.
@@ -117,7 +126,8 @@ def hash_file(path: str | os.PathLike[str], *, progress: Progress | None = None)
         with PositionedFile(where) as f:
             size = f.size()
             data_start = _data_start(f, size, where)
-            return _hash_stream(f, where, size, data_start, progress)
+            known = known_sha256.lower() if known_sha256 and _SHA256_HEX.match(known_sha256) else None
+            return _hash_stream(f, where, size, data_start, progress, known)
     except FileNotFoundError:
         raise ModelReadError(f"{where}: no such file") from None
     except IsADirectoryError:
@@ -137,16 +147,21 @@ def _data_start(f: PositionedFile, size: int, where: str) -> int | None:
     return 8 + n if 8 + n <= size else None  # a header length past EOF: damaged, no data section
 
 
-def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | None, progress: Progress | None) -> FileHashes:
-    full = hashlib.sha256()
+def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | None, progress: Progress | None,
+                 known_sha256: str | None = None) -> FileHashes:
+    full = hashlib.sha256() if known_sha256 is None else None
     data = hashlib.sha256() if data_start is not None else None
     b3 = _blake3()
-    # One thread per SHA-256 stream; CRC-32 is split between them to even the load (the first
-    # half of each block in one, the rest in the other) and the pieces are joined at the end.
-    if data is not None:
-        lanes = [_Lane(full, 0, "first"), _Lane(data, data_start or 0, "second")]
+    # One thread per SHA-256 stream. With two, CRC-32 is split between them to even the load (the
+    # first half of each block in one, the rest in the other; the pieces are joined at the end);
+    # with one, the other thread takes all of it; with none, two threads share it.
+    streams = [(h, skip) for h, skip in ((full, 0), (data, data_start or 0)) if h is not None]
+    if len(streams) == 2:
+        lanes = [_Lane(*streams[0], "first"), _Lane(*streams[1], "second")]
+    elif streams:
+        lanes = [_Lane(*streams[0], None), _Lane(None, 0, "all")]
     else:
-        lanes = [_Lane(full, 0, None), _Lane(None, 0, "all")]
+        lanes = [_Lane(None, 0, "first"), _Lane(None, 0, "second")]
     if b3 is not None:
         lanes.append(_Lane(b3, 0, None))
     free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
@@ -183,7 +198,8 @@ def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | Non
     for pieces in zip(*(lane.crcs for lane in lanes if lane.crc_part is not None)):
         for part, length in pieces:
             crc = crc32_combine(crc, part, length)
-    digest = full.hexdigest()
+    digest = full.hexdigest() if full is not None else known_sha256
+    assert digest is not None
     return FileHashes(
         path=where,
         size_bytes=pos,
@@ -193,6 +209,7 @@ def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | Non
         autov3=data.hexdigest()[:12] if data is not None and data_start is not None and pos >= data_start else None,
         crc32=f"{crc:08x}",
         blake3=b3.hexdigest() if b3 is not None else None,
+        sha256_cached=full is None,
     )
 
 

@@ -268,12 +268,14 @@ def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
 def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> str:
     """Every hash of ``path`` (one read), as HTML with the Civitai forms.
 
-    The SHA-256 goes into ``hash_cache`` (the WebUI's), so the WebUI need not read the file again.
+    A SHA-256 the WebUI's ``hash_cache`` holds for the file as it is now is taken from there, so
+    the read computes one SHA-256 stream (AutoV3) instead of two; one computed here goes into the
+    cache, so the WebUI need not read the file again.
     """
     from ..analysis.hashing import hash_file
 
-    result = hash_file(path, progress=job_progress(job, "hashing"))
-    if hash_cache is not None:
+    result = hash_file(path, progress=job_progress(job, "hashing"), known_sha256=_cached_sha256(hash_cache, path))
+    if hash_cache is not None and not result.sha256_cached:
         try:
             hash_cache.store(path, result.sha256)
         except Exception:  # an optimisation only: the hashes are shown either way

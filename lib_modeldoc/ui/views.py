@@ -333,9 +333,12 @@ def hashes_html(hashes: Any) -> str:
         if key == "blake3" and not plain[key]:
             continue
         rows.append([label, plain[key] or "-", civitai[key] or "-"])
+    source = ('<p class="modeldoc-cached-hash">SHA-256 and AutoV2 from the WebUI\'s hash cache (the file has not '
+              'changed since the WebUI hashed it); the others computed now.</p>'
+              if getattr(hashes, "sha256_cached", False) else "")
     return (f'<div class="modeldoc-hashes" data-sha256="{e(hashes.sha256)}">'
             + _table(f"Hashes of {os.path.basename(hashes.path)} ({human_bytes(hashes.size_bytes)})",
-                     ["hash", "value", "as Civitai shows it"], rows) + "</div>")
+                     ["hash", "value", "as Civitai shows it"], rows) + source + "</div>")
 
 
 
