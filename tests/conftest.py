@@ -134,3 +134,12 @@ def sparse_model(tmp_path):
 
 
 __all__ = ["sha256_of", "Spec", "family_specs", "family", "table", "np"]
+
+
+@pytest.fixture(autouse=True)
+def english_locale(monkeypatch):
+    """Every test runs under an English locale, whatever the machine's: the CLI's text follows the
+    locale (lib_modeldoc/report/messages.py). A test of another language sets its own."""
+    for name in ("LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")

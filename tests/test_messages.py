@@ -12,7 +12,8 @@ from lib_modeldoc.report.messages import (
     PLURAL_FORMS, Language, counted, fields, language_from_locale, language_from_webui, plural_form, templates, text,
 )
 
-PLURAL = re.compile(r"^(count\.[a-z_]+)\.(one|few|many|other)$")
+PLURAL = re.compile(r"^(count\.[a-z0-9_]+)\.(one|few|many|other)$")
+SAME_NAMES = {"component.unet", "component.vae", "component.controlnet", "component.ema_unet"}  # names in every language
 
 
 def base_ids(language: Language) -> dict[str, set[str]]:
@@ -36,7 +37,7 @@ def test_every_message_is_translated_with_every_plural_form(language):
     for message_id, template in templates(language).items():
         words = re.sub(r"\{[a-z_]+\}", "", template)
         assert template.strip() and (template != templates(Language.EN).get(message_id)
-                                     or not re.search(r"[A-Za-z]", words)), message_id
+                                     or not re.search(r"[A-Za-z]", words) or message_id in SAME_NAMES), message_id
 
 
 @pytest.mark.parametrize("language", [Language.ZH, Language.RU])
@@ -91,3 +92,54 @@ def test_language_from_locale(env, language):
 ])
 def test_language_from_the_webui_setting(name, language):
     assert language_from_webui(name) is language
+
+
+# Findings on real files ---------------------------------------------------------------------------
+
+ENGLISH_ONLY = {"lora.summary", "embedding.summary", "adapter.fit"}
+"""Findings still worded in English in every language (their text comes from arch/networks.py)."""
+
+
+def _findings_of_every_sample(folder):
+    import torch
+
+    from lib_modeldoc.checks.diagnose import inspect_model
+    from lib_modeldoc.samples import SAMPLES, Spec, family_specs, write_demo_sample, write_safetensors_sample, write_sample
+
+    paths = [write_demo_sample(folder)]
+    paths += [write_sample(f"{folder}/{name}.safetensors", name) for name in SAMPLES]
+    paths.append(write_safetensors_sample(f"{folder}/unknown.safetensors", [Spec("foo.weight", "F32", (3, 5))]))
+    paths.append(write_safetensors_sample(f"{folder}/no-vae.safetensors", family_specs("SD1", components=["unet", "clip_l"])))
+    torch.save({"state_dict": {"a.weight": torch.ones(2, 3)}, "optimizer_states": [1]}, f"{folder}/tiny.ckpt")
+    paths.append(f"{folder}/tiny.ckpt")
+    return [f for p in paths for f in inspect_model(p).findings]
+
+
+@pytest.fixture(scope="module")
+def findings(tmp_path_factory):
+    return _findings_of_every_sample(str(tmp_path_factory.mktemp("samples")))
+
+
+def test_the_samples_give_many_kinds_of_finding(findings):
+    ids = {f.id for f in findings}
+    assert {"clip.position_ids.offset", "junk", "ema", "precision.fp64", "arch.unknown", "arch.inspect_only",
+            "component.missing", "prediction.v", "format.pickle"} <= ids, ids
+
+
+@pytest.mark.parametrize("language", [Language.ZH, Language.RU])
+def test_every_finding_is_worded_in_each_language(findings, language):
+    script = re.compile(r"[\u4e00-\u9fff]" if language is Language.ZH else r"[\u0400-\u04ff]")
+    for finding in findings:
+        if finding.id in ENGLISH_ONLY:
+            continue
+        assert finding.message_id, f"{finding.id} has no catalogue message"
+        worded = finding.message_in(language)
+        assert script.search(worded), (finding.id, worded)
+        assert finding.message_in(Language.EN) == finding.message
+
+
+def test_component_names_agree_with_the_components_table():
+    from lib_modeldoc.arch.components import component_name
+
+    names = {k.split(".", 1)[1]: v for k, v in templates(Language.EN).items() if k.startswith("component.")}
+    assert names and all(component_name(c) == name for c, name in names.items()), names

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..arch.components import component_name
-from ..report.advice import Repair, count
+from ..report.advice import Repair
 from ..report.data import Finding, Severity
+from ..report.messages import Counted, Language, Listed, Phrase, templates
 from .context import CheckContext
+
+
+
+def worded_name(component: str) -> Phrase | str:
+    """A component's name for people: the catalogue's ``component.<id>`` (worded in each language),
+    else the components table's English name."""
+    message_id = f"component.{component}"
+    return Phrase(message_id) if message_id in templates(Language.EN) else component_name(component)
 
 
 def check_components(ctx: CheckContext) -> Iterator[Finding]:
@@ -15,28 +24,24 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
     if fam is None:
         return
     for slot in ctx.ident.slots:
-        name = component_name(slot.component)
+        name = worded_name(slot.component)
         if not slot.present:
             if slot.required and fam.kind == "checkpoint":
-                yield Finding(
-                    "component.missing", Severity.ERROR,
-                    f"no {name} ({slot.component}): the WebUI keeps the previous model's {name} "
-                    "when it loads this file (or fails when none is loaded)",
-                    repair=Repair.REPLACE,
-                )
+                yield Finding.worded("component.missing", Severity.ERROR, name=name, component=slot.component,
+                                     repair=Repair.REPLACE)
             continue
-        problems = []
+        problems: list[Phrase] = []
         if slot.missing:
-            problems.append(f"{len(slot.missing)} of {count(slot.expected, 'key')} missing (e.g. {slot.missing[0]})")
+            problems.append(Phrase("finding.component.missing_keys", {
+                "missing": len(slot.missing), "expected": Counted("key", slot.expected), "key": slot.missing[0]}))
         if slot.mismatched:
             key, found, expected = slot.mismatched[0]
-            problems.append(
-                f"{count(len(slot.mismatched), 'key')} with unexpected shapes (e.g. {key} is {list(found)}, "
-                f"expected {list(expected)})"
-            )
+            problems.append(Phrase("finding.component.bad_shapes", {
+                "keys": Counted("key", len(slot.mismatched)), "key": key, "found": list(found),
+                "expected": list(expected)}))
         if problems:
-            yield Finding(
-                "component.incomplete", Severity.ERROR, f"{name} is incomplete: " + "; ".join(problems),
+            yield Finding.worded(
+                "component.incomplete", Severity.ERROR, name=name, problems=Listed(tuple(problems), "list.semicolon"),
                 keys=tuple(slot.missing[:10]) + tuple(k for k, _, _ in slot.mismatched[:10]),
                 repair=Repair.REPLACE,
             )

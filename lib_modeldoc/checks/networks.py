@@ -25,7 +25,6 @@ def check_network(ctx: CheckContext) -> Iterator[Finding]:
             extra.append("most frequent tags: " + ", ".join(training["trigger_words"][:5]))
         yield Finding("lora.summary", Severity.INFO, summary.describe() + (f"; {'; '.join(extra)}" if extra else ""))
         if summary.base == "unknown":
-            yield Finding("lora.base_unknown", Severity.INFO,
-                          "the base model cannot be told from the shapes or the metadata")
+            yield Finding.worded("lora.base_unknown", Severity.INFO)
     else:
         yield Finding("embedding.summary", Severity.INFO, summary.describe())

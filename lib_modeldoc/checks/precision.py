@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..arch.layout import BUFFER, EMA, JUNK
-from ..report.advice import Repair, count
+from ..report.advice import Repair
 from ..report.data import Finding, Severity
+from ..report.messages import Counted
 from ..report.units import human_bytes
 from .context import CheckContext
 
@@ -19,10 +20,8 @@ def check_fp64(ctx: CheckContext) -> Iterator[Finding]:
     keys = [k for k, info in ctx.model.items() if info.dtype == "F64"]
     if keys:
         size = ctx.nbytes(keys)
-        yield Finding(
-            "precision.fp64", Severity.WARNING,
-            f"{count(len(keys), 'float64 tensor')} ({human_bytes(size)}), usually left by a merge tool; "
-            "the WebUI never computes in float64",
+        yield Finding.worded(
+            "precision.fp64", Severity.WARNING, tensors=Counted("f64_tensor", len(keys)), size=human_bytes(size),
             keys=tuple(keys[:20]), bytes_affected=size, repair=Repair.PRECISION_FP16,
         )
 
@@ -34,9 +33,7 @@ def check_precision_waste(ctx: CheckContext) -> Iterator[Finding]:
     ]
     saving = sum(ctx.model[k].nbytes - ctx.model[k].numel * 2 for k in wide)
     if saving >= _WASTE_THRESHOLD:
-        yield Finding(
-            "precision.waste", Severity.INFO,
-            f"{count(len(wide), 'tensor')} {'is' if len(wide) == 1 else 'are'} stored as fp32/fp64; the WebUI runs fp16, so fp16 storage "
-            f"saves {human_bytes(saving)} with no visible change",
+        yield Finding.worded(
+            "precision.waste", Severity.INFO, tensors=Counted("tensor_is", len(wide)), saving=human_bytes(saving),
             bytes_affected=saving, repair=Repair.PRECISION_FP16,
         )

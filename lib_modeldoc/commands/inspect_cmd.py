@@ -8,6 +8,7 @@ from typing import Any
 from ..checks.diagnose import fit_adapter, inspect_model
 from ..errors import PlanError
 from ..report.data import Report
+from ..report.messages import language_from_locale
 from ..report.render import render_report
 from .per_path import run_per_path
 from .progress_line import StderrSteps
@@ -75,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
             report = fit_adapter(report, args.fit)
         return report
 
+    language = language_from_locale()  # the text follows the locale; --json is a contract: always English
     return run_per_path(
         args.paths,
         compute,
         lambda report: report.to_dict(),
-        lambda report: render_report(report, details=not args.brief),
+        lambda report: render_report(report, details=not args.brief, language=language),
         as_json=args.json,
     )
 

@@ -9,18 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..report.advice import Remedy, Repair, worded
+from ..report.messages import Language, text
 
 __all__ = ["REPAIRS", "REMEDIES", "say", "repair_text"]
 
-REPAIRS: dict[Repair, str] = {
-    Repair.FIX_CLIP: "convert --fix-clip fixes this",
-    Repair.PRUNE_EMA: "--prune no-ema drops it, --prune ema-only makes it the UNet",
-    Repair.PRECISION_FP16: "convert stores fp16 by default: --precision fp16",
-    Repair.DROP_UNKNOWN: "convert --drop-unknown drops them",
-    Repair.CONVERT: "convert fixes this",
-    Repair.REPLACE: "replace --component NAME --from FULL_MODEL fixes this",
-    Repair.FP32_VAE: "start the WebUI with --no-half-vae",
-}
+REPAIRS: dict[Repair, str] = {r: text(f"cli.repair.{r.value}") for r in Repair}
+"""In English; :func:`repair_text` words them in any language of the catalogue (``cli.repair.<id>``)."""
 
 REMEDIES: dict[Remedy, str] = {
     Remedy.OVERWRITE: "pass --overwrite to replace it",
@@ -43,6 +37,6 @@ def say(item: Any) -> str:
     return worded(item, REMEDIES)
 
 
-def repair_text(repair: Repair | None) -> str:
+def repair_text(repair: Repair | None, language: Language | str = Language.EN) -> str:
     """What fixes a finding, in command-line terms ("" when nothing does)."""
-    return REPAIRS[Repair(repair)] if repair else ""
+    return text(f"cli.repair.{Repair(repair).value}", language) if repair else ""

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
 from .advice import Repair
+from .messages import Language, text
 
 if TYPE_CHECKING:
     from ..analysis.fingerprint import KnownComponents
@@ -54,9 +55,24 @@ class Finding:
     keys: tuple[str, ...] = ()
     bytes_affected: int = 0
     repair: Repair | None = None  # what fixes it (each front end words it), when something does
-    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    """The figures and names in ``message``, as data, for a front end that words it in another language
-    (not in the JSON: ``message`` stays the English text)."""
+    # The catalogue's message and its parameters (report/messages.py): ``message`` is its English;
+    # other languages word it from these. Empty for a finding worded in English only. Not in the JSON.
+    message_id: str = field(default="", compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def worded(cls, id: str, severity: Severity, message_id: str | None = None, *, keys: tuple[str, ...] = (),
+               bytes_affected: int = 0, repair: Repair | None = None, **params: Any) -> Finding:
+        """A finding whose message is the catalogue's ``message_id`` (default ``finding.<id>``) with ``params``."""
+        message_id = message_id or f"finding.{id}"
+        return cls(id, severity, text(message_id, Language.EN, **params), keys, bytes_affected, repair,
+                   message_id, dict(params))
+
+    def message_in(self, language: Language | str) -> str:
+        """The message in ``language`` (English when the finding has no catalogue message)."""
+        if not self.message_id or Language(language) is Language.EN:
+            return self.message
+        return text(self.message_id, language, **self.params)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "severity": self.severity.value, "message": self.message}

@@ -18,10 +18,11 @@ import os
 import re
 import string
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Language", "text", "counted", "plural_form", "PLURAL_FORMS", "language_from_locale", "language_from_webui", "templates", "fields"]
+__all__ = ["Language", "Phrase", "Counted", "Listed", "text", "counted", "plural_form", "PLURAL_FORMS", "language_from_locale", "language_from_webui", "templates", "fields"]
 
 _LOCALES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locales")
 
@@ -47,13 +48,48 @@ def fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
+@dataclass(frozen=True)
+class Phrase:
+    """A part of a message that is itself worded per language (a parameter of another message)."""
+
+    message_id: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A number with its noun in the plural form the language wants (``count.<noun>.<form>``)."""
+
+    noun: str
+    n: int
+
+
+@dataclass(frozen=True)
+class Listed:
+    """Items joined by the language's list separator (``list.comma``, ``list.semicolon``)."""
+
+    items: tuple[Any, ...]
+    separator: str = "list.comma"
+
+
+def render(value: Any, language: Language | str = Language.EN) -> Any:
+    """A parameter as ``language`` shows it: phrases, counts and lists worded; anything else as is."""
+    if isinstance(value, Phrase):
+        return text(value.message_id, language, **value.params)
+    if isinstance(value, Counted):
+        return counted(value.noun, value.n, language)
+    if isinstance(value, Listed):
+        return text(value.separator, language).join(str(render(v, language)) for v in value.items)
+    return value
+
+
 def text(message_id: str, language: Language | str = Language.EN, /, **params: Any) -> str:
-    """The message ``message_id`` in ``language`` with ``params`` filled in (English when that
-    language lacks it). An unknown id is a programming error: ``KeyError``."""
+    """The message ``message_id`` in ``language`` with ``params`` filled in (each rendered in the same
+    language; English when that language lacks the message). An unknown id is a programming error."""
     template = templates(Language(language)).get(message_id)
     if template is None:
         template = templates(Language.EN)[message_id]
-    return template.format(**params)
+    return template.format(**{k: render(v, language) for k, v in params.items()})
 
 
 # Each language's plural forms (CLDR names), in the order :func:`plural_form` tells them apart.
@@ -78,7 +114,11 @@ def plural_form(n: int, language: Language | str) -> str:
 
 def counted(noun: str, n: int, language: Language | str = Language.EN) -> str:
     """``n`` and the noun in the right plural form: ``counted("error", 2)`` -> "2 errors"."""
-    return text(f"count.{noun}.{plural_form(n, language)}", language, n=n)
+    form = plural_form(n, language)
+    if f"count.{noun}.{form}" not in templates(Language(language)):
+        form = plural_form(n, Language.EN)  # a language that lacks the noun: English, in English's form
+        language = Language.EN
+    return text(f"count.{noun}.{form}", language, n=n)
 
 
 # --- which language ------------------------------------------------------------------------------

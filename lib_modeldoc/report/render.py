@@ -12,6 +12,7 @@ from ..commands.wording import repair_text
 from ..shell import Shell, join, shells_for
 from .advice import count
 from .data import Finding, Health, Report, Severity, verdict
+from .messages import Counted, Language, text
 from .units import human_bytes
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
-_VERDICT_WORD = {Health.DAMAGED: "damaged", Health.PROBLEMS: "works, with problems"}
+_VERDICT = {Health.DAMAGED: "verdict.damaged", Health.PROBLEMS: "verdict.works"}
 CHECKPOINTS = CHECKPOINT_ARCHITECTURES
 """Architectures that are whole checkpoints: the only ones ``convert`` prunes and repairs."""
 
@@ -59,36 +60,35 @@ def suggested_command(report: Report, shell: Shell | None = None) -> str | None:
     return join(["python", "-m", "lib_modeldoc", *args], shell or shells_for()[0])
 
 
-def finding_text(finding: Finding) -> str:
+def finding_text(finding: Finding, language: Language | str = Language.EN) -> str:
     """A finding's message and, when something fixes it, what does, in command-line terms."""
-    fix = repair_text(finding.repair)
-    return f"{finding.message} ({fix})" if fix else finding.message
+    fix = repair_text(finding.repair, language)
+    message = finding.message_in(language)
+    return text("report.finding_fix", language, message=message, fix=fix) if fix else message
 
 
-def verdict_lines(report: Report) -> list[str]:
-    """The short verdict: what it is, what is wrong, what pruning saves, what to do."""
+def verdict_lines(report: Report, language: Language | str = Language.EN) -> list[str]:
+    """The short verdict: what it is, what is wrong, what pruning saves, what to do (in ``language``;
+    the catalogue's English by default)."""
     kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
-    lines = [f"{kind}, {report.format}, {human_bytes(report.size_bytes)}, {count(report.tensors, 'tensor')}"]
+    lines = [text("verdict.summary", language, kind=kind, format=report.format, size=human_bytes(report.size_bytes),
+                  tensors=Counted("tensor", report.tensors))]
     judged = verdict(report)
     if judged.health is Health.HEALTHY:
-        lines.append("Verdict: healthy - nothing wrong found")
+        lines.append(text("verdict.healthy", language))
     else:
-        errors, warnings = judged.errors, judged.warnings
-        counts = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-        lines.append(f"Verdict: {_VERDICT_WORD[judged.health]} ({counts})")
-        lines += [f"  {_MARK[f.severity]} {finding_text(f)}" for f in judged.problems]
+        lines.append(text(_VERDICT[judged.health], language, errors=Counted("error", judged.errors),
+                          warnings=Counted("warning", judged.warnings)))
+        lines += [f"  {_MARK[f.severity]} {finding_text(f, language)}" for f in judged.problems]
     saving = pruning_saving(report)
     if saving:
-        lines.append(
-            f"Pruning would save {human_bytes(saving)}: {human_bytes(report.size_bytes)} -> "
-            f"{human_bytes(report.pruned_size_bytes)} (no junk, no EMA, fp16)"
-        )
+        lines.append(text("verdict.pruning", language, saving=human_bytes(saving), size=human_bytes(report.size_bytes),
+                          pruned=human_bytes(report.pruned_size_bytes)))
     command = suggested_command(report)
     if command:
-        lines.append(f"To fix: {command}")
+        lines.append(text("verdict.to_fix", language, command=command))
     if report.has("component.missing") or report.has("component.incomplete"):
-        lines.append("To complete it: replace the part from a full model of the same architecture "
-                     "(python -m lib_modeldoc replace TARGET --component NAME --from SOURCE -o OUT)")
+        lines.append(text("verdict.to_complete", language))
     return lines
 
 
@@ -99,10 +99,11 @@ def _is_network(adapter: object) -> bool:
     return isinstance(adapter, NetworkSummary)
 
 
-def render_report(report: Report, *, details: bool = True) -> str:
-    """The full text report of ``inspect``."""
+def render_report(report: Report, *, details: bool = True, language: Language | str = Language.EN) -> str:
+    """The full text report of ``inspect``: the verdict and the findings in ``language``, the
+    details' tables in English."""
     lines = [report.path]
-    lines += ["  " + line for line in verdict_lines(report)]
+    lines += ["  " + line for line in verdict_lines(report, language)]
     if not details:
         return "\n".join(lines)
     if report.components:
@@ -124,8 +125,8 @@ def render_report(report: Report, *, details: bool = True) -> str:
             lines.append(f"  {block.name:<28} {modules:>12}  rank {ranks:<8} alpha {alphas}")
     infos = [f for f in report.findings if f.severity is Severity.INFO]
     if infos:
-        lines.append("Notes:")
-        lines += [f"  i {finding_text(f)}" for f in infos]
+        lines.append(text("report.notes", language))
+        lines += [f"  i {finding_text(f, language)}" for f in infos]
     if report.dtypes:
         lines.append("Storage: " + ", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items()))
     if report.scan is not None:

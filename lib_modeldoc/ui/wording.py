@@ -10,20 +10,12 @@ from typing import Any
 
 from ..arch.components import component_name
 from ..report.advice import Remedy, Repair, worded
+from ..report.messages import Language, text
 
 __all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "repair_text", "component_text"]
 
-_CONVERT = "Fix / prune / convert"
-
-REPAIRS: dict[Repair, str] = {
-    Repair.FIX_CLIP: f"“Fix CLIP position_ids” in {_CONVERT} fixes this",
-    Repair.PRUNE_EMA: f"in {_CONVERT}, EMA weights “no-ema” drops it, “ema-only” makes it the UNet",
-    Repair.PRECISION_FP16: f"{_CONVERT} stores fp16 by default: precision “fp16”",
-    Repair.DROP_UNKNOWN: f"{_CONVERT} keeps them (the command line can drop them)",
-    Repair.CONVERT: f"{_CONVERT} fixes this",
-    Repair.REPLACE: "Components → “Replace a part” from a full model fixes this",
-    Repair.FP32_VAE: "keep the WebUI's setting “Automatically revert VAE to 32-bit floats” on (Settings → VAE)",
-}
+REPAIRS: dict[Repair, str] = {r: text(f"tab.repair.{r.value}") for r in Repair}
+"""In English; :func:`repair_text` words them in any language of the catalogue (``tab.repair.<id>``)."""
 
 REMEDIES: dict[Remedy, str] = {
     Remedy.OVERWRITE: "tick “Overwrite an existing file” to replace it",
@@ -53,9 +45,9 @@ def say(item: Any) -> str:
     return worded(item, REMEDIES)
 
 
-def repair_text(repair: Repair | None) -> str:
+def repair_text(repair: Repair | None, language: Language | str = Language.EN) -> str:
     """What fixes a finding, in the tab's terms ("" when nothing does)."""
-    return REPAIRS[Repair(repair)] if repair else ""
+    return text(f"tab.repair.{Repair(repair).value}", language) if repair else ""
 
 
 def component_text(component: str) -> str:
