@@ -33,6 +33,7 @@ from ..io.folders import is_regular, walk_folders
 from ..io.model import open_model
 from ..io.paths import native_path
 from ..io.sniff import LEGACY_TORCH_START, MODEL_SUFFIXES, Format, sniff_bytes
+from ..progress import Progress
 from ..workers import worker_pool
 from .fingerprint import component_tensors, fingerprint_component, quick_fingerprint
 
@@ -40,7 +41,6 @@ __all__ = ["AuditRow", "Duplicate", "AuditError", "Audit", "find_model_files", "
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, str], None]
 _SAMPLES = 16  # blocks read from each same-size file before hashing it whole
 _SAMPLE_BYTES = 1 << 16
 _BLOCK = 8 << 20

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +22,12 @@ from ..arch.identify import Identification, identify_model
 from ..dtypes import DTYPES
 from ..io.model import ModelFile, open_model
 from ..io.tensor import TensorInfo
+from ..progress import Progress
 from .fingerprint import component_tensors
 
 __all__ = ["DiffStats", "ComponentDiff", "Comparison", "compare_models", "compare_open_models", "block_of", "OTHER"]
 
 OTHER = "other"  # tensors no component claims, matched by their plain key
-Progress = Callable[[int, int, str], None]
 _CHUNK = 1 << 20  # elements per float64 step
 
 # Block = the components table's rule's first group; else the key's first part (plus its index for

@@ -32,6 +32,7 @@ from ..arch.identify import Identification, identify_model
 from ..dtypes import DTYPES
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
+from ..progress import Progress
 from ..report.data import Finding, Severity
 from ._toolkit_sigmoid import SIGMOID_ULPS
 
@@ -40,8 +41,6 @@ __all__ = [
     "ComponentPrint", "KnownComponents", "component_tensors", "fingerprint_component",
     "fingerprint_model", "quick_fingerprint", "metric_sum", "metric_number", "known_for",
 ]
-
-Progress = Callable[[int, int, str], None]
 
 
 #: Component slot -> the toolkit's metric scale (the components table's ``metric`` column).

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from ..analysis.compare import Comparison, compare_models
 from ..io.output_rule import OutputKind, check_output
+from ..progress import Progress
 
 _SHOWN_KEYS = 8
 
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress() -> Callable[[int, int, str], None]:
+def _progress() -> Progress:
     last = [-1]
 
     def show(done: int, total: int, message: str) -> None:

@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ..analysis.hashing import FileHashes, hash_file
+from ..progress import Progress
 from .per_path import run_per_path
 
 _ROWS = (("SHA256", "sha256"), ("AutoV1", "autov1"), ("AutoV2", "autov2"), ("AutoV3", "autov3"),
@@ -58,7 +58,7 @@ def render_hashes(hashes: FileHashes) -> str:
     return "\n".join(lines)
 
 
-def _progress(path: str) -> Callable[[int, int, str], None] | None:
+def _progress(path: str) -> Progress | None:
     """A progress line on stderr for big files, only when stderr is a terminal."""
     if not sys.stderr.isatty():
         return None
