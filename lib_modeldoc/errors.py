@@ -16,6 +16,7 @@ __all__ = [
     "OutputError",
     "PlanError",
     "MissingDependencyError",
+    "Cancelled",
 ]
 
 
@@ -67,3 +68,7 @@ class MissingDependencyError(ModelDocError):
 
 class LimitExceededError(ModelReadError):
     """The file asks for more than a documented limit (``lib_modeldoc/io/limits.py``, README "Limits")."""
+
+
+class Cancelled(ModelDocError):
+    """The job was interrupted on request (its progress callback raised this); no output was written."""

@@ -14,8 +14,8 @@ from lib_modeldoc.analysis import audit
 from lib_modeldoc.analysis import scan
 from lib_modeldoc.arch.identify import identify_model
 from lib_modeldoc.arch.layout import layout_of
+from lib_modeldoc.errors import Cancelled
 from lib_modeldoc.io.model import open_model
-from lib_modeldoc.progress import Cancelled
 from lib_modeldoc.samples import Spec, write_safetensors_sample
 
 

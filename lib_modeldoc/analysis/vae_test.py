@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..arch.parts import find_part, identify_model
-from ..errors import IncompatibleComponentError, ModelDocError
+from ..errors import Cancelled, IncompatibleComponentError, ModelDocError
 from ..io.folders import model_files
 from ..io.model import ModelFile, open_model
 from ..io.tensor import TensorInfo
-from ..progress import Cancel, Progress, Tracker
+from ..progress import Progress, Tracker
 from .vae_result import (
     BF16_MAX, FP16_MAX, Alternative, Fp16Mode, Fp16Run, VaeTestResult, latent_match, measure_quality, to_uint8,
 )
@@ -64,7 +64,6 @@ class VaeTestOptions:
     vae_dir: str | None = None
     fp16: Fp16Mode = Fp16Mode.AUTO
     device: str = "cpu"
-    cancel: Cancel | None = None
 
 
 @dataclass(frozen=True)
@@ -274,8 +273,7 @@ def _fp16_mode(asked: Fp16Mode, device: str) -> Fp16Mode:
 
 
 def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: Fp16Mode = Fp16Mode.AUTO, device: str = "cpu",
-                   attention_scores: bool = True, progress: Progress | None = None,
-                   cancel: Cancel | None = None) -> VaeTestResult:
+                   attention_scores: bool = True, progress: Progress | None = None) -> VaeTestResult:
     """Run the VAE test on one open model (see :func:`run_vae_test`), without a folder comparison."""
     import torch
 
@@ -296,7 +294,7 @@ def vae_test_open_model(model: ModelFile, *, size: int = DEFAULT_SIZE, fp16: Fp1
         fp16_state = Fp16Run.SKIPPED
     layer_count = sum(1 for _ in _hooked_modules(_layer_counter(cfg)))
     passes = 1 if mode is Fp16Mode.NONE else 2
-    tracker = Tracker(len(located.tensors) + layer_count * passes, progress, cancel, "VAE test")
+    tracker = Tracker(len(located.tensors) + layer_count * passes, progress, "VAE test")
     auto = _load_autoencoder(model, located, tracker, device)
     recorder = _Recorder(tracker, "fp32 encode/decode")
     decoded, latent = _roundtrip(auto, image, recorder, torch.float32, device, attention_scores)
@@ -347,8 +345,8 @@ def vae_files(folder: str) -> list[str]:
 
 
 def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAULT_SIZE, vae_dir: str | None = None,
-                 fp16: Fp16Mode = Fp16Mode.AUTO, device: str = "cpu", progress: Progress | None = None,
-                 cancel: Cancel | None = None) -> VaeTestResult:
+                 fp16: Fp16Mode = Fp16Mode.AUTO, device: str = "cpu",
+                 progress: Progress | None = None) -> VaeTestResult:
     """Test the VAE of a checkpoint or VAE file on the built-in image.
 
     Args:
@@ -361,8 +359,8 @@ def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAUL
             an accelerator, an fp16-rounded fp32 pass on the CPU (whose fp16 convolution is two
             orders of magnitude slower); ``NONE`` skips it.
         device: a torch device (``cpu``; a WebUI passes its own).
-        progress: ``progress(done, total, message)`` in layers and tensors.
-        cancel: polled after each layer; ``True`` stops with :class:`~lib_modeldoc.progress.Cancelled`.
+        progress: ``progress(done, total, message)`` in layers and tensors, called after each
+            layer; raising :class:`~lib_modeldoc.errors.Cancelled` stops the test.
 
     Returns:
         A :class:`VaeTestResult`; ``findings()`` gives the ``vae.*`` findings.
@@ -370,24 +368,23 @@ def run_vae_test(path: str | os.PathLike[str] | ModelFile, *, size: int = DEFAUL
     Raises:
         IncompatibleComponentError: the file holds no VAE this test can run.
         MissingDependencyError: torch is not installed.
+        Cancelled: ``progress`` raised it.
     """
     _require_torch()
     if isinstance(path, ModelFile):
-        result = vae_test_open_model(path, size=size, fp16=fp16, device=device, progress=progress, cancel=cancel)
+        result = vae_test_open_model(path, size=size, fp16=fp16, device=device, progress=progress)
     else:
         with open_model(path) as model:
-            result = vae_test_open_model(model, size=size, fp16=fp16, device=device, progress=progress, cancel=cancel)
+            result = vae_test_open_model(model, size=size, fp16=fp16, device=device, progress=progress)
     if vae_dir:
         result.folder = vae_dir
-        result.alternatives = compare_folder(result, vae_dir, size=size, device=device, progress=progress, cancel=cancel)
+        result.alternatives = compare_folder(result, vae_dir, size=size, device=device, progress=progress)
     return result
 
 
 def compare_folder(result: VaeTestResult, folder: str, *, size: int, device: str = "cpu",
-                   progress: Progress | None = None, cancel: Cancel | None = None) -> list[Alternative]:
+                   progress: Progress | None = None) -> list[Alternative]:
     """Test every VAE in ``folder`` of the tested VAE's structure (fp32 only), skipping the tested file."""
-    from ..progress import Cancelled
-
     own = os.path.realpath(result.path)
     out = []
     files = [f for f in vae_files(folder) if os.path.realpath(f) != own]
@@ -398,7 +395,7 @@ def compare_folder(result: VaeTestResult, folder: str, *, size: int, device: str
         try:
             with open_model(path) as model:
                 other = vae_test_open_model(model, size=size, fp16=Fp16Mode.NONE, device=device, attention_scores=True,
-                                       progress=step, cancel=cancel)
+                                       progress=step)
         except Cancelled:
             raise
         except ModelDocError:

@@ -41,8 +41,9 @@ def inspect_model(path: str | os.PathLike[str], *, scan: bool = False, identify_
         vae_test: also run the file's VAE on the built-in test image
             (:func:`~lib_modeldoc.analysis.vae_test.run_vae_test`, needs torch): the report's ``vae_test``
             section and ``vae.*`` findings.
-        progress: ``progress(done_bytes, total_bytes, message)`` of the scan and the
-            fingerprints (each counts from 0); may raise to stop them.
+        progress: ``progress(done_bytes, total_bytes, message)`` of the scan, the fingerprints
+            and the VAE test (each counts from 0); raising :class:`~lib_modeldoc.errors.Cancelled`
+            stops them.
 
     Returns:
         A :class:`~lib_modeldoc.report.data.Report`.
@@ -83,7 +84,7 @@ def inspect_open_model(model: ModelFile, *, scan: bool = False, identify_compone
         from ..analysis.vae_test import run_vae_test
 
         tested = run_vae_test(model, size=vae_test.size, vae_dir=vae_test.vae_dir, fp16=vae_test.fp16,
-                              device=vae_test.device, progress=progress, cancel=vae_test.cancel)
+                              device=vae_test.device, progress=progress)
         findings += tested.findings()
     junk_bytes = ctx.nbytes(ctx.junk_keys) + ctx.stray_bytes
     dtypes: Counter[str] = Counter()

@@ -22,7 +22,7 @@ from ..io.ckpt_write import write_torch_zip
 from ..io.model import open_model
 from ..io.output_rule import OutputKind, check_output
 from ..io.safetensors_write import OutTensor, write_safetensors
-from ..progress import Cancel, Progress, Tracker
+from ..progress import Progress, Tracker
 from .cast import Caster
 from .plan import Entry, Plan
 
@@ -73,7 +73,6 @@ def write_plan(
     overwrite: bool = False,
     verify: bool = False,
     progress: Progress | None = None,
-    cancel: Cancel | None = None,
     sources: tuple[str, ...] = (),
     protected: tuple[str | None, ...] = (),
 ) -> WriteResult:
@@ -84,8 +83,8 @@ def write_plan(
         output: the file to create.
         overwrite: replace an existing file (never a source).
         verify: after writing, re-read every tensor and compare it by SHA-256 with what was written.
-        progress: ``progress(done_bytes, total_bytes, message)``.
-        cancel: polled between chunks; returning ``True`` stops the job and writes nothing.
+        progress: ``progress(done_bytes, total_bytes, message)``, called between chunks; raising
+            :class:`~lib_modeldoc.errors.Cancelled` stops the job and writes nothing.
         sources: more files that must never be replaced (a batch's other sources); the plan's
             own sources always are.
         protected: files the program has loaded (never replaced, even with ``overwrite``).
@@ -96,14 +95,14 @@ def write_plan(
     Raises:
         OutputError: the output exists, is a source, the disk is full, or the result does not
             read back as planned. Nothing is left behind.
-        Cancelled: ``cancel()`` returned True.
+        Cancelled: ``progress`` raised it (the message names the output: nothing was written).
     """
     path = os.fspath(output)
     own = tuple(s.path for s in plan.sources)
     check_output(path, kind=OutputKind.MODEL, overwrite=overwrite, sources=own + tuple(sources), protected=protected)
     pipeline = _Pipeline(plan)
     tensors = [OutTensor(e.key, e.dtype, e.shape, lambda e=e: pipeline.chunks(e)) for e in plan.entries]
-    tracker = Tracker(plan.data_bytes, progress, cancel, path)
+    tracker = Tracker(plan.data_bytes, progress, path)
     digests: dict[str, Any] = {}
 
     def on_chunk(t: OutTensor, data: bytes) -> None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis.hash_cache import HashCache
 from ..checks.diagnose import inspect_model
-from ..errors import ModelDocError, OutputError
+from ..errors import Cancelled, ModelDocError, OutputError
 from ..io.atomic import Partial, find_partials
 from ..io.model import open_model
 from ..io.sniff import MODEL_SUFFIXES
-from ..progress import Cancelled, Progress
+from ..progress import Progress
 from ..report.data import Report
 from . import views
 from .host import Choice, ClipIds, Host, JobContext
@@ -255,14 +255,15 @@ def job_progress(job: JobContext, what: str) -> Progress:
 VAE_TEST_SIZE = 256  # the tab's test image side: seconds per VAE on a CPU
 
 
-def vae_test_options(host: Host, job: JobContext) -> VaeTestOptions:
-    """The tab's VAE test: the host's VAE folder is the comparison ("what to use instead"), the job can stop it."""
+def vae_test_options(host: Host) -> VaeTestOptions:
+    """The tab's VAE test: the host's VAE folder is the comparison ("what to use instead").
+    The job stops it through the inspection's progress (:func:`job_progress`)."""
     from ..analysis.vae_test import VaeTestOptions
 
     folder = host.folders().vae
     device = getattr(host, "compute_device", None)  # a WebUI runs it on its own device; elsewhere the CPU
     return VaeTestOptions(size=VAE_TEST_SIZE, vae_dir=folder if folder and os.path.isdir(folder) else None,
-                          device=device() if callable(device) else "cpu", cancel=job.cancelled)
+                          device=device() if callable(device) else "cpu")
 
 
 def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> str:
@@ -356,7 +357,7 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
             raise OutputError(conflict)
         os.makedirs(os.path.dirname(output), exist_ok=True)
         result = write_plan(plan, output, overwrite=request.overwrite, verify=request.verify,
-                            progress=job.progress, cancel=job.cancelled,
+                            progress=job_progress(job, "writing"),
                             protected=(host.loaded_checkpoint(),) if host is not None else ())
         return result.to_dict()
 

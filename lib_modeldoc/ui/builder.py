@@ -20,8 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import ModelDocError
-from ..progress import Cancelled
+from ..errors import Cancelled, ModelDocError
 from . import actions, views
 from .compat import hidden_textbox, js_call, js_kwargs
 from .host import Host, JobContext, Session
@@ -259,7 +258,7 @@ class _Inspector:
         except ModelDocError as exc:
             return [*self.refused(exc), ""]
         progress = actions.job_progress(job, "inspect")
-        vae_test = actions.vae_test_options(self.host, job) if vae else None
+        vae_test = actions.vae_test_options(self.host) if vae else None
         out = self.show(path, self._shown(value, path), lambda p: actions.inspect_file(
             p, scan=bool(scan), identify_components=bool(identify), progress=progress, vae_test=vae_test,
             hash_cache=self.hash_cache, host=self.host))

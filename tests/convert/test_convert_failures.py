@@ -16,10 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from convert_support import listing, read_safetensors, sha256
-from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
-from lib_modeldoc.errors import OutputError
+from lib_modeldoc.errors import Cancelled, OutputError
 from lib_modeldoc.io.model import open_model
-from lib_modeldoc.progress import Cancelled
+from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
 from lib_modeldoc.operations.writer import write_plan
 
 atomic = importlib.import_module("lib_modeldoc.io.atomic")
@@ -236,15 +235,14 @@ def test_cancel_leaves_nothing_and_keeps_an_existing_output(src, tmp_path, fmt):
         plan = plan_convert(model, ConvertOptions(keep_junk=True, format=fmt))
         polls = []
 
-        def cancel():
+        def progress(done, total, message):  # a job that is asked to stop raises from its progress
             polls.append(1)
             if len(polls) == 3:  # mid-way: the temporary file exists now
                 assert len([n for n in listing(tmp_path) if n.endswith(".partial")]) == 1
-                return True
-            return False
+                raise Cancelled("writing: interrupted")
 
         with pytest.raises(Cancelled, match=f"^{re.escape(f'{out}: interrupted; nothing was written')}$"):
-            write_plan(plan, out, overwrite=True, cancel=cancel)
+            write_plan(plan, out, overwrite=True, progress=progress)
     assert len(polls) == 3
     assert out.read_bytes() == b"previous result"
     assert listing(tmp_path) == ["models", f"out.{fmt}"]

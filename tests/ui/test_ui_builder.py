@@ -4,6 +4,7 @@ real handler run through the event wiring the page uses."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -308,7 +309,7 @@ def test_identify_shows_the_toolkit_metric_and_fingerprints(toy_webui):
 
 
 def test_an_interrupted_read_stops_with_one_line(toy_webui):
-    from lib_modeldoc.progress import Cancelled
+    from lib_modeldoc.errors import Cancelled
     from lib_modeldoc.ui import actions
 
     class Stopped:
@@ -323,6 +324,32 @@ def test_an_interrupted_read_stops_with_one_line(toy_webui):
         actions.hashes(host.checkpoints()[0].path, Stopped())
     with pytest.raises(Cancelled):
         actions.inspect_file(host.checkpoints()[0].path, scan=True, progress=actions.job_progress(Stopped(), "inspect"))
+
+
+def test_an_interrupted_write_stops_through_its_progress_and_leaves_nothing(toy_webui):
+    """The tab stops a write the way it stops a read: the job's progress raises ``Cancelled``."""
+    from lib_modeldoc.errors import Cancelled
+    from lib_modeldoc.ui import actions
+
+    class StopsMidway:
+        def __init__(self):
+            self.calls = 0
+
+        def progress(self, done, total, message):
+            pass
+
+        def cancelled(self):
+            self.calls += 1
+            return self.calls >= 3
+
+    _, host, models, _ = toy_webui
+    source = str(models / "Stable-diffusion" / "toy.safetensors")
+    request = actions.ConvertRequest(source, verify=False)
+    job = StopsMidway()
+    with pytest.raises(Cancelled, match=f"^{re.escape(request.output)}: interrupted; nothing was written$"):
+        actions.run(request, job, host)
+    assert job.calls == 3
+    assert sorted(p.name for p in (models / "Stable-diffusion").iterdir()) == ["toy.safetensors"]
 
 
 def test_hashes_of_the_picked_file_with_civitai_forms(toy_webui):

@@ -56,12 +56,8 @@ def test_the_vae_test_names_the_overflowing_layer_shows_the_images_and_what_pass
 def test_the_vae_test_runs_on_the_hosts_device(tmp_path):
     from lib_modeldoc.ui import actions
 
-    class Job:
-        def cancelled(self):
-            return False
-
     host = FolderHost(str(tmp_path))
-    assert actions.vae_test_options(host, Job()).device == "cpu"  # the standalone server: the CPU
+    assert actions.vae_test_options(host).device == "cpu"  # the standalone server: the CPU
     host.compute_device = lambda: "cuda:0"  # what a WebUI on a GPU reports
-    options = actions.vae_test_options(host, Job())
+    options = actions.vae_test_options(host)
     assert options.device == "cuda:0" and options.size == actions.VAE_TEST_SIZE

@@ -10,10 +10,10 @@ import zlib
 import numpy as np
 import pytest
 
-from lib_modeldoc.cli import main
-from lib_modeldoc.progress import Cancelled
 from lib_modeldoc.analysis.vae_image import png_bytes, vae_test_image
 from lib_modeldoc.analysis.vae_test import FP16_MAX, Fp16Mode, Fp16Run, _fp16_supported, run_vae_test
+from lib_modeldoc.cli import main
+from lib_modeldoc.errors import Cancelled
 from vae_support import SIZE, TINY16, identity_state, tiny_state, write_vae
 
 OVERFLOW_LAYER = "decoder.up.1.block.0.conv1"
@@ -170,8 +170,15 @@ def test_progress_counts_up_and_cancel_stops(healthy):
     assert seen[-1][0] == seen[-1][1] and [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
     assert any("decoder.conv_out" in m for _, _, m in seen)
     calls = []
-    with pytest.raises(Cancelled):
-        run_vae_test(healthy, size=SIZE, cancel=lambda: calls.append(1) or len(calls) > 20)
+
+    def stop_after_20(done, total, message):
+        calls.append(1)
+        if len(calls) > 20:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled, match="^VAE test: interrupted; nothing was written$"):
+        run_vae_test(healthy, size=SIZE, progress=stop_after_20)
+    assert len(calls) == 21  # stopped at once
 
 
 def test_vae_inside_a_checkpoint_with_other_tensors(tmp_path):
