@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
-    "ModuleMap", "UnetStructure", "VaeStructure", "unet_map", "vae_map", "clip_l_map",
+    "ModuleMap", "UnetStructure", "controlnet_map", "CONTROLNET_HINT", "CONTROLNET_ZERO_CONV", "VaeStructure", "unet_map", "vae_map", "clip_l_map",
     "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SDXL_REFINER_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
 ]
 
@@ -167,6 +167,29 @@ def unet_map(structure: UnetStructure = SD1_UNET) -> ModuleMap:
             if layer == n and u < blocks - 1:  # every up block but the last ends in an upsampler
                 m.append(_Module(f"output_blocks.{index}.{2 if attn else 1}.conv", f"up_blocks.{u}.upsamplers.0.conv"))
             index += 1
+    return ModuleMap(m)
+
+
+# ControlNet -----------------------------------------------------------------------------------
+
+CONTROLNET_HINT = "input_hint_block"  # LDM: convolutions at the even places of a Sequential, SiLUs between
+CONTROLNET_ZERO_CONV = "zero_convs"
+
+
+def controlnet_map(structure: UnetStructure, hint_blocks: int = 6) -> ModuleMap:
+    """A ControlNet's correspondence: the UNet's encoder and middle, the hint encoder and the zero convolutions.
+
+    ``hint_blocks``: the hint encoder's inner convolutions (diffusers ``controlnet_cond_embedding.blocks``),
+    two per step of ``conditioning_embedding_out_channels``; SD's ControlNets have six.
+    """
+    unet = unet_map(structure)
+    encoder = [m for m in unet._by_ldm.values() if not m.ldm.startswith(("output_blocks.", "out."))]
+    m = [*encoder, _Module(f"{CONTROLNET_HINT}.0", "controlnet_cond_embedding.conv_in"),
+         _Module(f"{CONTROLNET_HINT}.{2 * (hint_blocks + 1)}", "controlnet_cond_embedding.conv_out"),
+         _Module("middle_block_out.0", "controlnet_mid_block")]
+    m += [_Module(f"{CONTROLNET_HINT}.{2 * (i + 1)}", f"controlnet_cond_embedding.blocks.{i}") for i in range(hint_blocks)]
+    inputs = 1 + len(structure.attention) * structure.layers_per_block + len(structure.attention) - 1
+    m += [_Module(f"{CONTROLNET_ZERO_CONV}.{i}.0", f"controlnet_down_blocks.{i}") for i in range(inputs)]
     return ModuleMap(m)
 
 

@@ -126,10 +126,11 @@ def _to_diffusers(source: str, output: str, args: argparse.Namespace) -> dict[st
         plan = plan_diffusers(model, options, tokenizers=getattr(args, "tokenizers", None))
         if args.dry_run:
             lines = [f"Plan for {source} -> diffusers folder {output}"]
-            lines += [f"  {c.folder}/{c.weights}: {count(len(c.plan.entries), 'tensor')}, "
+            lines += [f"  {os.path.join(c.folder, c.weights)}: {count(len(c.plan.entries), 'tensor')}, "
                       f"{human_bytes(c.plan.output_size)}" for c in plan.components]
             lines += [f"  {t.folder}/: from {t.files.origin}" for t in plan.tokenizers]
-            lines.append(f"  scheduler: prediction_type={plan.scheduler['prediction_type']}")
+            if plan.scheduler is not None:
+                lines.append(f"  scheduler: prediction_type={plan.scheduler['prediction_type']}")
             lines += [f"  warning: {w}" for w in plan.warnings]
             return {"dry_run": True, "output": output, **plan.to_dict(), "plan": "\n".join(lines)}
         progress = StderrProgress(f"writing {os.path.basename(output)}")

@@ -1,7 +1,7 @@
 """A diffusers pipeline folder read as one model under the single-file (LDM) keys.
 
 ``model_index.json`` names the pipeline; each component folder holds a ``config.json`` and a
-safetensors file. :func:`open_diffusers_folder` presents the components' tensors as one
+safetensors file. A ControlNet folder is one such component on its own (``ControlNetModel``). :func:`open_diffusers_folder` presents the components' tensors as one
 :class:`~lib_modeldoc.io.model.ModelFile` keyed as the WebUI's checkpoint is, so ``inspect`` and
 ``convert`` treat a folder like a file. Nothing is loaded: each key points at its bytes in the
 component file, read one tensor (or chunk) at a time.
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..arch.diffusers_map import (
-    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, unet_map,
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, ModuleMap, OpenClipMap, clip_l_map, controlnet_map, unet_map,
     unet_structure_from_config, vae_map,
 )
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
@@ -29,7 +29,7 @@ from ..errors import ModelReadError
 from .model import ModelFile, open_model
 from .tensor import TensorInfo
 
-__all__ = ["MODEL_INDEX", "Pipeline", "PIPELINE_BY_INPUT", "REFINER_COMPONENTS", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
+__all__ = ["MODEL_INDEX", "CONTROLNET_COMPONENTS", "Pipeline", "PIPELINE_BY_INPUT", "REFINER_COMPONENTS", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
            "DiffusersFolder", "PIPELINE_COMPONENTS"]
 
 MODEL_INDEX = "model_index.json"
@@ -45,6 +45,8 @@ class Pipeline(str, Enum):
     SDXL = "StableDiffusionXLPipeline"
     SDXL_INPAINT = "StableDiffusionXLInpaintPipeline"
     SDXL_IMG2IMG = "StableDiffusionXLImg2ImgPipeline"  # the refiner's (or a base model's) pipeline
+    # Not a pipeline: one model's folder (config.json and its weights, no model_index.json).
+    CONTROLNET = "ControlNetModel"
 
     @property
     def is_xl(self) -> bool:
@@ -68,6 +70,7 @@ class Kind(str, Enum):
     # SD2's OpenCLIP ViT-H, which reads the penultimate layer: diffusers keeps neither the last
     # layer nor the projection, the single file has both (written as zeros, never used).
     OPEN_CLIP_PENULTIMATE = "open_clip_penultimate"
+    CONTROLNET = "controlnet"  # the UNet's encoder, the hint encoder and the zero convolutions
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ SD2_COMPONENTS = (_UNET, _VAE, Component("text_encoder", "model.safetensors", SD
 # The SDXL refiner: OpenCLIP bigG alone, mounted first in the single file (diffusers: text_encoder_2).
 REFINER_COMPONENTS = (_UNET, _VAE, Component("text_encoder_2", "model.safetensors", REFINER_CLIP_G, Kind.OPEN_CLIP))
 PIPELINE_COMPONENTS: Mapping[Pipeline, tuple[Component, ...]] = {
-    p: SDXL_COMPONENTS if p.is_xl else SD1_COMPONENTS for p in Pipeline}
+    p: SDXL_COMPONENTS if p.is_xl else SD1_COMPONENTS for p in Pipeline if p is not Pipeline.CONTROLNET}
+# A ControlNet folder is the component itself; the WebUI's ControlNet extension loads its keys unprefixed.
+CONTROLNET_COMPONENTS = (Component("", "diffusion_pytorch_model.safetensors", "", Kind.CONTROLNET),)
 CLIP_L_WIDTH = 768  # an SD pipeline whose text encoder is wider is SD2 (OpenCLIP ViT-H, 1024)
 # OpenCLIP's temperature, absent from transformers' text model: the value training ends at
 # (OpenCLIP clamps the scale at 100); unused when the model encodes prompts.
@@ -100,8 +105,16 @@ LOGIT_SCALE = np.array(math.log(100.0), dtype=np.float32)
 
 
 def is_diffusers_folder(path: str) -> bool:
-    """Whether ``path`` is a folder with a ``model_index.json``."""
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_INDEX))
+    """Whether ``path`` is a pipeline folder (with a ``model_index.json``) or a diffusers ControlNet folder."""
+    return os.path.isdir(path) and (os.path.isfile(os.path.join(path, MODEL_INDEX)) or _is_controlnet(path))
+
+
+def _is_controlnet(path: str) -> bool:
+    """Whether ``path/config.json`` names diffusers' ``ControlNetModel``."""
+    try:
+        return _read_json(os.path.join(path, CONFIG), path).get("_class_name") == Pipeline.CONTROLNET.value
+    except ModelReadError:
+        return False
 
 
 MAX_JSON_BYTES = 1 << 20  # a pipeline's JSON files are a few KB; anything larger is not one
@@ -155,6 +168,12 @@ def _map_for(component: Component, config: Mapping[str, Any], where: str) -> Mod
     if component.kind is Kind.UNET:
         _check_unet_config(config, where)
         return unet_map(unet_structure_from_config(config))
+    if component.kind is Kind.CONTROLNET:
+        _check_unet_config(config, where)
+        hint = config.get("conditioning_embedding_out_channels", (16, 32, 96, 256))
+        if not isinstance(hint, (list, tuple)) or not 2 <= len(hint) <= 8:
+            raise ModelReadError(f"{where}: config.json: conditioning_embedding_out_channels must list 2 to 8 widths")
+        return controlnet_map(unet_structure_from_config(config), 2 * (len(hint) - 1))
     if component.kind is Kind.VAE:
         return vae_map()
     if component.kind is Kind.CLIP_L:
@@ -287,18 +306,21 @@ def _absent(index: Mapping[str, Any], name: str) -> bool:
 
 
 def open_diffusers_folder(path: str) -> DiffusersFolder:
-    """Open a diffusers pipeline folder lazily (headers and JSON only).
+    """Open a diffusers pipeline folder, or a diffusers ControlNet folder, lazily (headers and JSON only).
 
     Raises:
         ModelReadError: no ``model_index.json``, a pipeline or component this reader does not
             know, or a component file that is missing or damaged.
     """
     where = os.fspath(path)
+    if not os.path.isfile(os.path.join(where, MODEL_INDEX)) and _is_controlnet(where):
+        return _open_components(where, Pipeline.CONTROLNET, CONTROLNET_COMPONENTS, {}, "epsilon")
     index = _read_json(os.path.join(where, MODEL_INDEX), where)
     name = str(index.get("_class_name", ""))
     try:
         pipeline = Pipeline(name)
-    except ValueError:
+        PIPELINE_COMPONENTS[pipeline]
+    except (ValueError, KeyError):
         raise ModelReadError(f"{where}: diffusers pipeline '{name}' is not supported "
                              f"(known: {', '.join(p.value for p in PIPELINE_COMPONENTS)})") from None
     components = PIPELINE_COMPONENTS[pipeline]
@@ -308,11 +330,18 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
         text = os.path.join(where, "text_encoder", CONFIG)
         if os.path.isfile(text) and _read_json(text, where).get("hidden_size", CLIP_L_WIDTH) != CLIP_L_WIDTH:
             components = SD2_COMPONENTS
+    scheduler = os.path.join(where, "scheduler", "scheduler_config.json")
+    prediction = str(_read_json(scheduler, where).get("prediction_type", "epsilon")) if os.path.isfile(scheduler) else "epsilon"
+    return _open_components(where, pipeline, components, index, prediction)
+
+
+def _open_components(where: str, pipeline: Pipeline, components: tuple[Component, ...], index: Mapping[str, Any],
+                     prediction: str) -> DiffusersFolder:
     parts: list[tuple[Component, ModelFile, ModuleMap]] = []
     try:
         for component in components:
-            folder = os.path.join(where, component.folder)
-            if _absent(index, component.folder) or not os.path.isdir(folder):
+            folder = os.path.join(where, component.folder) if component.folder else where
+            if (component.folder and _absent(index, component.folder)) or not os.path.isdir(folder):
                 raise ModelReadError(f"{where}: the pipeline has no {component.folder} folder")
             config = _read_json(os.path.join(folder, CONFIG), where)
             key_map = _map_for(component, config, where)
@@ -321,6 +350,4 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
         for _, model, _ in parts:
             model.close()
         raise
-    scheduler = os.path.join(where, "scheduler", "scheduler_config.json")
-    prediction = str(_read_json(scheduler, where).get("prediction_type", "epsilon")) if os.path.isfile(scheduler) else "epsilon"
     return DiffusersFolder(where, pipeline, parts, prediction)

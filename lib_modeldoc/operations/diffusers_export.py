@@ -22,7 +22,7 @@ import numpy as np
 
 from ..arch.diffusers_map import (
     OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
-    clip_l_map, unet_map, vae_map,
+    clip_l_map, controlnet_map, unet_map, vae_map,
 )
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..arch.modelspec import v_prediction_sources
@@ -30,7 +30,7 @@ from ..arch.parts import identify_model
 from ..dtypes import DTYPES
 from ..errors import OutputError, PlanError
 from ..io.diffusers_folder import (
-    CONFIG, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS,
+    CONFIG, CONTROLNET_COMPONENTS, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS,
     Component, Kind, Pipeline, is_diffusers_folder,
 )
 from ..io.model import ModelFile
@@ -88,8 +88,8 @@ class DiffusersPlan:
 
     pipeline: Pipeline
     components: list[ComponentPlan]
-    model_index: dict[str, Any]
-    scheduler: dict[str, Any]
+    model_index: dict[str, Any] | None  # None: a one-model folder (ControlNet)
+    scheduler: dict[str, Any] | None
     left_out: list[str] = field(default_factory=list)  # planned tensors no component takes
     warnings: list[str] = field(default_factory=list)
     tokenizers: list[TokenizerPlan] = field(default_factory=list)
@@ -103,7 +103,8 @@ class DiffusersPlan:
                 "components": {c.folder: len(c.plan.entries) for c in self.components},
                 "keys": sum(len(c.plan.entries) for c in self.components),
                 "size_bytes": sum(c.plan.output_size for c in self.components),
-                "prediction_type": self.scheduler["prediction_type"], "left_out": len(self.left_out),
+                "prediction_type": self.scheduler["prediction_type"] if self.scheduler else None,
+                "left_out": len(self.left_out),
                 "tokenizers": {t.folder: t.files.origin for t in self.tokenizers},
                 "warnings": list(self.warnings)}
 
@@ -322,6 +323,84 @@ def _family(model: ModelFile, ident_arch: str | None, force: bool) -> _FamilySpe
                     f"(known: {', '.join(FAMILY_SPECS)})")
 
 
+# ControlNet ---------------------------------------------------------------------------------------
+
+CONTROLNETS = frozenset({"ControlNet", "ControlNet-SD2", "ControlNet-SDXL"})
+_CONTROL_MODEL = "control_model."  # the prefix some single-file ControlNets carry (the WebUI strips it)
+
+
+def _controlnet_structure(e: Mapping[str, Entry]) -> UnetStructure:
+    """The encoder's layout read from the keys: 3 input blocks per level (2 ResNets, a downsampler) but the last."""
+    inputs = _count(e, "input_blocks.", ".0.in_layers.0.weight") + _count(e, "input_blocks.", ".0.op.weight")
+    levels = (inputs + 1) // 3
+    if levels < 1 or 3 * levels - 1 != inputs:
+        raise PlanError(f"a ControlNet with {inputs} input blocks has no diffusers layout here (2 ResNets per level)")
+    attention = tuple(f"input_blocks.{1 + 3 * b}.1.proj_in.weight" in e for b in range(levels))
+    return UnetStructure(attention=attention, label_embedding="label_emb.0.0.weight" in e)
+
+
+def _controlnet_config(e: Mapping[str, Entry], structure: UnetStructure) -> dict[str, Any]:
+    """diffusers' ControlNetModel config: sizes and depths from the tensors, SD1 / SD2 / SDXL by the context width."""
+    firsts = [1 + 3 * b for b in range(len(structure.attention))]
+    channels = [_shape(e, f"input_blocks.{i}.0.out_layers.3.weight")[0] for i in firsts]
+    attn = next((i for i, a in zip(firsts, structure.attention) if a), None)
+    if attn is None:
+        raise PlanError("a ControlNet without cross-attention has no diffusers layout here")
+    context = _shape(e, f"input_blocks.{attn}.1.transformer_blocks.0.attn2.to_k.weight")[1]
+    # The hint encoder: conv_in, then per width step two convolutions, then conv_out (8 for 4 widths);
+    # the widths are the outputs of conv_in and of every second convolution after it.
+    hint = _count(e, "input_hint_block.", ".weight")
+    hint_channels = [_shape(e, f"input_hint_block.{4 * j}.weight")[0] for j in range(hint // 2)]
+    config = {
+        "_class_name": Pipeline.CONTROLNET.value, "_diffusers_version": DIFFUSERS_VERSION,
+        "in_channels": _shape(e, "input_blocks.0.0.weight")[1],
+        "conditioning_channels": _shape(e, "input_hint_block.0.weight")[1],
+        "conditioning_embedding_out_channels": hint_channels,
+        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in structure.attention],
+        "block_out_channels": channels, "layers_per_block": structure.layers_per_block,
+        "cross_attention_dim": context,
+        # Heads: SD1 counts them (8) in this field; SD2 and SDXL use 64-wide heads.
+        "attention_head_dim": 8 if context == 768 else [max(1, c // 64) for c in channels],
+        "use_linear_projection": len(_shape(e, f"input_blocks.{attn}.1.proj_in.weight")) == 2,
+        "norm_num_groups": 32, "norm_eps": 1e-5, "act_fn": "silu", "downsample_padding": 1, "flip_sin_to_cos": True,
+        "freq_shift": 0, "mid_block_scale_factor": 1, "controlnet_conditioning_channel_order": "rgb",
+        "global_pool_conditions": False,
+    }
+    if structure.label_embedding:
+        depths = [max(1, _count(e, f"input_blocks.{i}.1.transformer_blocks.", ".attn1.to_q.weight")) for i in firsts]
+        if not structure.attention[-1]:
+            depths[-1] = max(1, _count(e, "middle_block.1.transformer_blocks.", ".attn1.to_q.weight"))
+        config.update(transformer_layers_per_block=depths, addition_embed_type="text_time",
+                      addition_time_embed_dim=256,
+                      projection_class_embeddings_input_dim=_shape(e, "label_emb.0.0.weight")[1])
+    return config
+
+
+def _is_controlnet_layout(model: ModelFile) -> bool:
+    """A ControlNet of other sizes (a test model): the hint encoder and zero convolutions, nothing else mounted."""
+    keys = [k[len(_CONTROL_MODEL):] if k.startswith(_CONTROL_MODEL) else k for k in model]
+    return (any(k.startswith("input_hint_block.") for k in keys) and any(k.startswith("zero_convs.") for k in keys)
+            and not any(k.startswith(("model.", "first_stage_model.", "cond_stage_model.")) for k in keys))
+
+
+def _plan_controlnet(model: ModelFile, options: ConvertOptions, ident: Any) -> DiffusersPlan:
+    flat = plan_convert(model, dataclasses.replace(options, format="safetensors"), ident=ident)
+    prefixed = all(e.key.startswith(_CONTROL_MODEL) for e in flat.entries)
+    by_key = {e.key[len(_CONTROL_MODEL):] if prefixed else e.key: e for e in flat.entries}
+    structure = _controlnet_structure(by_key)
+    config = _controlnet_config(by_key, structure)
+    key_map = controlnet_map(structure, 2 * (len(config["conditioning_embedding_out_channels"]) - 1))
+    entries = []
+    for key, entry in by_key.items():
+        name = key_map.to_diffusers(key)
+        if name is None:
+            raise PlanError(f"{model.path}: '{entry.key}' has no place in a diffusers ControlNet")
+        entries.append(_rename(entry, name, key_map))
+    plan = Plan(flat.sources, entries, metadata={"format": "pt"})
+    component = ComponentPlan("", CONTROLNET_COMPONENTS[0].weights, config, plan)
+    return DiffusersPlan(Pipeline.CONTROLNET, [component], None, None)
+
+
 def _pipeline(spec: _FamilySpec, e: Mapping[str, Entry], path: str) -> Pipeline:
     """The pipeline class: the family's, or its inpainting / InstructPix2Pix one by the UNet's input width."""
     if spec is _REFINER:
@@ -366,6 +445,10 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions(),
     if model.format == "diffusers":
         raise PlanError(f"{model.path}: is a diffusers folder already")
     ident = identify_model(model)
+    if ident.architecture in CONTROLNETS:
+        return _plan_controlnet(model, options, ident)
+    if options.force and _is_controlnet_layout(model):  # other sizes (a test model)
+        return _plan_controlnet(model, options, ident)
     spec = _family(model, ident.architecture, options.force)
     flat = plan_convert(model, dataclasses.replace(options, format="safetensors"), ident=ident)
     by_key = {e.key: e for e in flat.entries}
@@ -457,7 +540,8 @@ def write_diffusers(plan: DiffusersPlan, output: str | os.PathLike[str], *, over
         done, total = 0, plan.data_bytes
         for component in plan.components:
             folder = os.path.join(temp, component.folder)
-            os.mkdir(folder)
+            if component.folder:
+                os.mkdir(folder)
             offset = done
 
             def step(n: int, _total: int, message: str = "", offset: int = offset) -> None:
@@ -469,9 +553,11 @@ def write_diffusers(plan: DiffusersPlan, output: str | os.PathLike[str], *, over
             _write_json(os.path.join(folder, CONFIG), component.config)
         for tokenizer in plan.tokenizers:
             write_tokenizer(tokenizer.files, os.path.join(temp, tokenizer.folder), tokenizer.pad)
-        os.mkdir(os.path.join(temp, "scheduler"))
-        _write_json(os.path.join(temp, "scheduler", "scheduler_config.json"), plan.scheduler)
-        _write_json(os.path.join(temp, MODEL_INDEX), plan.model_index)
+        if plan.scheduler is not None:
+            os.mkdir(os.path.join(temp, "scheduler"))
+            _write_json(os.path.join(temp, "scheduler", "scheduler_config.json"), plan.scheduler)
+        if plan.model_index is not None:
+            _write_json(os.path.join(temp, MODEL_INDEX), plan.model_index)
         if os.path.lexists(target):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".old", dir=parent)
             os.rmdir(old)
