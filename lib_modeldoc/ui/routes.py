@@ -20,7 +20,6 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from secrets import compare_digest
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -32,9 +31,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import ModelDocError
 from ..io.paths import native_path
+from .confinement import Confinement
 from .host import Choice, LiveClip
 
-__all__ = ["RouteHost", "Confinement", "RouteError", "parse_credentials", "add_routes"]
+__all__ = ["RouteHost", "Confinement", "confinement", "RouteError", "parse_credentials", "add_routes"]
 
 logger = logging.getLogger("modeldoc")
 
@@ -81,33 +81,11 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "bad request"
 
 
-@dataclass(frozen=True)
-class Confinement:
-    """Which files a request may name: what the WebUI lists, and files inside its model folders."""
-
-    listed: tuple[str, ...]
-    folders: tuple[str, ...]
-
-    @classmethod
-    def of(cls, host: RouteHost) -> Confinement:
-        listed = tuple(c.path for c in (*host.checkpoints(), *host.vaes(), *host.loras()))
-        loaded = host.loaded_checkpoint()
-        return cls(listed + ((loaded,) if loaded else ()), tuple(f for f in host.model_folders() if f))
-
-    def allows(self, path: str) -> bool:
-        """``path`` (absolute) is a listed file, or resolves inside a model folder."""
-        plain = os.path.normcase(os.path.abspath(path))
-        if any(plain == os.path.normcase(os.path.abspath(listed)) for listed in self.listed):
-            return True  # as listed, wherever its links lead (models on another disk)
-        real = os.path.normcase(os.path.realpath(path))
-        return any(_within(real, os.path.normcase(os.path.realpath(folder))) for folder in self.folders)
-
-
-def _within(path: str, folder: str) -> bool:
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:  # another drive on Windows
-        return False
+def confinement(host: RouteHost) -> Confinement:
+    """What a request may name: the files the WebUI lists (and the loaded one), and its model folders."""
+    listed = tuple(c.path for c in (*host.checkpoints(), *host.vaes(), *host.loras()))
+    loaded = host.loaded_checkpoint()
+    return Confinement(listed + ((loaded,) if loaded else ()), tuple(f for f in host.model_folders() if f))
 
 
 def _check_text(value: Any, field: str) -> str | None:
@@ -137,7 +115,7 @@ def find_target(host: RouteHost, path: Any = None, name: Any = None) -> str:
         return loaded
     try:
         target = os.path.abspath(path)
-        allowed = Confinement.of(host).allows(target)
+        allowed = confinement(host).allows(target)
     except (OSError, ValueError) as exc:
         raise RouteError(400, f"unusable path: {_one_line(exc)}") from None
     if not allowed:

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ModelDocError, OutputError
 from ..io.folders import model_files
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
+from .confinement import Confinement
 from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError"]
@@ -60,13 +61,6 @@ class _Job:
 
 class OutsideError(ModelDocError):
     """A path outside the served model folders (said the same whether or not it exists)."""
-
-
-def _within(path: str, folder: str) -> bool:
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:  # another drive on Windows
-        return False
 
 
 class FolderHost:
@@ -150,10 +144,8 @@ class FolderHost:
                 return choice.path
         expanded = os.path.expanduser(text)
         path = os.path.abspath(expanded if os.path.isabs(expanded) else os.path.join(self.root, expanded))
-        if any(os.path.normcase(path) == os.path.normcase(os.path.abspath(c.path)) for c in listed):
-            return path  # offered by the listing, wherever its links lead
-        if "\0" in path or not _within(os.path.normcase(os.path.realpath(path)),
-                                        os.path.normcase(os.path.realpath(self.root))):
+        # offered by the listing (wherever its links lead), or inside the served folder
+        if "\0" in path or not Confinement(tuple(c.path for c in listed), (self.root,)).allows(path):
             raise OutsideError(f"{text}: only files in the served model folder can be opened here")
         return path
 
