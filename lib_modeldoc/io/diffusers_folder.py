@@ -149,19 +149,24 @@ def _weights_file(folder: str, name: str, where: str) -> str:
     raise ModelReadError(f"{where}: {os.path.basename(folder)}/{name} is missing")
 
 
+def _config_of(folder: str) -> str:
+    """A component's config file as messages name it (a ControlNet folder's own is plain ``config.json``)."""
+    return f"{folder}/{CONFIG}" if folder else CONFIG
+
+
 def _small_int(config: Mapping[str, Any], name: str, default: int, where: str, folder: str, most: int = 128) -> int:
     """A count from a config, refused unless 1..``most`` (a crafted config must not cost unbounded time)."""
     value = config.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-        raise ModelReadError(f"{where}: {folder}/config.json: {name} must be a whole number from 1 to {most}, not {value!r}")
+        raise ModelReadError(f"{where}: {_config_of(folder)}: {name} must be a whole number from 1 to {most}, not {value!r}")
     return value
 
 
-def _check_unet_config(config: Mapping[str, Any], where: str) -> None:
+def _check_unet_config(config: Mapping[str, Any], where: str, folder: str = "unet") -> None:
     blocks = config.get("down_block_types", ())
     if not isinstance(blocks, (list, tuple)) or not 1 <= len(blocks) <= 8 or not all(isinstance(b, str) for b in blocks):
-        raise ModelReadError(f"{where}: unet/config.json: down_block_types must be a list of 1 to 8 block names")
-    _small_int(config, "layers_per_block", 2, where, "unet", most=8)
+        raise ModelReadError(f"{where}: {_config_of(folder)}: down_block_types must be a list of 1 to 8 block names")
+    _small_int(config, "layers_per_block", 2, where, folder, most=8)
 
 
 def _map_for(component: Component, config: Mapping[str, Any], where: str) -> ModuleMap:
@@ -169,7 +174,7 @@ def _map_for(component: Component, config: Mapping[str, Any], where: str) -> Mod
         _check_unet_config(config, where)
         return unet_map(unet_structure_from_config(config))
     if component.kind is Kind.CONTROLNET:
-        _check_unet_config(config, where)
+        _check_unet_config(config, where, component.folder)
         hint = config.get("conditioning_embedding_out_channels", (16, 32, 96, 256))
         if not isinstance(hint, (list, tuple)) or not 2 <= len(hint) <= 8:
             raise ModelReadError(f"{where}: config.json: conditioning_embedding_out_channels must list 2 to 8 widths")

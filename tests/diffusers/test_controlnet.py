@@ -105,3 +105,20 @@ def test_tiny_controlnet_round_trip_keeps_every_value(cli, tmp_path):
     assert set(before) == set(after)
     for key, value in before.items():
         assert torch.equal(after[key], value), key
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"conditioning_embedding_out_channels": list(range(100))}, "conditioning_embedding_out_channels"),
+    ({"layers_per_block": 10**9}, "layers_per_block"),
+    ({}, "diffusion_pytorch_model.safetensors is missing"),
+])
+def test_a_crafted_controlnet_folder_gives_one_error_line(cli, tmp_path, config, message):
+    folder = tmp_path / "cn"
+    folder.mkdir()
+    blocks = {"down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"]}
+    (folder / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel", **blocks, **config}))
+    if config:
+        write_safetensors_sample(str(folder / "diffusion_pytorch_model.safetensors"), [Spec("conv_in.weight", "F16", (4,))])
+    rc, _, err = cli("inspect", folder)
+    assert rc == 2 and err.startswith("modeldoc: error:") and len(err.strip().splitlines()) == 1
+    assert message in err
