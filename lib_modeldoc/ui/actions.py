@@ -108,7 +108,8 @@ class ConvertRequest:
     precision: str = "fp16"
     prune: str = "no-ema"
     fix_clip: bool = True
-    keep_junk: bool = False
+    keep_junk: bool = False  # keep the named junk groups
+    drop_unknown: bool = False  # drop tensors no table describes (kept by default)
     unet: str = "convert"
     vae: str = "convert"
     clip: str = "convert"
@@ -128,7 +129,8 @@ class ConvertRequest:
         from ..operations.convert import ConvertOptions
 
         return ConvertOptions(
-            precision=self.precision, prune=self.prune, keep_junk=self.keep_junk, fix_clip=self.fix_clip,
+            precision=self.precision, prune=self.prune, keep_junk=self.keep_junk, drop_unknown=self.drop_unknown,
+            fix_clip=self.fix_clip,
             parts={"unet": self.unet, "vae": self.vae, "clip": self.clip, "other": "convert"},
             bake_vae=self.bake_vae or None, format=self.format, strip_metadata=self.strip_metadata,
         )

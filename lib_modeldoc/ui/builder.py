@@ -20,11 +20,14 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import Cancelled, ModelDocError
-from . import actions, views
+from ..errors import Cancelled, ModelDocError, PlanError
+from . import actions, metadata, views
 from .compat import hidden_textbox, js_call, js_kwargs
 from .host import Host, JobContext, Session
-from .panels import Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, replace_panel
+from .panels import (
+    Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, metadata_panel, replace_panel,
+)
+from .wording import tab_text
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script", "offline_theme"]
 
@@ -79,6 +82,7 @@ def build_ui(host: Host, *, css: str | None = None, title: str = TAB_TITLE, them
         for panel in tabs.panels:
             _wire_job(host, panel, view.model, session, task_id, inspector.show, inspector.outputs, inspector.lists)
         _wire_files(host, tabs.files, view.model, session, task_id)
+        _wire_metadata(host, tabs.meta, view.model, session, task_id, inspector.lists)
         if tabs.live is not None:
             _wire_loaded(host, tabs.live, session)
         if script:
@@ -125,6 +129,7 @@ class _ActionTabs:
     replace: Panel
     build: Panel
     files: dict[str, Any]
+    meta: dict[str, Any]
     live: dict[str, Any] | None
 
     @property
@@ -182,11 +187,13 @@ def _action_tabs(host: Host) -> _ActionTabs:
                 build = build_panel(host, defaults, folders)
         with gr.Tab("Hashes / compare", elem_id="modeldoc_tab_files"):
             files = files_panel(host)
+        with gr.Tab("Metadata", elem_id="modeldoc_tab_metadata"):
+            meta = metadata_panel(host)
         live = None
         if host.in_memory:
             with gr.Tab("Loaded model", elem_id="modeldoc_tab_loaded"):
                 live = loaded_panel(host)
-    return _ActionTabs(convert, export, replace, build, files, live)
+    return _ActionTabs(convert, export, replace, build, files, meta, live)
 
 
 # --- what the picker and Inspect do --------------------------------------------------------------
@@ -399,10 +406,7 @@ def _wire_job_button(host: Host, name: str, button: Any, interrupt: Any, fn: Cal
 
 def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id: Any) -> None:
     def picked(value: str | None) -> str:
-        path = actions.loaded_or_picked(host, value)
-        if not path:
-            raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
-        return path
+        return _picked(host, value)
 
     def hashes(job: JobContext, value: str | None) -> str:
         return actions.hashes(picked(value), job, getattr(host, "hash_cache", None))
@@ -416,6 +420,58 @@ def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id
     _wire_read(host, "hash", p["hash"], p["hash_interrupt"], [task_id, session, model], p["hash_result"], hashes)
     _wire_read(host, "compare", p["compare"], p["compare_interrupt"], [task_id, session, model, p["other"]],
                p["compare_result"], compare)
+
+
+def _picked(host: Host, value: str | None) -> str:
+    path = actions.loaded_or_picked(host, value)
+    if not path:
+        raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
+    return path
+
+
+def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task_id: Any,
+                   lists: list[tuple[Any, Callable[[Host], list[str]]]]) -> None:
+    """Load metadata fills the form; Save writes it (a new file, or in place) and shows AutoV2 before and after."""
+    boxes = list(p["fields"].values())
+    names = list(p["fields"])
+    form_outputs = [*boxes, p["other"], p["recipe"], p["name"], p["status"]]
+
+    def do_load(job: JobContext, sess: Session, value: str | None) -> list[Any]:
+        keep = [gr.update() for _ in form_outputs[:-1]]
+        try:
+            form = metadata.load_form(_picked(host, value), host, job)
+        except Cancelled as exc:
+            return [*keep, actions.error_html(exc, "warning")]
+        except ModelDocError as exc:
+            return [*keep, actions.error_html(exc)]
+        sess.metadata_of = form.path
+        return [*(form.fields[n] for n in names), form.other_json, form.recipe_html, form.output_name,
+                metadata.loaded_html(form)]
+
+    def do_save(job: JobContext, sess: Session, value: str | None, *values: Any) -> list[Any]:
+        same = [gr.update() for _ in lists]
+        fields, (other, name, in_place) = dict(zip(names, values)), values[len(names):]
+        try:
+            source = _picked(host, value)
+            if not sess.metadata_of or not os.path.exists(sess.metadata_of) or \
+                    not os.path.samefile(sess.metadata_of, source):
+                raise PlanError(tab_text("tab.meta.load_first"))
+            result = metadata.save_form(source, fields, other, name, bool(in_place), host, job)
+        except Cancelled as exc:
+            return [*same, actions.error_html(exc, "warning")]
+        except ModelDocError as exc:
+            return [*same, actions.error_html(exc)]
+        host.refresh()
+        sess.written = None if in_place else result.output
+        listed = [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in lists[1:]]
+        stamp = str(os.stat(result.output).st_mtime_ns)
+        return [*listed, metadata.saved_html(result, in_place=bool(in_place), stamp=stamp)]
+
+    _wire_job_button(host, "meta_load", p["load"], p["load_interrupt"], do_load, [task_id, session, model],
+                     form_outputs)
+    _wire_job_button(host, "meta_save", p["save"], p["save_interrupt"], do_save,
+                     [task_id, session, model, *boxes, p["other"], p["name"], p["in_place"]],
+                     [*(c for c, _ in lists), p["result"]])
 
 
 def _wire_loaded(host: Host, p: dict[str, Any], session: Any) -> None:

@@ -180,6 +180,7 @@ class Session:
         self._interrupted: list[str] = []
         self.task_id: str | None = None  # the running job's
         self.written: str | None = None  # path of the last file written
+        self.metadata_of: str | None = None  # the file whose metadata the editor's form holds
 
     def begin(self, task_id: str | None) -> None:
         """A job of this session starts (``task_id`` from the job starter; empty without one)."""

@@ -1,6 +1,6 @@
 """The tab's action panels: each lays out its options and says how they become a request.
 
-One function per panel (fix/prune/convert, export, replace, build, the loaded model). Each
+One function per panel (fix/prune/convert, export, replace, build, hashes, metadata, the loaded model). Each
 returns a :class:`Panel`; :func:`lib_modeldoc.ui.builder.build_ui` wires them all the same way.
 """
 
@@ -18,7 +18,7 @@ from ..operations.convert import PRECISIONS, PRUNE_MODES
 from . import actions
 from .host import ClipIds, Defaults, Folders, Host
 
-__all__ = ["Panel", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "NONE", "BUILD_PARTS",
+__all__ = ["Panel", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "metadata_panel", "NONE", "BUILD_PARTS",
            "labels", "vae_labels", "part_labels"]
 
 PART_ACTIONS = ["convert", "copy", "delete"]
@@ -131,8 +131,14 @@ def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
     with gr.Row():
         f["fix_clip"] = gr.Checkbox(value=defaults.fix_clip, label="Fix CLIP position_ids (reset to 0..76)",
                                     elem_id="modeldoc_fix_clip")
-        f["keep_junk"] = gr.Checkbox(value=False, label="Keep unknown tensors (junk)", elem_id="modeldoc_keep_junk")
         f["strip_metadata"] = gr.Checkbox(value=False, label="Strip metadata", elem_id="modeldoc_strip_metadata")
+    with gr.Row():
+        # Junk is a named group no WebUI loads (dropped by default); a tensor no table describes is
+        # "unknown" and kept unless asked (the junk rule, lib_modeldoc/operations/convert.py).
+        f["keep_junk"] = gr.Checkbox(value=False, label="Keep junk tensors (embedding_manager, LoRA leftovers, …)",
+                                     elem_id="modeldoc_keep_junk")
+        f["drop_unknown"] = gr.Checkbox(value=False, label="Drop unknown tensors (no table describes them; kept by default)",
+                                        elem_id="modeldoc_drop_unknown")
     with gr.Accordion("Per part: convert to the precision above, copy as stored, or delete", open=False):
         with gr.Row():
             f["unet"] = gr.Dropdown(PART_ACTIONS, value="convert", label="UNet", elem_id="modeldoc_part_unet")
@@ -141,8 +147,9 @@ def convert_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
         f["bake_vae"] = gr.Dropdown(vae_labels(host), value=NONE, label="Bake in a VAE (replaces the model's own)",
                                     elem_id="modeldoc_bake_vae")
     out = _output_fields("convert", defaults, folders.checkpoints, "<model>-fixed", host=host)
-    # The order the job's inputs have always had (the page and API clients send values by position).
-    order = ["precision", "prune", "fix_clip", "keep_junk", "unet", "vae", "clip", "bake_vae", "strip_metadata"]
+    # The order of the job's inputs (the page and API clients send values by position).
+    order = ["precision", "prune", "fix_clip", "keep_junk", "drop_unknown", "unet", "vae", "clip", "bake_vae",
+             "strip_metadata"]
     fields = {**{name: f[name] for name in order}, **out}
 
     def request(host: Host, value: str | None, args: dict[str, Any]) -> actions.ConvertRequest:
@@ -284,4 +291,45 @@ def files_panel(host: Host) -> dict[str, Any]:
             p["compare"] = gr.Button("Compare", variant="primary", elem_id="modeldoc_compare", scale=1)
             p["compare_interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_compare_interrupt", scale=1)
         p["compare_result"] = gr.HTML(elem_id="modeldoc_compare_result", elem_classes=["modeldoc-job-result"])
+    return p
+
+
+# The common ModelSpec keys' labels (lib_modeldoc.operations.meta.COMMON_FIELDS), each naming its key.
+META_FIELDS = {"title": "Title (modelspec.title)", "author": "Author (modelspec.author)",
+               "license": "License (modelspec.license)", "date": "Date (modelspec.date)",
+               "description": "Description (modelspec.description)",
+               "usage_hint": "Usage hint (modelspec.usage_hint)",
+               "trigger_phrase": "Trigger words (modelspec.trigger_phrase)"}
+
+
+def metadata_panel(host: Host) -> dict[str, Any]:
+    """The metadata editor: the common ModelSpec fields, the other keys as JSON, the merge recipe decoded,
+    saved as a new file beside the model or in place (never the loaded model)."""
+    p: dict[str, Any] = {"fields": {}}
+    gr.Markdown("View and edit the picked model's metadata (safetensors only). Saving rewrites the header and copies "
+                "the tensors byte for byte: AutoV3 stays the same, AutoV2 changes. An empty field removes its key, "
+                "and so does a key taken out of Other keys.", elem_id="modeldoc_meta_intro")
+    with gr.Row():
+        p["load"] = gr.Button("Load metadata", variant="primary", elem_id="modeldoc_meta_load")
+        p["load_interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_meta_load_interrupt")
+    p["status"] = gr.HTML(elem_id="modeldoc_meta_status", elem_classes=["modeldoc-job-result"])
+    boxes = p["fields"]
+    with gr.Row():
+        for short in ("title", "author", "license", "date"):
+            boxes[short] = gr.Textbox(label=META_FIELDS[short], elem_id=f"modeldoc_meta_{short}")
+    boxes["description"] = gr.Textbox(label=META_FIELDS["description"], lines=3, elem_id="modeldoc_meta_description")
+    with gr.Row():
+        for short in ("usage_hint", "trigger_phrase"):
+            boxes[short] = gr.Textbox(label=META_FIELDS[short], elem_id=f"modeldoc_meta_{short}")
+    p["other"] = gr.Textbox(label="Other keys (a JSON object of text values)", lines=8, elem_id="modeldoc_meta_other")
+    p["recipe"] = gr.HTML(elem_id="modeldoc_meta_recipe")
+    with gr.Row():
+        p["name"] = gr.Textbox(label="New file name (saved beside the model, never over an existing file)",
+                               placeholder="<model>-meta", elem_id="modeldoc_meta_out_name", scale=3)
+        p["in_place"] = gr.Checkbox(value=False, label="Replace the file itself instead (never the loaded model)",
+                                    elem_id="modeldoc_meta_in_place", scale=2)
+    with gr.Row():
+        p["save"] = gr.Button("Save metadata", variant="primary", elem_id="modeldoc_meta_save")
+        p["save_interrupt"] = gr.Button("Interrupt", elem_id="modeldoc_meta_save_interrupt")
+    p["result"] = gr.HTML(elem_id="modeldoc_meta_result", elem_classes=["modeldoc-job-result"])
     return p

@@ -12,15 +12,15 @@ from ..arch.components import component_name
 from ..report.advice import Remedy, Repair, worded
 from ..report.messages import Language, text
 
-__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "repair_text", "component_text"]
+__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "repair_text", "component_text", "tab_text"]
 
 REPAIRS: dict[Repair, str] = {r: text(f"tab.repair.{r.value}") for r in Repair}
 """In English; :func:`repair_text` words them in any language of the catalogue (``tab.repair.<id>``)."""
 
 REMEDIES: dict[Remedy, str] = {
     Remedy.OVERWRITE: "tick “Overwrite an existing file” to replace it",
-    Remedy.KEEP_JUNK: "tick “Keep unknown tensors” to convert every tensor as it is",
-    Remedy.FORCE: "tick “Keep unknown tensors” to convert it keeping every tensor",
+    Remedy.KEEP_JUNK: "tick “Keep junk tensors” to convert every tensor as it is",
+    Remedy.FORCE: "tick “Keep junk tensors” to convert it keeping every tensor",
     Remedy.FIX_CLIP: "tick “Fix CLIP position_ids” to repair",
     Remedy.ALLOW_MISSING: "tick “Allow a missing part”",
     Remedy.GIVE_UNET: "pick a file in “UNet from”",
@@ -53,3 +53,9 @@ def repair_text(repair: Repair | None, language: Language | str = Language.EN) -
 def component_text(component: str) -> str:
     """A component (a slot name, or ``other``) in the tab's words."""
     return COMPONENTS.get(component) or component_name(component)
+
+
+def tab_text(message_id: str, /, **params: Any) -> str:
+    """One of the tab's own run-time lines (a ``tab.*`` id of the message catalogue,
+    :mod:`lib_modeldoc.report.messages`) with ``params`` filled in."""
+    return text(message_id, **params)

@@ -135,7 +135,7 @@ def _fn_index(config: dict, elem_id: str) -> int:
 
 
 def _write_body(config: dict, models, name: str) -> bytes:
-    fields = ["fp16", "no-ema", True, False, "convert", "convert", "convert", "None", False, "safetensors",
+    fields = ["fp16", "no-ema", True, False, False, "convert", "convert", "convert", "None", False, "safetensors",
               str(models), name, False, False]
     return json.dumps({"fn_index": _fn_index(config, "modeldoc_convert_write"), "session_hash": "attacker1",
                        "data": ["", None, "slim.safetensors", *fields], "event_data": None}).encode()

@@ -214,7 +214,7 @@ def test_loaded_model_is_the_default_and_can_be_checked_and_fixed_in_memory(libr
     assert "shifted" in drv.click("modeldoc_live_check")["modeldoc_live_result"]
     assert "reset 2 positions" in drv.click("modeldoc_live_fix")["modeldoc_live_result"] and host.fixed
     # the job starter (javascript/modeldoc.js) is told how many inputs to give back
-    assert drv.js("modeldoc_convert_write") == "(...args) => modeldoc_start_job(17, ...args)"
+    assert drv.js("modeldoc_convert_write") == "(...args) => modeldoc_start_job(18, ...args)"
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def test_the_tab(webui):
     assert "Damaged" in out["modeldoc_verdict"] and update_value(out["modeldoc_model"]) == title_text
     # the output folder defaults to the WebUI's checkpoint folder
     assert blocks.blocks[drv.ids["modeldoc_convert_out_folder"]].value == str(models / "Stable-diffusion")
-    assert drv.js("modeldoc_convert_write") == "(...args) => modeldoc_start_job(17, ...args)"
+    assert drv.js("modeldoc_convert_write") == "(...args) => modeldoc_start_job(18, ...args)"
 
 
 def test_settings_section_sets_the_tab_defaults(webui):
