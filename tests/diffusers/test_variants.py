@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from diffusers_support import diffusers, torch
+from diffusers_support import diffusers, torch, write_tiny_vocab
 from lib_modeldoc import open_model
 from lib_modeldoc.arch.families import REFINER_CLIP_G, family
 from lib_modeldoc.arch.parts import identify_model
@@ -93,9 +93,11 @@ TINY_REFINER_UNET = {
 
 
 def test_tiny_inpaint_and_refiner_round_trip_in_diffusers(cli, tiny_sd1_folder, tiny_sdxl_folder, tmp_path):
-    """Random-weight UNets (9-channel SD1; the refiner's 4-level one) folder -> file -> folder, values equal."""
+    """Random-weight UNets (9-channel SD1; the refiner's 4-level one) folder -> file -> folder, values equal;
+    the folder loads as a whole pipeline of its class."""
     import shutil
 
+    vocab = write_tiny_vocab(str(tmp_path / "vocab"))
     torch.manual_seed(1)
     cases = []
     inpaint = tmp_path / "inpaint"
@@ -120,10 +122,17 @@ def test_tiny_inpaint_and_refiner_round_trip_in_diffusers(cli, tiny_sd1_folder, 
         rc, _, err = cli("convert", folder, "-o", single, "--precision", "keep", "--force")
         assert rc == 0, err
         out = tmp_path / f"{folder.name}-again"
-        rc, _, err = cli("convert", single, "-o", out, "--format", "diffusers", "--precision", "keep", "--force")
+        rc, _, err = cli("convert", single, "-o", out, "--format", "diffusers", "--precision", "keep", "--force",
+                         "--tokenizers", vocab)
         assert rc == 0, err
         index = json.loads((out / "model_index.json").read_text())
         assert index["_class_name"] == pipeline
+        loaded = getattr(diffusers, pipeline).from_pretrained(str(out))
+        assert type(loaded).__name__ == pipeline
+        assert loaded.unet.config.in_channels == (9 if "Inpaint" in pipeline else 4)
+        if "XL" in pipeline:  # the refiner: bigG alone, and the aesthetic-score conditioning
+            assert loaded.text_encoder is None and loaded.tokenizer is None and loaded.tokenizer_2.pad_token == "!"
+            assert loaded.config.requires_aesthetics_score
         assert sorted(c for c in components if index.get(c, [None])[0]) == sorted(components)
         before = diffusers.UNet2DConditionModel.from_pretrained(str(folder / "unet")).state_dict()
         after = diffusers.UNet2DConditionModel.from_pretrained(str(out / "unet")).state_dict()
