@@ -155,6 +155,14 @@ class WebUIHost:
         self.name = HOST_NAME
         self.hash_cache = WebUIHashCache()
 
+    @property
+    def language(self) -> Any:
+        """The tab's run-time words follow Settings → User interface → Localization (a language pack's
+        name such as ``zh_CN``, ``zh-Hans (Stable)``, ``ru_RU``), as the WebUI's own translation does."""
+        from lib_modeldoc.report.messages import language_from_webui
+
+        return language_from_webui(getattr(shared.opts, "localization", None))
+
     # -- lists -----------------------------------------------------------------------------------
     def checkpoints(self) -> list[Choice]:
         return [Choice(title, info.filename) for title, info in list(sd_models.checkpoints_list.items())]

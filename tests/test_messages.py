@@ -13,7 +13,7 @@ from lib_modeldoc.report.messages import (
 )
 
 PLURAL = re.compile(r"^(count\.[a-z0-9_]+)\.(one|few|many|other)$")
-SAME_NAMES = {"component.unet", "component.vae", "component.controlnet", "component.ema_unet"}  # names in every language
+SAME_NAMES = {"component.unet", "component.vae", "component.controlnet", "component.ema_unet", "tab.shell.powershell"}  # names in every language
 
 
 def base_ids(language: Language) -> dict[str, set[str]]:

@@ -20,6 +20,7 @@ from ..io.model import open_model
 from ..io.sniff import MODEL_SUFFIXES
 from ..progress import Progress
 from ..report.data import Report
+from ..report.messages import Language
 from . import views
 from .host import Choice, ClipIds, Host, JobContext
 from .wording import say
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Inspection", "inspect_file", "ConvertRequest", "ExportRequest", "ReplaceRequest", "BuildRequest", "preview", "run",
-    "output_path", "default_output_name", "job_progress", "hashes", "compare",
+    "output_path", "default_output_name", "job_progress", "hashes", "compare", "host_language",
 ]
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt"}
@@ -59,12 +60,19 @@ def inspect_file(path: str, *, scan: bool = False, identify_components: bool = F
     report = inspect_model(path, scan=scan, identify_components=identify_components, vae_test=vae_test,
                            progress=progress)
     dropped_by = host.name if host is not None and getattr(host, "clip_ids", None) is ClipIds.DROPPED else None
+    language = host_language(host)
     details = views.details_html(report, dropped_by=dropped_by)
     cached = _cached_sha256(hash_cache, path)
     if cached:
         details += views.cached_hash_html(cached)
-    return Inspection(report, views.verdict_html(report, dropped_by=dropped_by), views.chart_html(report), details,
-                      report.metadata)
+    return Inspection(report, views.verdict_html(report, dropped_by=dropped_by, language=language),
+                      views.chart_html(report), details, report.metadata)
+
+
+def host_language(host: Host | None) -> Language:
+    """The language the tab speaks in ``host``: the WebUI's Localization setting, the standalone
+    page's locale (``Host.language``); English for a host that does not say."""
+    return Language(getattr(host, "language", None) or Language.EN)
 
 
 def _cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:

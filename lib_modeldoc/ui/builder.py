@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import Cancelled, ModelDocError, PlanError
+from ..report.messages import text
 from . import actions, metadata, views
 from .compat import hidden_textbox, js_call, js_kwargs
 from .host import Host, JobContext, Session
@@ -234,7 +235,7 @@ class _Inspector:
         inspect = inspect or (lambda p: actions.inspect_file(p, hash_cache=self.hash_cache, host=self.host))
         keep = gr.update(value=shown) if shown else gr.update()
         if not path:
-            message = views.message_html("No model picked and none loaded: pick one from the list or paste a path.", "warning")
+            message = views.message_html(text("tab.no_model", actions.host_language(self.host)), "warning")
             return [gr.update(), message, "", "", "", None, gr.update(), *self.clear]
         found, error = actions.guard(lambda: inspect(path))
         if error:
@@ -337,7 +338,7 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
 
     def do_load(sess: Session) -> str:
         if not sess.written:
-            return views.message_html("Nothing written yet in this session.", "warning")
+            return views.message_html(text("tab.nothing_written", actions.host_language(host)), "warning")
         try:
             message = host.load_checkpoint(sess.written)
         except ModelDocError as exc:
@@ -392,7 +393,7 @@ def _wire_job_button(host: Host, name: str, button: Any, interrupt: Any, fn: Cal
     def run(job: JobContext, sess: Session, *values: Any) -> list[Any]:
         if job.cancelled():
             out: list[Any] = [gr.update() for _ in outputs]
-            out[progress_index] = views.message_html("Interrupted before it started; nothing was done.", "warning")
+            out[progress_index] = views.message_html(text("tab.interrupted_early", actions.host_language(host)), "warning")
             return out
         return fn(job, sess, *values)
 

@@ -111,7 +111,11 @@ class Host(Protocol):
             sample library opens on its damaged merge), or ``None``.
 
     A host may also have a ``hash_cache`` attribute (a :class:`~lib_modeldoc.analysis.hash_cache.HashCache`,
-    the WebUI's): Inspect then shows a SHA-256 it already holds, and Hashes stores what it computes.
+    the WebUI's): Inspect then shows a SHA-256 it already holds, and Hashes stores what it computes;
+    and a ``language`` (:class:`~lib_modeldoc.report.messages.Language`) for the words the tab makes
+    at run time (verdict, findings, status lines): the WebUI's Localization setting, the standalone
+    page's locale. Without one the tab speaks English. Labels and buttons are translated by the
+    WebUI itself from ``localizations/*.json``.
     """
 
     name: str

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ModelDocError, OutputError
 from ..io.folders import model_files
+from ..report.messages import language_from_locale
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .confinement import Confinement
 from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
@@ -81,6 +82,7 @@ class FolderHost:
     ) -> None:
         self.name = name
         self.start_model = start_model
+        self.language = language_from_locale()  # the words the page makes at run time follow the locale
         self.root = os.path.abspath(os.path.expanduser(models_dir))
         self._defaults = defaults or Defaults()
         self._lists: dict[str, list[Choice]] = {}

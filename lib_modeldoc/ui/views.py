@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..report.advice import count
 from ..report.data import Finding, Health, Report, Severity, verdict
+from ..report.messages import Counted, Language, text
 from ..report.render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
 from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
@@ -31,38 +32,24 @@ __all__ = [
 
 _ICON = {Severity.ERROR: "✖", Severity.WARNING: "!", Severity.INFO: "i"}
 _STATE = {Health.HEALTHY: "ok", Health.PROBLEMS: "warning", Health.DAMAGED: "error"}  # CSS class, data-verdict
-# What the tab offers for each finding (the CLI's option names stay in the command line shown).
-_REASONS = {
-    "clip.position_ids.offset": "“Fix CLIP position_ids” resets the shifted ids",
-    "clip.position_ids.float": "“Fix CLIP position_ids” stores the ids as int64",
-    "junk": "the junk is dropped",
-    "precision.fp64": "float64 is narrowed",
-    "precision.waste": "fp16 halves the weights",
-}
-_COMPONENT_ACTIONS = {
-    "component.missing": "Replace the missing part from a full model of the same family.",
-    "component.incomplete": "Replace the incomplete part from a full model of the same family.",
-}
+# What the tab offers for each finding (the CLI's option names stay in the command line shown):
+# ``tab.reason.<id>`` and ``tab.action.<id>`` in the message catalogue.
+_REASONS = ("clip.position_ids.offset", "clip.position_ids.float", "junk", "precision.fp64", "precision.waste")
+_COMPONENT_ACTIONS = ("component.missing", "component.incomplete")
+_SHELL_LABEL = {Shell.POSIX: "tab.shell.posix", Shell.CMD: "tab.shell.cmd", Shell.POWERSHELL: "tab.shell.powershell"}
 
 
-_READ_AS_INT64 = "; the WebUI reads these as int64"
-
-
-def finding_text(finding: Any, *, dropped_by: str | None = None) -> str:
-    """A finding's message and, when something fixes it, what does, in the tab's terms.
+def finding_text(finding: Any, *, dropped_by: str | None = None, language: Language | str = Language.EN) -> str:
+    """A finding's message and, when something fixes it, what does, in the tab's terms and ``language``.
 
     ``dropped_by``: the program the tab runs in, when it rebuilds CLIP position_ids itself
     (Forge): shifted ids then do not affect it, only the programs that read them.
     """
-    message = finding.message
+    message = finding.message_in(language)
+    fix = repair_text(finding.repair, language)
     if dropped_by and finding.id == "clip.position_ids.offset":
-        cut = message.find(_READ_AS_INT64)
-        head = message[:cut] if cut >= 0 else message
-        message = (f"{head}; {dropped_by} rebuilds these ids when it loads CLIP, so images made here are not "
-                   "affected, but AUTOMATIC1111 and other programs read them and put prompt words at the "
-                   "wrong position")
-    fix = repair_text(finding.repair)
-    return f"{message} ({fix})" if fix else message
+        message = text("finding.clip.position_ids.offset_dropped", language, dropped_by=dropped_by, **finding.params)
+    return text("report.finding_fix", language, message=message, fix=fix) if fix else message
 
 
 def e(value: Any) -> str:
@@ -94,49 +81,53 @@ def progress_html(done: int, total: int, message: str) -> str:
     )
 
 
-def verdict_html(report: Report, *, dropped_by: str | None = None) -> str:
-    """What it is, what is wrong, what to do, space to gain: the first thing the tab shows.
-    ``dropped_by``: see :func:`finding_text`."""
+def verdict_html(report: Report, *, dropped_by: str | None = None, language: Language | str = Language.EN) -> str:
+    """What it is, what is wrong, what to do, space to gain: the first thing the tab shows, in
+    ``language`` (the WebUI's). ``dropped_by``: see :func:`finding_text`."""
     judged = verdict(report)
     problems = judged.problems
     state = _STATE[judged.health]
+    errors, warnings = Counted("error", judged.errors), Counted("warning", judged.warnings)
     if judged.health is Health.HEALTHY:
-        word = "Healthy — nothing wrong found"
+        word = text("tab.healthy", language)
     elif judged.health is Health.DAMAGED:
-        word = f"Damaged — {_count(judged.errors, 'error')}, {_count(judged.warnings, 'warning')}"
+        word = text("tab.damaged", language, errors=errors, warnings=warnings)
     else:
-        word = f"Works, with problems — {_count(judged.warnings, 'warning')}"
+        word = text("tab.works", language, warnings=warnings)
     kind = report.label if report.architecture == "unknown" else f"{report.label} ({report.architecture})"
+    summary = text("tab.kind", language, kind=kind, format=report.format, size=human_bytes(report.size_bytes),
+                   tensors=Counted("tensor", report.tensors))
     out = [
         f'<div class="modeldoc-verdict modeldoc-{state}" data-verdict="{state}">',
         f'<div class="modeldoc-file" title="{e(report.path)}">{e(os.path.basename(report.path))}</div>',
-        f'<div class="modeldoc-kind">{e(kind)} · {e(report.format)} · {e(human_bytes(report.size_bytes))} · '
-        f'{count(report.tensors, "tensor")}</div>',
+        f'<div class="modeldoc-kind">{e(summary)}</div>',
         f'<div class="modeldoc-state">{e(word)}</div>',
     ]
     if problems:
         out.append('<ul class="modeldoc-problems">')
-        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> {e(finding_text(f, dropped_by=dropped_by))}</li>' for f in problems]
+        out += [f'<li class="modeldoc-{f.severity.value}"><b>{_ICON[f.severity]}</b> '
+                f'{e(finding_text(f, dropped_by=dropped_by, language=language))}</li>' for f in problems]
         out.append("</ul>")
     saving = pruning_saving(report)
     if saving:
-        out.append(
-            f'<div class="modeldoc-gain">Space to gain: <b>{e(human_bytes(saving))}</b> '
-            f'({e(human_bytes(report.size_bytes))} → {e(human_bytes(report.pruned_size_bytes))}: no junk, no EMA, fp16)</div>'
-        )
-    known = _known_line(report)
+        gain = text("tab.gain", language, saving=e(human_bytes(saving)), size=e(human_bytes(report.size_bytes)),
+                    pruned=e(human_bytes(report.pruned_size_bytes)))
+        out.append(f'<div class="modeldoc-gain">{gain}</div>')
+    known = _known_line(report, language)
     if known:
         out.append(f'<div class="modeldoc-known">{known}</div>')
-    todo = _todo(report)
+    todo = _todo(report, language)
     if todo:
-        out.append('<div class="modeldoc-todo">What to do:<ul>' + "".join(f"<li>{e(t)}</li>" for t in todo) + "</ul></div>")
-    out += [f'<div class="modeldoc-cli">{label}: <code>{e(command)}</code></div>' for label, command in command_lines(report)]
+        out.append(f'<div class="modeldoc-todo">{e(text("tab.todo", language))}<ul>'
+                   + "".join(f"<li>{e(t)}</li>" for t in todo) + "</ul></div>")
+    out += [f'<div class="modeldoc-cli">{label}: <code>{e(command)}</code></div>'
+            for label, command in command_lines(report, language=language)]
     out.append("</div>")
     return "".join(out)
 
 
 def command_lines(report: Report, *, os_name: str = os.name, python: str | None = None,
-                  folder: str | None = None) -> list[tuple[str, str]]:
+                  folder: str | None = None, language: Language | str = Language.EN) -> list[tuple[str, str]]:
     """(label, line) of the repairing ``convert``, for each shell of this OS, pasteable as is.
 
     The line runs this Python (the WebUI's own) from the folder holding ``lib_modeldoc``, with
@@ -146,37 +137,30 @@ def command_lines(report: Report, *, os_name: str = os.name, python: str | None 
     if args is None:
         return []
     shells = shells_for(os_name)
-    label = {Shell.POSIX: "Command line", Shell.CMD: "Command line (Command Prompt)", Shell.POWERSHELL: "PowerShell"}
-    return [(label[s], module_command(args, s, python=python, folder=folder)) for s in shells]
+    return [(text(_SHELL_LABEL[s], language), module_command(args, s, python=python, folder=folder)) for s in shells]
 
 
-def _todo(report: Report) -> list[str]:
+def _todo(report: Report, language: Language | str = Language.EN) -> list[str]:
     ids = {f.id for f in report.findings if f.severity is not Severity.INFO} | (
         {"precision.waste"} if report.has("precision.waste") else set())
     todo: list[str] = []
-    convert = [_REASONS[i] for i in _REASONS if i in ids]
+    convert = [text(f"tab.reason.{i}", language) for i in _REASONS if i in ids]
     if report.format == "ckpt" and report.architecture in CHECKPOINTS:
-        convert.append("save it as .safetensors (a pickle can run code when loaded)")
+        convert.append(text("tab.reason.pickle", language))
     if convert:
-        todo.append("Fix / prune / convert below: " + "; ".join(dict.fromkeys(convert)) + ".")
-    for finding_id, text in _COMPONENT_ACTIONS.items():
-        if finding_id in ids:
-            todo.append(text)
+        reasons = text("list.semicolon", language).join(dict.fromkeys(convert))
+        todo.append(text("tab.todo.convert", language, reasons=reasons))
+    todo += [text(f"tab.action.{i}", language) for i in _COMPONENT_ACTIONS if i in ids]
     return todo
 
 
-def _known_line(report: Report) -> str:
+def _known_line(report: Report, language: Language | str = Language.EN) -> str:
     """``Known components: 0000/2982/0000 (UNET/VAE/CLIP) · uses the NAI (NovelAI) VAE``."""
     known = report.known_components
     if known is None:
         return ""
-    uses = [f"uses {k.description}" for p in known.components.values() for k in p.known]
-    text = f"Model-toolkit metric (UNET/VAE/CLIP): <b>{e(known.metric)}</b>"
-    return text + "".join(f" · {e(u)}" for u in uses)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
+    uses = [text("tab.uses", language, description=k.description) for p in known.components.values() for k in p.known]
+    return text("tab.known", language, metric=e(known.metric)) + "".join(f" · {e(u)}" for u in uses)
 
 
 def chart_html(report: Report) -> str:

@@ -165,3 +165,79 @@ def test_translations_keep_the_technical_names_and_are_translated(name):
 @pytest.mark.parametrize("name, language", [(n, lang) for lang, names in FILES.items() for n in names])
 def test_the_tab_follows_each_shipped_localization_name(name, language):
     assert language_from_webui(name) is language
+
+
+# The words the tab makes at run time: the message catalogue, in the host's language -------------
+
+DAMAGED = "damaged-merge-sd15.safetensors"
+
+
+def _inspect(blocks, path):
+    from ui_helpers import Driver
+
+    drv = Driver(blocks)
+    return drv.click("modeldoc_inspect", modeldoc_model=path)
+
+
+@pytest.mark.parametrize("language, words, absent", [
+    (Language.ZH, ["已损坏 — 1 个错误，", "CLIP position_ids 在 77 个位置中有", "勾选“修复 / 剪枝 / 转换”中的", "可节省空间",
+                   "怎么做：", "命令行"], ["Damaged", "shifted at", "Space to gain"]),
+    (Language.RU, ["Повреждена — 1 ошибка, ", "CLIP position_ids сдвинуты в", "Можно освободить", "Что сделать:"],
+     ["Damaged", "shifted at", "Space to gain"]),
+    (Language.EN, ["Damaged — 1 error, ", "shifted at", "Space to gain", "What to do:"], ["已损坏"]),
+])
+def test_the_verdict_speaks_the_host_language(tmp_path, language, words, absent):
+    from lib_modeldoc.ui.standalone import write_sample_library
+
+    folder = str(write_sample_library(str(tmp_path)))
+    host = FolderHost(folder)
+    host.language = language
+    verdict = _inspect(build_ui(host), os.path.join(folder, "Stable-diffusion", DAMAGED))["modeldoc_verdict"]
+    for word in words:
+        assert word in verdict, (word, verdict)
+    for word in absent:
+        assert word not in verdict
+
+
+def test_status_lines_speak_the_host_language(tmp_path):
+    from ui_helpers import Driver
+
+    from lib_modeldoc.ui.standalone import write_sample_library
+
+    host = FolderHost(str(write_sample_library(str(tmp_path))))
+    host.language = Language.RU
+    host.start_model = None
+    drv = Driver(build_ui(host))
+    out = drv.click("modeldoc_inspect", modeldoc_model="")
+    assert "Модель не выбрана и не загружена" in out["modeldoc_status"]
+
+
+@pytest.mark.parametrize("env, language", [({"LANG": "zh_CN.UTF-8"}, Language.ZH), ({"LC_ALL": "ru_RU.UTF-8"}, Language.RU),
+                                           ({"LANG": "C.UTF-8"}, Language.EN)])
+def test_the_standalone_page_follows_the_locale(tmp_path, monkeypatch, env, language):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert FolderHost(str(tmp_path)).language is language
+
+
+@pytest.mark.parametrize("setting, language", [("None", Language.EN), ("zh_CN", Language.ZH),
+                                               ("zh-Hans (Stable)", Language.ZH), ("ru_RU", Language.RU),
+                                               ("zh_TW", Language.EN)])
+def test_the_webui_tab_follows_its_localization_setting(tmp_path, monkeypatch, setting, language):
+    """scripts/modeldoc.py loaded against the stand-in WebUI: WebUIHost.language reads
+    shared.opts.localization, and the tab's verdict is worded in it."""
+    import test_ui_webui_script as script_tests
+
+    gen = script_tests._webui(tmp_path, monkeypatch, forge=False)
+    module, models = next(gen)
+    try:
+        from modules import shared
+
+        shared.opts.data["localization"] = setting
+        host = module.WebUIHost()
+        assert host.language is language
+        verdict = _inspect(build_ui(host), str(models / "Stable-diffusion" / DAMAGED))["modeldoc_verdict"]
+        expected = {Language.EN: "Damaged", Language.ZH: "已损坏", Language.RU: "Повреждена"}[language]
+        assert expected in verdict
+    finally:
+        next(gen, None)
