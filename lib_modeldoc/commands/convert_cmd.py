@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
                    help="do not copy the model's .yaml, preview, .json and .civitai.info files to the output's name")
     add_convert_options(p)
     p.add_argument("--format", choices=("safetensors", "ckpt", "diffusers"),
-                   help="output format (default: from OUT's suffix); diffusers writes a pipeline folder OUT")
+                   help="output format (default: from OUT's suffix); diffusers writes a pipeline (or ControlNet) folder OUT")
     p.add_argument("--tokenizers", metavar="DIR",
                    help="with --format diffusers: take the CLIP tokenizer files from DIR (a diffusers folder, or a "
                         "folder with vocab.json and merges.txt); default: the Hugging Face cache, Forge's bundled files")

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import PlanError
 from ..report.advice import Note, Remedy
 
-__all__ = ["TokenizerFiles", "TOKENIZER_FILES", "find_tokenizer", "write_tokenizer", "missing_tokenizer_advice"]
+__all__ = ["TokenizerFiles", "TOKENIZER_FILES", "find_tokenizer", "local_candidates", "write_tokenizer", "missing_tokenizer_advice"]
 
 VOCAB, MERGES = "vocab.json", "merges.txt"
 TOKENIZER_FILES = (VOCAB, MERGES)
@@ -46,6 +46,10 @@ KNOWN_REPOS: tuple[tuple[str, str], ...] = (
     ("runwayml/stable-diffusion-v1-5", "tokenizer"),
     ("stable-diffusion-v1-5/stable-diffusion-v1-5", "tokenizer"),
     ("stabilityai/stable-diffusion-2-1", "tokenizer"),
+    ("runwayml/stable-diffusion-inpainting", "tokenizer"),
+    ("stabilityai/stable-diffusion-2-inpainting", "tokenizer"),
+    ("stabilityai/stable-diffusion-xl-refiner-1.0", "tokenizer_2"),
+    ("diffusers/stable-diffusion-xl-1.0-inpainting-0.1", "tokenizer"),
     ("laion/CLIP-ViT-bigG-14-laion2B-39B-b160k", ""),
 )
 #: The download that fills the cache, for the advice when nothing is found.
@@ -102,25 +106,24 @@ def _snapshots(cache: Path, repo: str) -> list[Path]:
     return sorted(found, key=lambda p: p.name != main)
 
 
-def _forge_models() -> Path | None:
-    """Forge's bundled Hugging Face configs, when this extension is installed in a Forge WebUI."""
-    here = Path(__file__).resolve()
-    extension = here.parents[2]  # .../extensions/<this extension>/lib_modeldoc/operations/
-    if extension.parent.name != "extensions":
-        return None
-    bundled = extension.parent.parent / "backend" / "huggingface"
-    return bundled if bundled.is_dir() else None
+def _this_webui() -> Path | None:
+    """The WebUI folder this extension is installed in (``<webui>/extensions/<extension>/``), if it is."""
+    extension = Path(__file__).resolve().parents[2]  # .../<extension>/lib_modeldoc/operations/this file
+    return extension.parent.parent if extension.parent.name == "extensions" else None
 
 
-def _candidates() -> Iterator[TokenizerFiles]:
+def local_candidates(webui: str | os.PathLike[str] | None = None) -> Iterator[TokenizerFiles]:
+    """Where a CLIP vocabulary may already be on this machine: the Hugging Face cache, then Forge's
+    bundled ``backend/huggingface`` copies in ``webui`` (default: the WebUI this extension sits in)."""
     for cache in _hub_caches():
         for repo, sub in KNOWN_REPOS:
             for snapshot in _snapshots(cache, repo):
                 yield TokenizerFiles(str(snapshot / sub), f"the Hugging Face cache ({repo})")
-    forge = _forge_models()
-    if forge is not None:
+    root = Path(webui) if webui is not None else _this_webui()
+    bundled = root / "backend" / "huggingface" if root is not None else None
+    if bundled is not None and bundled.is_dir():
         for repo, sub in KNOWN_REPOS:
-            yield TokenizerFiles(str(forge / repo / sub), f"Forge's bundled files ({repo})")
+            yield TokenizerFiles(str(bundled / repo / sub), f"Forge's bundled files ({repo})")
 
 
 def find_tokenizer(folder: str, given: str | None = None,
@@ -144,7 +147,7 @@ def find_tokenizer(folder: str, given: str | None = None,
         if folder == "tokenizer_2" and _is_clip_vocab(os.path.join(given, "tokenizer")):
             return TokenizerFiles(os.path.join(given, "tokenizer"), os.path.join(given, "tokenizer"))
         raise PlanError(f"{given}: holds no CLIP tokenizer ({folder}/{VOCAB} and {MERGES}, or {VOCAB} and {MERGES})")
-    for candidate in _candidates() if candidates is None else candidates:
+    for candidate in local_candidates() if candidates is None else candidates:
         if _is_clip_vocab(candidate.folder):
             return candidate
     return None

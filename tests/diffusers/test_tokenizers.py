@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from diffusers_support import diffusers, torch, write_tiny_vocab
-from lib_modeldoc.operations.diffusers_tokenizers import FILL_CACHE, TokenizerFiles, find_tokenizer
+from lib_modeldoc.operations.diffusers_tokenizers import FILL_CACHE, TokenizerFiles, find_tokenizer, local_candidates
 
 transformers = pytest.importorskip("transformers")
 
@@ -128,3 +128,12 @@ def test_find_tokenizer_skips_folders_without_a_clip_vocabulary(tmp_path):
     found = find_tokenizer("tokenizer", candidates=[TokenizerFiles(str(bad), "bad"), TokenizerFiles(good, "good")])
     assert found is not None and found.origin == "good"
     assert find_tokenizer("tokenizer", candidates=[TokenizerFiles(str(tmp_path / "none"), "none")]) is None
+
+
+def test_forge_bundled_tokenizer_files_are_found(tmp_path):
+    """Forge ships backend/huggingface/<repo>/tokenizer*/; found there when the cache has nothing."""
+    webui = tmp_path / "forge"
+    write_tiny_vocab(str(webui / "backend" / "huggingface" / "stabilityai" / "stable-diffusion-xl-base-1.0" / "tokenizer_2"))
+    found = find_tokenizer("tokenizer_2", candidates=local_candidates(webui))
+    assert found is not None and found.origin == "Forge's bundled files (stabilityai/stable-diffusion-xl-base-1.0)"
+    assert find_tokenizer("tokenizer", candidates=local_candidates(tmp_path / "a1111")) is None
