@@ -48,3 +48,28 @@ def test_other_locales_and_json_stay_english(damaged, cli, monkeypatch):
     assert offset["message"].startswith("CLIP position_ids are shifted at ")
     assert "message_id" not in offset and "params" not in offset  # the contract's fields only
     assert not any("\u4e00" <= c <= "\u9fff" for c in out)
+
+
+@pytest.mark.parametrize("encoding, expected", [("utf-8", "结论：已损坏"), ("cp1252", "Verdict: damaged")])
+def test_an_output_that_cannot_hold_chinese_gets_english(damaged, encoding, expected):
+    """A pipe in a Windows code page cannot hold Chinese: English, not a UnicodeEncodeError."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "LANG": "zh_CN.UTF-8", "PYTHONIOENCODING": encoding, "PYTHONPATH": root}
+    env.pop("LC_ALL", None)
+    done = subprocess.run([sys.executable, "-m", "lib_modeldoc", "inspect", damaged, "--brief"], env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout.decode(encoding)
+
+
+def test_language_for_stream():
+    import io
+
+    from lib_modeldoc.report.messages import language_for_stream
+
+    assert language_for_stream(Language.ZH, io.TextIOWrapper(io.BytesIO(), encoding="utf-8")) is Language.ZH
+    assert language_for_stream(Language.RU, io.TextIOWrapper(io.BytesIO(), encoding="cp1251")) is Language.RU
+    assert language_for_stream(Language.ZH, io.TextIOWrapper(io.BytesIO(), encoding="cp1252")) is Language.EN

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..checks.diagnose import fit_adapter, inspect_model
 from ..errors import PlanError
 from ..report.data import Report
-from ..report.messages import language_from_locale
+from ..report.messages import language_for_stream, language_from_locale
 from ..report.render import render_report
 from .per_path import run_per_path
 from .progress_line import StderrSteps
@@ -76,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
             report = fit_adapter(report, args.fit)
         return report
 
-    language = language_from_locale()  # the text follows the locale; --json is a contract: always English
+    # The text follows the locale (if the output can hold it); --json is a contract: always English.
+    language = language_for_stream(language_from_locale(), sys.stdout)
     return run_per_path(
         args.paths,
         compute,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["Language", "Phrase", "Counted", "Listed", "text", "counted", "plural_form", "PLURAL_FORMS", "language_from_locale", "language_from_webui", "templates", "fields"]
+__all__ = ["Language", "Phrase", "Counted", "Listed", "text", "language_for_stream", "counted", "plural_form", "PLURAL_FORMS", "language_from_locale", "language_from_webui", "templates", "fields"]
 
 _LOCALES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locales")
 
@@ -144,6 +144,18 @@ def language_from_locale(environ: Mapping[str, str] | None = None) -> Language:
         if value:
             return _from_code(value)
     return Language.EN
+
+
+def language_for_stream(language: Language, stream: Any) -> Language:
+    """``language``, or English when ``stream`` cannot encode it (a Windows pipe in cp1252 cannot
+    hold Chinese: English beats a ``UnicodeEncodeError`` or a page of question marks)."""
+    if language is Language.EN:
+        return language
+    try:
+        templates(language)["verdict.healthy"].encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return Language.EN
+    return language
 
 
 def language_from_webui(localization: str | None) -> Language:
