@@ -7,21 +7,19 @@ slot accepts (an SD2 UNet does not go into SD1; an SDXL VAE, same structure, goe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 
-from .._version import __version__
 from ..arch.components import TEXT_ENCODERS, component_facts
-from ..arch.families import FAMILIES, Family, family
+from ..arch.families import FAMILIES, Family, Mount, family
 from ..arch.parts import Part, find_part, identify_model
 from ..checks.context import POSITION_IDS
-from ..dtypes import DTYPES
 from ..errors import IncompatibleComponentError, PlanError
 from ..io.model import ModelFile
 from ..report.advice import Remedy, count
-from .convert import PRECISIONS, ConvertOptions, plan_convert, position_ids_entry
-from .plan import CAST, COPY, Entry, Plan
+from .builder import Casting, PlanBuilder, stamped, stored
+from .convert import PRECISIONS, check_format, check_precision, position_ids_entry
+from .plan import Entry, Plan
 
 __all__ = ["COMPONENT_CHOICES", "plan_export", "plan_replace", "plan_build", "expand_component"]
 
@@ -41,32 +39,23 @@ def expand_component(component: str, fam: Family) -> tuple[str, ...]:
     return (slot,)
 
 
-def _provenance(changes: list[str], source: str) -> dict[str, str]:
-    return {"format": "pt", "modeldoc": json.dumps({"version": __version__, "source": source, "changes": changes})}
-
-
-def _dtype(code: str, precision: str | None) -> str:
-    target = PRECISIONS[precision] if precision else None
-    if not DTYPES[code].is_float:
-        return code
-    if target is None:
-        return "F32" if code == "F64" else code
-    return target
-
-
-def _entries(part: Part, mount_key, precision: str | None, origin: int, fix_clip: bool, changes: list[str]) -> list[Entry]:
+def _entries(part: Part, mount: Mount, casting: Casting, origin: int, fix_clip: bool, changes: list[str]) -> list[Entry]:
     entries = []
     for table_key, info in part.tensors.items():
-        dst = mount_key(table_key)
+        dst = mount.key(table_key)
         if table_key == POSITION_IDS and part.component == "clip_l":
             entry, change = position_ids_entry(part.model, info, dst, fix=fix_clip)
             entries.append(dataclasses.replace(entry, origin=origin, renamed_from=info.key))
             if change:
                 changes.append(change)
             continue
-        dtype = _dtype(info.dtype, precision)
-        entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, origin, renamed_from=info.key))
+        entries.append(stored(dst, info, casting.dtype(info.dtype, dst, info.shape), origin=origin, renamed_from=info.key))
     return entries
+
+
+def _casting(precision: str) -> Casting:
+    # A part file keeps every tensor in the one precision asked for (convert keeps norms out of fp8).
+    return Casting(PRECISIONS[precision], fp8_exempt=False)
 
 
 def plan_export(
@@ -113,7 +102,7 @@ def plan_export(
         standalone = target_family or family(facts.export_as[part.base])
         out_slot = standalone.slot(facts.export_slot)
         assert out_slot is not None
-        entries += _entries(part, out_slot.mounts[0].key, precision, 0, fix_clip, changes)
+        entries += _entries(part, out_slot.mounts[0], _casting(precision), 0, fix_clip, changes)
         changes.append(f"exported {slot_name} ({part.table}) as {standalone.name}")
     return _plan([model], entries, format, changes, warnings, model.path)
 
@@ -121,7 +110,7 @@ def plan_export(
 def _plan(
     sources: list[ModelFile], entries: list[Entry], format: str, changes: list[str], warnings: list[str], source: str
 ) -> Plan:
-    metadata = _provenance(changes, os.path.basename(source)) if format == "safetensors" else None
+    metadata = stamped(changes, os.path.basename(source)) if format == "safetensors" else None
     return Plan(sources, entries, [], metadata, format, warnings, changes)
 
 
@@ -168,8 +157,26 @@ def plan_replace(
         part = _source_part(source, slot_name, target.path, ident.architecture)
         _check_fit(part, slot.tables, target.path, ident.architecture)
         replacements[slot_name] = part
-    options = ConvertOptions(precision=precision or "keep", keep_junk=True, prune="none", format=format, preserve=True)
-    return plan_convert(target, options, ident=ident, replace=replacements)
+    check_precision(precision or "keep")
+    check_format(format)
+    builder = _ReplaceBuilder(target, ident, Casting(PRECISIONS[precision or "keep"]), replacements)
+    builder.copy_the_rest()
+    builder.drop_training_state()
+    for slot_name, part in replacements.items():
+        builder.put(slot_name, part)
+    builder.summarise()  # the target's own VAE is left as it is: not ours to warn about, and replace has no --vae
+    return builder.plan(format)
+
+
+class _ReplaceBuilder(PlanBuilder):
+    """``replace``: the target's tensors byte for byte (a NAI-layout CLIP too), but the replaced components'."""
+
+    def copy_the_rest(self) -> None:
+        for key, info in sorted(self.model.items(), key=lambda kv: kv[1].data_offset):
+            if key in self.replaced:
+                self.drop(key, f"{self.replaced[key]} replaced")
+            else:
+                self.entries.append(stored(key, info, info.dtype))
 
 
 def plan_build(
@@ -209,6 +216,7 @@ def plan_build(
     entries: list[Entry] = []
     changes: list[str] = []
     warnings: list[str] = []
+    casting = _casting(precision or "keep")
     for slot in fam.slots:
         if not slot.required:
             continue
@@ -236,7 +244,7 @@ def plan_build(
         origin = next((i for i, s in enumerate(sources) if s is source), len(sources))
         if origin == len(sources):
             sources.append(source)
-        entries += _entries(part, slot.mounts[0].key, precision or "keep", origin, fix_clip, changes)
+        entries += _entries(part, slot.mounts[0], casting, origin, fix_clip, changes)
         changes.append(f"{slot.component} from {os.path.basename(source.path)} ({part.architecture})")
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {arch}")

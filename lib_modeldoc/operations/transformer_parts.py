@@ -9,20 +9,17 @@ norms, biases and embedders stay 16-bit (``arch.precision``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
-from .._version import __version__
 from ..arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
 from ..arch.parts import identify_model
-from ..arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
-from ..dtypes import DTYPES
 from ..errors import IncompatibleComponentError, PlanError
 from ..io.model import ModelFile
 from ..report.advice import Remedy
+from .builder import Casting, stamped, stored
 from .convert import PRECISIONS
-from .plan import CAST, COPY, Entry, Plan
+from .plan import Entry, Plan
 
 __all__ = ["TRANSFORMER_ARCHS", "plan_export_part", "plan_build_parts"]
 
@@ -32,14 +29,6 @@ _ALIASES = {"unet": "transformer"}
 
 def _base(architecture: str) -> str | None:
     return next((a for a in TRANSFORMER_ARCHS if architecture.startswith(a)), None)
-
-
-def _dtype(code: str, target: str | None, key: str, shape: tuple[int, ...]) -> str:
-    if not DTYPES[code].is_float or target is None:
-        return "F32" if code == "F64" else code
-    if target in FP8_DTYPES and keeps_16bit_in_fp8(key, shape):
-        return code if code in ("F16", "BF16") or code in FP8_DTYPES else sixteen_bit_for(code)
-    return target
 
 
 def _part_keys(model: ModelFile, component: str, architecture: str) -> tuple[dict[str, str], str]:
@@ -61,10 +50,6 @@ def _part_keys(model: ModelFile, component: str, architecture: str) -> tuple[dic
     return {k: k for k in model}, os.path.basename(model.path)
 
 
-def _provenance(changes: list[str], source: str) -> dict[str, str]:
-    return {"format": "pt", "modeldoc": json.dumps({"version": __version__, "source": source, "changes": changes})}
-
-
 def plan_export_part(model: ModelFile, component: str, *, precision: str | None = None, format: str = "safetensors") -> Plan:
     """Plan writing one part of an SD3 / Flux checkpoint as the file Forge and ComfyUI load.
 
@@ -82,14 +67,13 @@ def plan_export_part(model: ModelFile, component: str, *, precision: str | None 
     keys = {own + k[len(prefix):]: k for k in model if k.startswith(prefix)}
     if not keys:
         raise PlanError(f"{model.path}: this {ident.architecture} file holds no {component} (no '{prefix}' keys)")
-    target = PRECISIONS[precision or "keep"]
+    casting = Casting(PRECISIONS[precision or "keep"])
     entries = []
     for dst, src in keys.items():
         info = model[src]
-        dtype = _dtype(info.dtype, target, dst, info.shape)
-        entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, 0, renamed_from=src))
+        entries.append(stored(dst, info, casting.dtype(info.dtype, dst, info.shape), renamed_from=src))
     changes = [f"exported the {component} of a {base} checkpoint ({len(entries)} tensors, without '{prefix}')"]
-    metadata = _provenance(changes, os.path.basename(model.path)) if format == "safetensors" else None
+    metadata = stamped(changes, os.path.basename(model.path)) if format == "safetensors" else None
     return Plan([model], entries, [], metadata, format, [], changes)
 
 
@@ -106,7 +90,7 @@ def plan_build_parts(architecture: str, parts: Mapping[str, ModelFile], *, preci
     extra = set(given) - set(wanted)
     if extra:
         raise PlanError(f"a {architecture} model has no {', '.join(sorted(extra))}")
-    target = PRECISIONS[precision or "keep"]
+    casting = Casting(PRECISIONS[precision or "keep"])
     sources: list[ModelFile] = []
     entries: list[Entry] = []
     changes: list[str] = []
@@ -127,11 +111,10 @@ def plan_build_parts(architecture: str, parts: Mapping[str, ModelFile], *, preci
         for key, src in keys.items():
             info = source[src]
             dst = prefix + key[len(own):]
-            dtype = _dtype(info.dtype, target, dst, info.shape)
-            entries.append(Entry(dst, dtype, info.shape, CAST if dtype != info.dtype else COPY, info, origin,
-                                 renamed_from=src if src != dst else None))
+            entries.append(stored(dst, info, casting.dtype(info.dtype, dst, info.shape), origin=origin,
+                                  renamed_from=src if src != dst else None))
         changes.append(f"{component} from {where}")
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {architecture}")
-    metadata = _provenance(changes, "+".join(os.path.basename(s.path) for s in sources)) if format == "safetensors" else None
+    metadata = stamped(changes, "+".join(os.path.basename(s.path) for s in sources)) if format == "safetensors" else None
     return Plan(sources, entries, [], metadata, format, warnings, changes)
