@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .arch.families import family
+from .arch.families import ComponentId, family
 from .arch.tables import table
 from .dtypes import DTYPES
 from .io.atomic import atomic_output
@@ -53,7 +53,7 @@ def family_specs(arch: str, *, dtype: str = "F16", ema: bool = False, components
         picks.setdefault("ema_unet", picks["unet"])
     specs = []
     for slot in fam.slots:
-        if slot.component == "ema_unet" and not ema:
+        if slot.component == ComponentId.EMA_UNET and not ema:
             continue
         if wanted is not None and slot.component not in wanted:
             continue

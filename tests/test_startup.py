@@ -164,7 +164,7 @@ def test_identify_lays_out_only_tables_mounted_where_the_file_has_keys(sparse_mo
     # A table mounted where the file has nothing: every required key is missing, counted without
     # laying the keys out, and listed (laid out then) when asked.
     mount = Mount("cond_stage_model.model.")
-    match = module._match(Slot("clip", ("clip_h",), (mount,)), "clip_h", mount, shapes, frozenset(shapes), {})
+    match = module._match(Slot("clip_h", ("clip_h",), (mount,)), "clip_h", mount, shapes, frozenset(shapes), {})
     required = tuple(mount.key(k) for k in table("clip_h").shapes if k not in table("clip_h").optional)
     assert not match.present and match.some_missing is None
     assert match.missing_count == match.expected == len(required)

@@ -10,7 +10,47 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Mount", "Slot", "Family", "FAMILIES", "CHECKPOINT_ARCHITECTURES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
+from ..strenum import StrEnum
+
+__all__ = ["FamilyKind", "Base", "ComponentId", "KeyLayout", "Mount", "Slot", "Family", "FAMILIES", "CHECKPOINT_ARCHITECTURES", "KNOWN_BUFFERS", "Signature", "SIGNATURES", "Variant", "family"]
+
+
+class FamilyKind(StrEnum):
+    """Whether a family is a whole checkpoint the WebUI loads as a model, or one part of one."""
+
+    CHECKPOINT = "checkpoint"
+    COMPONENT = "component"
+
+
+class Base(StrEnum):
+    """The model generation a family belongs to: parts of the same base fit together."""
+
+    SD1 = "SD1"
+    SD2 = "SD2"
+    SDXL = "SDXL"
+    SD = "SD"  # shared by SD1, SD2 and SDXL (the VAE)
+
+
+class ComponentId(StrEnum):
+    """A component's slot name: the part name of reports, layouts and the CLI contract."""
+
+    UNET = "unet"
+    EMA_UNET = "ema_unet"
+    VAE = "vae"
+    CLIP_L = "clip_l"
+    CLIP_H = "clip_h"
+    CLIP_G = "clip_g"
+    DEPTH = "depth"
+    CONTROLNET = "controlnet"
+    EMBEDDER = "embedder"  # SD 2.1 unCLIP's image embedder
+    XLM_ROBERTA = "xlm_roberta"  # AltDiffusion's text encoder
+
+
+class KeyLayout(StrEnum):
+    """How a component's keys are named under its mount."""
+
+    STANDARD = "standard"
+    NAI = "nai"  # SD1 CLIP keys without ``text_model.``: the WebUI renames them on load
 
 
 @dataclass(frozen=True)
@@ -19,14 +59,18 @@ class Mount:
 
     Attributes:
         prefix: prepended to every table key.
-        layout: ``"standard"``, or a named legacy layout such as ``"nai"`` (CLIP keys without
-            ``text_model.``), which the WebUI renames on load and a repair renames for good.
+        layout: :attr:`KeyLayout.STANDARD`, or a named legacy layout such as :attr:`KeyLayout.NAI`
+            (CLIP keys without ``text_model.``), which the WebUI renames on load and a repair
+            renames for good.
         ema: keys are the table keys with every ``.`` removed (how LitEma names its buffers).
     """
 
     prefix: str
-    layout: str = "standard"
+    layout: KeyLayout = KeyLayout.STANDARD
     ema: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", KeyLayout(self.layout))  # a plain string is accepted, and checked
 
     def key(self, table_key: str) -> str:
         return self.prefix + (table_key.replace(".", "") if self.ema else table_key)
@@ -43,10 +87,13 @@ class Mount:
 class Slot:
     """One component of a family: which tables may fill it and where it is mounted."""
 
-    component: str  # unet, vae, clip_l, clip_h, clip_g, ema_unet, depth, controlnet
+    component: ComponentId
     tables: tuple[str, ...]
     mounts: tuple[Mount, ...]
     required: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "component", ComponentId(self.component))
 
 
 @dataclass(frozen=True)
@@ -54,10 +101,14 @@ class Family:
     """A model layout the WebUI (or a component dropdown) can load."""
 
     name: str  # the architecture id of the CLI contract
-    kind: str  # "checkpoint" or "component"
-    base: str  # SD1, SD2 or SDXL: which parts fit together
+    kind: FamilyKind
+    base: Base  # which parts fit together
     label: str
     slots: tuple[Slot, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FamilyKind(self.kind))
+        object.__setattr__(self, "base", Base(self.base))
 
     def slot(self, component: str) -> Slot | None:
         return next((s for s in self.slots if s.component == component), None)
@@ -104,49 +155,54 @@ REFINER_CLIP_G = "conditioner.embedders.0.model."
 EMA = "model_ema.diffusion_model"
 
 
+# Short names for the table below.
+_CHECKPOINT, _COMPONENT = FamilyKind.CHECKPOINT, FamilyKind.COMPONENT
+_C = ComponentId
+
+
 def _unet(*tables: str, prefix: str = UNET) -> Slot:
-    return Slot("unet", tables, (Mount(prefix),))
+    return Slot(_C.UNET, tables, (Mount(prefix),))
 
 
 def _ema(*tables: str) -> Slot:
-    return Slot("ema_unet", tables, (Mount(EMA, ema=True),), required=False)
+    return Slot(_C.EMA_UNET, tables, (Mount(EMA, ema=True),), required=False)
 
 
-_VAE = Slot("vae", ("vae",), (Mount(VAE),))
-_SD1_CLIP = Slot("clip_l", ("clip_l",), (Mount(SD1_CLIP + "text_model."), Mount(SD1_CLIP, layout="nai")))
-_SD2_CLIP = Slot("clip_h", ("clip_h", "clip_h_wd"), (Mount(SD2_CLIP),))
-_XL_CLIP_L = Slot("clip_l", ("clip_l",), (Mount(XL_CLIP_L),))
-_XL_CLIP_G = Slot("clip_g", ("clip_g",), (Mount(XL_CLIP_G),))
+_VAE = Slot(_C.VAE, ("vae",), (Mount(VAE),))
+_SD1_CLIP = Slot(_C.CLIP_L, ("clip_l",), (Mount(SD1_CLIP + "text_model."), Mount(SD1_CLIP, layout=KeyLayout.NAI)))
+_SD2_CLIP = Slot(_C.CLIP_H, ("clip_h", "clip_h_wd"), (Mount(SD2_CLIP),))
+_XL_CLIP_L = Slot(_C.CLIP_L, ("clip_l",), (Mount(XL_CLIP_L),))
+_XL_CLIP_G = Slot(_C.CLIP_G, ("clip_g",), (Mount(XL_CLIP_G),))
 
 
 def _sd1(name: str, unet: str, label: str) -> Family:
-    return Family(name, "checkpoint", "SD1", label, (_unet(unet), _VAE, _SD1_CLIP, _ema(unet)))
+    return Family(name, _CHECKPOINT, Base.SD1, label, (_unet(unet), _VAE, _SD1_CLIP, _ema(unet)))
 
 
 def _sd2(name: str, unet: str, label: str, *extra: Slot) -> Family:
-    return Family(name, "checkpoint", "SD2", label, (_unet(unet), _VAE, _SD2_CLIP, *extra, _ema(unet)))
+    return Family(name, _CHECKPOINT, Base.SD2, label, (_unet(unet), _VAE, _SD2_CLIP, *extra, _ema(unet)))
 
 
 def _sd2_unclip() -> Family:
     tables = ("unet_sd2_unclip_h", "unet_sd2_unclip_l")
-    embedder = Slot("embedder", ("unclip_embedder_h", "unclip_embedder_l"), (Mount("embedder.model."),))
-    return Family("SD2-unCLIP", "checkpoint", "SD2", "Stable Diffusion 2.1 unCLIP (image variations)",
+    embedder = Slot(_C.EMBEDDER, ("unclip_embedder_h", "unclip_embedder_l"), (Mount("embedder.model."),))
+    return Family("SD2-unCLIP", _CHECKPOINT, Base.SD2, "Stable Diffusion 2.1 unCLIP (image variations)",
                   (_unet(*tables), _VAE, _SD2_CLIP, embedder, _ema(*tables)))
 
 
 def _alt_diffusion() -> Family:
     # m9: SD1's UNet (context 768); m18: SD2's (context 1024, linear proj), alt-diffusion-*-inference.yaml.
-    text = Slot("xlm_roberta", ("xlmr_m9", "xlmr_m18"), (Mount("cond_stage_model."),))
-    return Family("AltDiffusion", "checkpoint", "SD1", "AltDiffusion (XLM-RoBERTa text encoder)",
+    text = Slot(_C.XLM_ROBERTA, ("xlmr_m9", "xlmr_m18"), (Mount("cond_stage_model."),))
+    return Family("AltDiffusion", _CHECKPOINT, Base.SD1, "AltDiffusion (XLM-RoBERTa text encoder)",
                   (_unet("unet_sd1", "unet_sd2"), _VAE, text, _ema("unet_sd1", "unet_sd2")))
 
 
-def _controlnet(name: str, table_id: str, base: str, label: str) -> Family:
-    return Family(name, "component", base, label, (Slot("controlnet", (table_id,), (Mount("control_model."), Mount(""))),))
+def _controlnet(name: str, table_id: str, base: Base, label: str) -> Family:
+    return Family(name, _COMPONENT, base, label, (Slot(_C.CONTROLNET, (table_id,), (Mount("control_model."), Mount(""))),))
 
 
 def _sdxl(name: str, unet: str, label: str) -> Family:
-    return Family(name, "checkpoint", "SDXL", label, (_unet(unet), _VAE, _XL_CLIP_L, _XL_CLIP_G, _ema(unet)))
+    return Family(name, _CHECKPOINT, Base.SDXL, label, (_unet(unet), _VAE, _XL_CLIP_L, _XL_CLIP_G, _ema(unet)))
 
 
 # Order breaks ties: full checkpoints before standalone parts.
@@ -157,38 +213,38 @@ FAMILIES: tuple[Family, ...] = (
     _sd2("SD2", "unet_sd2", "Stable Diffusion 2.x"),
     _sd2("SD2-inpaint", "unet_sd2_inpaint", "Stable Diffusion 2.x inpainting"),
     _sd2("SD2-depth", "unet_sd2_depth", "Stable Diffusion 2.x depth",
-         Slot("depth", ("depth_midas",), (Mount("depth_model.model."),))),
+         Slot(_C.DEPTH, ("depth_midas",), (Mount("depth_model.model."),))),
     _sd2_unclip(),
     _alt_diffusion(),
     _sdxl("SDXL", "unet_sdxl", "Stable Diffusion XL"),
     _sdxl("SDXL-inpaint", "unet_sdxl_inpaint", "Stable Diffusion XL inpainting"),
-    Family("SDXL-refiner", "checkpoint", "SDXL", "Stable Diffusion XL refiner", (
-        _unet("unet_sdxl_refiner"), _VAE, Slot("clip_g", ("clip_g",), (Mount(REFINER_CLIP_G),)),
+    Family("SDXL-refiner", _CHECKPOINT, Base.SDXL, "Stable Diffusion XL refiner", (
+        _unet("unet_sdxl_refiner"), _VAE, Slot(_C.CLIP_G, ("clip_g",), (Mount(REFINER_CLIP_G),)),
         _ema("unet_sdxl_refiner"))),
-    Family("UNET-SD1", "component", "SD1", "SD1 UNet",
+    Family("UNET-SD1", _COMPONENT, Base.SD1, "SD1 UNet",
            (_unet("unet_sd1", "unet_sd1_inpaint", "unet_sd1_pix2pix", prefix=""),)),
-    Family("UNET-SD2", "component", "SD2", "SD2 UNet",
+    Family("UNET-SD2", _COMPONENT, Base.SD2, "SD2 UNet",
            (_unet("unet_sd2", "unet_sd2_inpaint", "unet_sd2_depth", prefix=""),)),
-    Family("UNET-SDXL", "component", "SDXL", "SDXL UNet",
+    Family("UNET-SDXL", _COMPONENT, Base.SDXL, "SDXL UNet",
            (_unet("unet_sdxl", "unet_sdxl_inpaint", "unet_sdxl_refiner", prefix=""),)),
-    Family("VAE", "component", "SD", "VAE (SD1/SD2/SDXL share one structure; SD3/Flux 'ae': 16 channels)",
-           (Slot("vae", ("vae", "vae_16ch"), (Mount(""),)),)),
-    Family("CLIP-SD1", "component", "SD1", "CLIP ViT-L text encoder",
-           (Slot("clip_l", ("clip_l",), (Mount("text_model."), Mount(""))),)),
-    Family("CLIP-SD2", "component", "SD2", "OpenCLIP ViT-H text encoder",
-           (Slot("clip_h", ("clip_h", "clip_h_wd"), (Mount(""),)),)),
+    Family("VAE", _COMPONENT, Base.SD, "VAE (SD1/SD2/SDXL share one structure; SD3/Flux 'ae': 16 channels)",
+           (Slot(_C.VAE, ("vae", "vae_16ch"), (Mount(""),)),)),
+    Family("CLIP-SD1", _COMPONENT, Base.SD1, "CLIP ViT-L text encoder",
+           (Slot(_C.CLIP_L, ("clip_l",), (Mount("text_model."), Mount(""))),)),
+    Family("CLIP-SD2", _COMPONENT, Base.SD2, "OpenCLIP ViT-H text encoder",
+           (Slot(_C.CLIP_H, ("clip_h", "clip_h_wd"), (Mount(""),)),)),
     # clip_g_hf: SD3's clip_g.safetensors, the same OpenCLIP bigG in transformers names (a part
     # check keeps it out of SDXL checkpoints, whose slot wants the OpenCLIP names).
-    Family("CLIP-SDXL", "component", "SDXL", "SDXL text encoders (OpenCLIP bigG; SD3: transformers layout)", (
-        Slot("clip_l", ("clip_l",), (Mount("clip_l.text_model."),), required=False),
-        Slot("clip_g", ("clip_g", "clip_g_hf"), (Mount("clip_g."), Mount(""))))),
-    _controlnet("ControlNet", "controlnet_sd1", "SD1", "ControlNet (SD1)"),
-    _controlnet("ControlNet-SD2", "controlnet_sd2", "SD2", "ControlNet (SD2)"),
-    _controlnet("ControlNet-SDXL", "controlnet_sdxl", "SDXL", "ControlNet (SDXL)"),
+    Family("CLIP-SDXL", _COMPONENT, Base.SDXL, "SDXL text encoders (OpenCLIP bigG; SD3: transformers layout)", (
+        Slot(_C.CLIP_L, ("clip_l",), (Mount("clip_l.text_model."),), required=False),
+        Slot(_C.CLIP_G, ("clip_g", "clip_g_hf"), (Mount("clip_g."), Mount(""))))),
+    _controlnet("ControlNet", "controlnet_sd1", Base.SD1, "ControlNet (SD1)"),
+    _controlnet("ControlNet-SD2", "controlnet_sd2", Base.SD2, "ControlNet (SD2)"),
+    _controlnet("ControlNet-SDXL", "controlnet_sdxl", Base.SDXL, "ControlNet (SDXL)"),
 )
 
 #: Architecture ids of whole checkpoints (what the WebUI loads as a model), as opposed to parts.
-CHECKPOINT_ARCHITECTURES: frozenset[str] = frozenset(f.name for f in FAMILIES if f.kind == "checkpoint")
+CHECKPOINT_ARCHITECTURES: frozenset[str] = frozenset(f.name for f in FAMILIES if f.kind == FamilyKind.CHECKPOINT)
 
 _PREFIXED = r"^model\.diffusion_model\."
 # A ComfyUI-style all-in-one SD3 / Flux checkpoint: the parts Forge and ComfyUI also load as separate files.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..arch.families import ComponentId, KeyLayout
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
 from ..report.messages import Listed, Phrase
@@ -32,6 +33,6 @@ def check_position_ids(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def check_nai_layout(ctx: CheckContext) -> Iterator[Finding]:
-    slot = ctx.ident.slot("clip_l")
-    if slot is not None and slot.present and slot.mount.layout == "nai":
+    slot = ctx.ident.slot(ComponentId.CLIP_L)
+    if slot is not None and slot.present and slot.mount.layout == KeyLayout.NAI:
         yield Finding.worded("clip.nai_layout", Severity.INFO, keys=slot.keys[:3], repair=Repair.CONVERT)

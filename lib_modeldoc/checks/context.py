@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..arch.families import ComponentId
 from ..arch.identify import Identification
 from ..arch.layout import EMA, JUNK, UNKNOWN, Layout
 from ..io.model import ModelFile
@@ -113,7 +114,7 @@ class CheckContext:
         """Every CLIP-L position_ids tensor, read the way the WebUI reads it (as int64)."""
         found = []
         for slot in self.ident.slots:
-            if slot.component != "clip_l" or not slot.present:
+            if slot.component != ComponentId.CLIP_L or not slot.present:
                 continue
             key = slot.mount.key(POSITION_IDS)
             if key not in self.model:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ..arch.families import ComponentId
+from ..io.model import ModelFormat
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
 from ..report.messages import Counted, Listed, Phrase
@@ -49,7 +51,7 @@ def check_unknown(ctx: CheckContext) -> Iterator[Finding]:
 
 def check_ema(ctx: CheckContext) -> Iterator[Finding]:
     keys = ctx.ema_keys
-    slot = ctx.ident.slot("ema_unet")
+    slot = ctx.ident.slot(ComponentId.EMA_UNET)
     if keys and slot is not None and slot.present:  # bookkeeping alone (decay, num_updates) is not worth a line
         size = ctx.nbytes(keys)
         yield Finding.worded("ema", Severity.INFO, tensors=Counted("tensor", len(keys)), size=human_bytes(size),
@@ -57,7 +59,7 @@ def check_ema(ctx: CheckContext) -> Iterator[Finding]:
 
 
 def check_pickle(ctx: CheckContext) -> Iterator[Finding]:
-    if ctx.model.format != "ckpt":
+    if ctx.model.format != ModelFormat.CKPT:
         return
     training = sorted(k.split(".", 1)[0] for k in ctx.model.extras)
     extra = Phrase("finding.format.pickle.training", {"items": ", ".join(dict.fromkeys(training))}) if training else ""

@@ -26,7 +26,7 @@ from ..arch.diffusers_map import (
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..dtypes import DTYPES
 from ..errors import ModelReadError
-from .model import ModelFile, open_model
+from .model import ModelFile, ModelFormat, open_model
 from .tensor import TensorInfo
 
 __all__ = ["MODEL_INDEX", "CONTROLNET_COMPONENTS", "Pipeline", "PIPELINE_BY_INPUT", "REFINER_COMPONENTS", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
@@ -256,7 +256,7 @@ class DiffusersFolder(ModelFile):
                 self.synthesized.append(f"{component.folder}: its unused last layer and projection, as zeros")
         # The scheduler's prediction type, said the way single files say it (ModelSpec).
         metadata = {"modelspec.prediction_type": "v"} if prediction_type == "v_prediction" else {}
-        super().__init__(path, "diffusers", 0, tensors, metadata=metadata, container="diffusers")
+        super().__init__(path, ModelFormat.DIFFUSERS, 0, tensors, metadata=metadata, container="diffusers")
         self.size = sum(m.size for _, m, _ in parts)
         self.pipeline = pipeline
         self.prediction_type = prediction_type

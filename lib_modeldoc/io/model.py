@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..dtypes import DTYPES, to_float32
 from ..errors import ModelReadError
+from ..strenum import StrEnum
 from .paths import native_path
 from .positioned import PositionedFile
 from .regular import open_regular
@@ -22,7 +23,15 @@ if TYPE_CHECKING:
 
     from .pickle_read import TensorRef
 
-__all__ = ["ModelFile", "open_model"]
+__all__ = ["ModelFormat", "ModelFile", "open_model"]
+
+
+class ModelFormat(StrEnum):
+    """What kind of model file a :class:`ModelFile` reads (:attr:`ModelFile.container` says more)."""
+
+    SAFETENSORS = "safetensors"
+    CKPT = "ckpt"  # a PyTorch pickle: zip, legacy or bare
+    DIFFUSERS = "diffusers"  # a diffusers folder read as one model
 
 _NOT_A_MODEL = {
     Format.HTML: "an HTML page, not a model file (a failed download?)",
@@ -45,7 +54,7 @@ class ModelFile(Mapping[str, TensorInfo]):
     def __init__(
         self,
         path: str,
-        format: str,
+        format: ModelFormat,
         size: int,
         tensors: dict[str, TensorInfo],
         *,
@@ -55,7 +64,7 @@ class ModelFile(Mapping[str, TensorInfo]):
         container: str = "",
     ) -> None:
         self.path = path
-        self.format = format  # "safetensors" or "ckpt"
+        self.format = ModelFormat(format)
         self.container = container  # finer detail: "safetensors", "torch_zip", "torch_legacy", "pickle"
         self.size = size
         self.metadata: dict[str, str] = dict(metadata or {})
@@ -227,7 +236,7 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
             kind = sniff_bytes(head, where, tail)
             if kind is Format.SAFETENSORS:
                 tensors, metadata = read_safetensors_header(f, size, where)
-                return ModelFile(where, "safetensors", size, tensors, metadata=metadata, container="safetensors")
+                return ModelFile(where, ModelFormat.SAFETENSORS, size, tensors, metadata=metadata, container="safetensors")
             if kind in (Format.TORCH_ZIP, Format.TORCH_LEGACY):
                 from .pickle_read import load_torch_legacy, load_torch_zip
 
@@ -268,7 +277,7 @@ def _from_pickle(where: str, size: int, obj: Any, container: str) -> ModelFile:
     strays.update(outer_tensors)
     if container == "torch_legacy" and not tensors and not strays:
         container = "pickle"
-    return ModelFile(where, "ckpt", size, tensors, extras=extras, stray_tensors=strays, container=container)
+    return ModelFile(where, ModelFormat.CKPT, size, tensors, extras=extras, stray_tensors=strays, container=container)
 
 
 def _flatten(node: Mapping[Any, Any], prefix: str, tensors: dict[str, TensorInfo], extras: dict[str, Any], where: str) -> None:

@@ -33,7 +33,7 @@ from ..io.diffusers_folder import (
     CONFIG, CONTROLNET_COMPONENTS, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS,
     Component, Kind, Pipeline, is_diffusers_folder,
 )
-from ..io.model import ModelFile
+from ..io.model import ModelFile, ModelFormat
 from ..io.tensor import TensorInfo
 from ..progress import Progress
 from ..report.advice import Remedy
@@ -442,7 +442,7 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions(),
     Raises:
         PlanError: the model is not a complete SD1 / SDXL checkpoint, or is a diffusers folder.
     """
-    if model.format == "diffusers":
+    if model.format == ModelFormat.DIFFUSERS:
         raise PlanError(f"{model.path}: is a diffusers folder already")
     ident = identify_model(model)
     if ident.architecture in CONTROLNETS:

@@ -19,13 +19,26 @@ from ..io.safetensors_write import OutTensor, build_header, header_size
 from ..io.tensor import TensorInfo
 from ..report.advice import count
 from ..report.units import human_bytes
+from ..strenum import StrEnum
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Entry", "Drop", "Plan"]
+__all__ = ["Action", "Entry", "Drop", "Plan"]
 
-COPY, CAST, FIX, SYNTH = "copy", "cast", "fix", "synthesize"
+
+class Action(StrEnum):
+    """Where an output tensor's bytes come from."""
+
+    COPY = "copy"  # the input's bytes as they are
+    CAST = "cast"  # the input's values in another dtype
+    FIX = "fix"  # written from a corrected value
+    SYNTHESIZE = "synthesize"  # written from a value the input lacks
+
+
+# Short names for the builders, which write them on almost every line.
+COPY, CAST, FIX, SYNTH = Action.COPY, Action.CAST, Action.FIX, Action.SYNTHESIZE
+
 # Storage types AUTOMATIC1111's restricted unpickler (modules/safe.py) lets a .ckpt use.
 A1111_CKPT_DTYPES = frozenset({"fp32", "fp16", "bf16", "fp64", "int64", "int32", "uint8"})
 
@@ -38,8 +51,8 @@ class Entry:
         key: the output key.
         dtype: the output dtype code.
         shape: the output shape.
-        action: ``copy`` (bytes as they are), ``cast`` (to ``dtype``), ``fix`` or ``synthesize``
-            (written from ``value``).
+        action: :attr:`Action.COPY` (bytes as they are), :attr:`Action.CAST` (to ``dtype``),
+            :attr:`Action.FIX` or :attr:`Action.SYNTHESIZE` (written from ``value``).
         source: the input tensor, ``None`` when written from ``value``.
         origin: index into :attr:`Plan.sources`.
         value: the values to write for ``fix``/``synthesize``.
@@ -50,7 +63,7 @@ class Entry:
     key: str
     dtype: str
     shape: tuple[int, ...]
-    action: str
+    action: Action
     source: TensorInfo | None = None
     origin: int = 0
     value: np.ndarray | None = None
