@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["NetworkSummary", "EmbeddingSummary", "summarise_network", "summarise_embedding", "network_fits",
-           "checkpoint_base", "fit_reason", "block_ranges"]
+           "checkpoint_base", "fit_reason", "block_ranges", "number_text"]
 
 # Tensor suffix -> the module type it belongs to (first match wins).
 _SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -86,20 +86,10 @@ class NetworkSummary:
             "kind": "network", "network": self.network, "base": self.base, "base_evidence": self.base_evidence,
             "modules": self.modules, "module_types": self.module_types, "rank": self.rank, "alpha": self.alpha,
             "ranks": {str(k): v for k, v in sorted(self.ranks.items())},
-            "alphas": {_num(k): v for k, v in sorted(self.alphas.items())},
+            "alphas": {number_text(k): v for k, v in sorted(self.alphas.items())},
             "blocks": [b.to_dict() for b in self.blocks], "text_encoder": self.text_encoder, "training": self.training,
             "context": self.context,
         }
-
-    def describe(self) -> str:
-        rank = f"rank {self.rank}" if self.rank is not None else "no rank"
-        if len(self.ranks) > 1:
-            rank += f" (ranks {min(self.ranks)}-{max(self.ranks)})"
-        alpha = f", alpha {_num(self.alpha)}" if self.alpha is not None else ""
-        parts = block_ranges([b.name for b in self.blocks])
-        modules = f"{self.modules} module" + ("" if self.modules == 1 else "s")
-        return (f"{self.network} for {self.base}: {modules}, {rank}{alpha}; "
-                f"touches {parts}" + ("" if self.text_encoder else " (no text encoder)"))
 
 
 @dataclass
@@ -114,10 +104,6 @@ class EmbeddingSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "embedding", "vectors": self.vectors, "base": self.base, "widths": self.widths,
                 "training": self.training}
-
-    def describe(self) -> str:
-        words = "vector" if self.vectors == 1 else "vectors"
-        return f"embedding for {self.base}: {self.vectors} {words} (uses {self.vectors} of the prompt's 75 tokens)"
 
 
 def block_ranges(names: list[str]) -> str:
@@ -146,7 +132,8 @@ def block_ranges(names: list[str]) -> str:
     return "; ".join(out)
 
 
-def _num(value: float | None) -> str:
+def number_text(value: float | None) -> str:
+    """An alpha as people write it: ``8``, ``0.5``; ``-`` for none."""
     if value is None:
         return "-"
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
@@ -366,25 +353,26 @@ def checkpoint_base(architecture: str, family_base: str | None) -> str:
 
 
 def fit_reason(summary: NetworkSummary | EmbeddingSummary, architecture: str, base: str,
-               text_encoders: Collection[str], context: int | None = None) -> tuple[bool | None, str]:
-    """Does it fit? ``(answer, one line why)`` for a network or embedding against a checkpoint.
+               text_encoders: Collection[str], context: int | None = None
+               ) -> tuple[bool | None, str, dict[str, Any]]:
+    """Does it fit? ``(answer, why, its figures)`` for a network or embedding against a checkpoint:
+    ``why`` is a message id of the catalogue (``fit.*`` in lib_modeldoc/report/locales), which words it.
 
     ``context``: the width of text the checkpoint's cross-attention reads, when it has a UNet
     (the SDXL refiner reads 1280 where SDXL base LoRAs were trained on 2048).
     """
     fits = network_fits(summary, base)
-    what = "LoRA" if isinstance(summary, NetworkSummary) else "embedding"
+    what = "lora" if isinstance(summary, NetworkSummary) else "embedding"
+    facts: dict[str, Any] = {"adapter_base": summary.base, "architecture": architecture, "base": base}
     if (fits and isinstance(summary, NetworkSummary) and summary.context and context
             and summary.context != context):
-        return False, (f"no: the LoRA's cross-attention reads {summary.context}-wide text, the checkpoint's "
-                       f"{context} ({architecture})")
+        return False, "fit.context", {**facts, "adapter_context": summary.context, "context": context}
     if fits is None:
-        return None, f"cannot tell: the {what} is for {summary.base}, the checkpoint is {architecture}"
+        return None, f"fit.unknown.{what}", facts
     if not fits:
-        return False, f"no: the {what} is for {summary.base}, the checkpoint is {architecture} ({base})"
+        return False, f"fit.no.{what}", facts
     if isinstance(summary, NetworkSummary) and summary.text_encoder and not text_encoders:
-        return True, (f"yes for the UNet: the checkpoint is {architecture} ({base}); it holds no text encoder "
-                      "this LoRA's text-encoder part can patch")
+        return True, "fit.unet_only", facts
     if isinstance(summary, EmbeddingSummary) and base == "SDXL" and set(summary.widths) != {"clip_l", "clip_g"}:
-        return False, "no: an SDXL checkpoint needs an embedding with clip_l and clip_g vectors"
-    return True, f"yes: both are {base} ({architecture})"
+        return False, "fit.sdxl_embedding", facts
+    return True, "fit.yes", facts

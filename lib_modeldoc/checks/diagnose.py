@@ -16,6 +16,7 @@ from ..progress import Progress
 from ..report.data import (
     AdapterFit, ComponentSummary, Finding, Report, Severity, TensorCount, TensorGroup, TensorGroups, decode_metadata,
 )
+from ..report.messages import Language, Phrase, text
 from . import CheckContext, run_checks
 
 if TYPE_CHECKING:
@@ -143,10 +144,11 @@ def fit_adapter(report: Report, checkpoint: str | os.PathLike[str]) -> Report:
         own = identify_model(model)
         summary = _Context(model, own, layout_of(list(model), own)).adapter
         assert summary is not None
-        fits, reason = fit_reason(summary, ident.architecture, base, encoders, context)
-    fit = AdapterFit(str(checkpoint), ident.architecture, base, fits, reason)
+        fits, why, facts = fit_reason(summary, ident.architecture, base, encoders, context)
+    reason = Phrase(why, facts)
+    fit = AdapterFit(str(checkpoint), ident.architecture, base, fits, text(why, Language.EN, **facts))
     severity = Severity.INFO if fits else Severity.WARNING
-    finding = Finding("adapter.fit", severity, f"fits {os.path.basename(str(checkpoint))}? {reason}")
+    finding = Finding.worded("adapter.fit", severity, checkpoint=os.path.basename(str(checkpoint)), reason=reason)
     return replace(report, fit=fit, findings=(*report.findings, finding))
 
 
