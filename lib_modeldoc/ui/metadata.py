@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,10 +70,8 @@ def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataF
     checkpoints = host.checkpoints()
     if view.merge_models:
         candidates = [c.path for c in checkpoints if os.path.realpath(c.path) != os.path.realpath(path)]
-        if job is not None:
-            candidates = _stoppable(candidates, job)
-        view = MetadataView(view.path, view.metadata, view.fields,
-                            view.merge_recipe, resolve_merge_inputs(view.merge_models, candidates), view.undecodable)
+        found = resolve_merge_inputs(view.merge_models, _stoppable(candidates, job) if job is not None else candidates)
+        view = MetadataView(view.path, view.metadata, view.fields, view.merge_recipe, found, view.undecodable)
     common = set(COMMON_FIELDS.values())
     other = {k: v for k, v in sorted(view.metadata.items()) if k not in common}
     return MetadataForm(
@@ -86,7 +84,8 @@ def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataF
     )
 
 
-def _stoppable(paths: list[str], job: JobContext) -> Any:
+def _stoppable(paths: list[str], job: JobContext) -> Iterator[str]:
+    """``paths`` one by one, with progress; stops the lookup (``Cancelled``) when the job is interrupted."""
     for index, path in enumerate(paths):
         if job.cancelled():
             raise Cancelled(tab_text("tab.meta.load_interrupted"))
@@ -114,8 +113,8 @@ def form_metadata(fields: Mapping[str, str | None], other_json: str | None) -> d
             raise PlanError(tab_text("tab.meta.not_text", key=key))
     metadata = dict(other)
     for short, key in COMMON_FIELDS.items():
-        value = (fields.get(short) or "").strip()
-        if value:
+        value = fields.get(short) or ""
+        if value.strip():  # kept as typed: a description's line breaks and spaces are the user's
             metadata[key] = value
         else:
             metadata.pop(key, None)

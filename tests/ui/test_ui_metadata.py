@@ -199,6 +199,7 @@ def test_a_file_without_metadata_gets_its_first_keys(driver, folder):
     out = drv.click("modeldoc_meta_load", modeldoc_model=str(plain))
     assert "has no metadata yet" in out["modeldoc_meta_status"] and out["modeldoc_meta_other"] == "{}"
     drv.click("modeldoc_meta_save", modeldoc_model=str(plain), modeldoc_meta_title="First",
-              modeldoc_meta_trigger_phrase="tok")
+              modeldoc_meta_trigger_phrase="tok", modeldoc_meta_description="Line one\n  line two\n",
+              modeldoc_meta_license="   ")  # blank: no key
     assert read_metadata(str(folder / "Stable-diffusion" / "plain-meta.safetensors")).fields == {
-        "title": "First", "trigger_phrase": "tok"}
+        "title": "First", "trigger_phrase": "tok", "description": "Line one\n  line two\n"}

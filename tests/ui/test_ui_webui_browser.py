@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+import numpy as np
 import pytest
 from toy_components import CLIP, FAMILIES, TOY_OPTIONAL, TOY_TABLES, checkpoint, save_safetensors, standalone_vae, toy_values
 from ui_helpers import CHROMIUM_ARGS, CI, chromium_or_skip, free_port
@@ -318,3 +319,98 @@ def test_right_click_on_the_checkpoint_dropdown_shows_the_menu_only(browser, web
         assert "toy.safetensors" in page.inner_text("#modeldoc_verdict")
     finally:
         page.close()
+
+
+def _sha256(path):
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _autov3(path):
+    import hashlib
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + n)
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_the_metadata_editor_loads_edits_saves_and_never_replaces_the_loaded_model(browser, webui):
+    """Issue 13 item 1 in the tab: Load metadata, edit a field, save as a new file (AutoV3 kept, AutoV2
+    changed, the source untouched), the recipe's model named as the WebUI lists it; in place refused
+    for the loaded model. Both buttons run as WebUI jobs."""
+    import hashlib
+    import json
+
+    from safetensors.numpy import save_file
+
+    models = webui["models"] / "Stable-diffusion"
+    parent = models / "toy-b.safetensors"
+    recipe = {"type": "webui", "primary_model_hash": _sha256(parent), "interp_method": "Weighted sum", "multiplier": 0.4}
+    # the legacy hash as AUTOMATIC1111's merger records it (AutoV1: 64 KiB at 1 MiB; empty for a toy file)
+    with open(parent, "rb") as f:
+        f.seek(0x100000)
+        legacy = hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
+    merged = {_sha256(parent): {"name": "toyB-as-recorded.safetensors", "legacy_hash": legacy}}
+    source = models / "meta-src.safetensors"
+    save_file({"x": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(source), metadata={
+        "modelspec.title": "Mix", "sd_merge_recipe": json.dumps(recipe), "sd_merge_models": json.dumps(merged)})
+    before_sha, before_v3 = _sha256(source), _autov3(source)
+    shared, sd_models = webui["shared"], webui["sd_models"]
+    saved = dict(shared.opts.data)
+    shared.opts.data["sd_model_checkpoint"] = _title(webui, "toy.safetensors")  # the loaded model
+    loaded = models / "toy.safetensors"
+    loaded_sha = _sha256(loaded)
+    page = _open(browser, webui["url"])
+    try:
+        _pick(page, "modeldoc_model", str(source))
+        page.click("#modeldoc_actions button:has-text('Metadata')")
+        page.click("#modeldoc_meta_load")
+        _wait_result(page, "modeldoc_meta_status", "Loaded 3 metadata keys")
+        _ran_as_a_webui_job(page, webui)
+        assert page.input_value("#modeldoc_meta_title textarea") == "Mix"
+        other = json.loads(page.input_value("#modeldoc_meta_other textarea"))
+        assert set(other) == {"sd_merge_recipe", "sd_merge_models"}
+        recipe_shown = page.inner_text("#modeldoc_meta_recipe")
+        assert "Weighted sum" in recipe_shown and "toyB-as-recorded.safetensors" in recipe_shown
+        assert _title(webui, "toy-b.safetensors") in recipe_shown  # resolved to the WebUI's own entry, by hash
+        assert page.input_value("#modeldoc_meta_out_name textarea") == "meta-src-meta.safetensors"
+
+        page.fill("#modeldoc_meta_title textarea", "Edited in the tab")
+        page.fill("#modeldoc_meta_author textarea", "Ann")
+        page.click("#modeldoc_meta_save")
+        result = _wait_result(page, "modeldoc_meta_result", "Wrote")
+        _ran_as_a_webui_job(page, webui)
+        new = models / "meta-src-meta.safetensors"
+        assert new.is_file(), result
+        assert _sha256(source) == before_sha  # the source untouched
+        assert _autov3(new) == before_v3 and _sha256(new) != before_sha
+        assert f"AutoV2 {before_sha[:10]} → {_sha256(new)[:10]}" in result and f"AutoV3 {before_v3[:12]} unchanged" in result
+        from lib_modeldoc.operations.meta import read_metadata
+
+        written = read_metadata(str(new))
+        assert written.fields == {"title": "Edited in the tab", "author": "Ann"}
+        assert json.loads(written.metadata["sd_merge_recipe"]) == recipe
+
+        # the loaded model: never replaced in place
+        _pick(page, "modeldoc_model", _title(webui, "toy.safetensors"))
+        page.click("#modeldoc_meta_load")
+        _wait_result(page, "modeldoc_meta_status", "has no metadata yet")
+        page.fill("#modeldoc_meta_title textarea", "Not allowed")
+        page.click("#modeldoc_meta_in_place input")
+        page.click("#modeldoc_meta_save")
+        refused = _wait_result(page, "modeldoc_meta_result", "never replaced in place")
+        assert "toy.safetensors" in refused
+        assert _sha256(loaded) == loaded_sha
+        assert not [n for n in os.listdir(models) if n.endswith(".partial")]
+    finally:
+        page.close()
+        shared.opts.data.clear()
+        shared.opts.data.update(saved)
+        for name in ("meta-src.safetensors", "meta-src-meta.safetensors"):
+            if (models / name).exists():
+                (models / name).unlink()
+        sd_models.list_models()
