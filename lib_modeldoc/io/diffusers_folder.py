@@ -212,11 +212,12 @@ class DiffusersFolder(ModelFile):
     Attributes:
         pipeline: the pipeline class.
         prediction_type: the scheduler's ``prediction_type`` (``epsilon`` when none is given).
+        zero_snr: the scheduler's ``rescale_betas_zero_snr`` (zero terminal SNR).
         components: the component files, by folder name.
     """
 
     def __init__(self, path: str, pipeline: Pipeline, parts: list[tuple[Component, ModelFile, ModuleMap]],
-                 prediction_type: str) -> None:
+                 prediction_type: str, zero_snr: bool = False) -> None:
         tensors: dict[str, TensorInfo] = {}
         self._where: dict[str, tuple[ModelFile, TensorInfo]] = {}
         self._fused: dict[str, list[tuple[ModelFile, TensorInfo]]] = {}  # OpenCLIP in_proj: q, k, v in order
@@ -254,12 +255,17 @@ class DiffusersFolder(ModelFile):
                 assert isinstance(key_map, OpenClipMap)
                 _last_layer_and_projection(tensors, component.prefix, key_map.layers - 1)
                 self.synthesized.append(f"{component.folder}: its unused last layer and projection, as zeros")
-        # The scheduler's prediction type, said the way single files say it (ModelSpec).
+        # The scheduler's prediction type and zero terminal SNR, said the way single files say them:
+        # ModelSpec metadata, and the empty marker tensors Forge, ComfyUI and A1111 (after 1.10) look for.
         metadata = {"modelspec.prediction_type": "v"} if prediction_type == "v_prediction" else {}
+        markers = (["v_pred"] if prediction_type == "v_prediction" else []) + (["ztsnr"] if zero_snr else [])
+        for marker in markers:
+            tensors[marker] = TensorInfo(marker, "F32", (0,), -1, array=np.zeros(0, np.float32))
         super().__init__(path, ModelFormat.DIFFUSERS, 0, tensors, metadata=metadata, container="diffusers")
         self.size = sum(m.size for _, m, _ in parts)
         self.pipeline = pipeline
         self.prediction_type = prediction_type
+        self.zero_snr = zero_snr
         self.components = {c.folder: m for c, m, _ in parts}
 
     def _component(self, info: TensorInfo) -> tuple[ModelFile, TensorInfo]:
@@ -336,12 +342,13 @@ def open_diffusers_folder(path: str) -> DiffusersFolder:
         if os.path.isfile(text) and _read_json(text, where).get("hidden_size", CLIP_L_WIDTH) != CLIP_L_WIDTH:
             components = SD2_COMPONENTS
     scheduler = os.path.join(where, "scheduler", "scheduler_config.json")
-    prediction = str(_read_json(scheduler, where).get("prediction_type", "epsilon")) if os.path.isfile(scheduler) else "epsilon"
-    return _open_components(where, pipeline, components, index, prediction)
+    settings = _read_json(scheduler, where) if os.path.isfile(scheduler) else {}
+    return _open_components(where, pipeline, components, index, str(settings.get("prediction_type", "epsilon")),
+                            settings.get("rescale_betas_zero_snr") is True)
 
 
 def _open_components(where: str, pipeline: Pipeline, components: tuple[Component, ...], index: Mapping[str, Any],
-                     prediction: str) -> DiffusersFolder:
+                     prediction: str, zero_snr: bool = False) -> DiffusersFolder:
     parts: list[tuple[Component, ModelFile, ModuleMap]] = []
     try:
         for component in components:
@@ -355,4 +362,4 @@ def _open_components(where: str, pipeline: Pipeline, components: tuple[Component
         for _, model, _ in parts:
             model.close()
         raise
-    return DiffusersFolder(where, pipeline, parts, prediction)
+    return DiffusersFolder(where, pipeline, parts, prediction, zero_snr)

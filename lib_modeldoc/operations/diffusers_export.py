@@ -25,7 +25,7 @@ from ..arch.diffusers_map import (
     clip_l_map, controlnet_map, unet_map, vae_map,
 )
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
-from ..arch.modelspec import v_prediction_sources
+from ..arch.modelspec import v_prediction_sources, ztsnr_sources
 from ..arch.parts import identify_model
 from ..dtypes import DTYPES
 from ..errors import OutputError, PlanError
@@ -47,6 +47,7 @@ from .writer import write_plan
 __all__ = ["ComponentPlan", "DiffusersPlan", "plan_diffusers", "write_diffusers"]
 
 DIFFUSERS_VERSION = "0.30.3"  # the diffusers release these configs were checked against
+_SCHEDULER_MARKERS = frozenset({"v_pred", "ztsnr"})  # said by the scheduler config in a diffusers folder
 _NO_POSITION_IDS = "embeddings.position_ids"  # transformers >= 4.31 keeps it out of saved files
 
 # The noise schedule SD1 and SDXL were trained with (LDM yaml: linear_start 0.00085, linear_end 0.012,
@@ -487,12 +488,14 @@ def plan_diffusers(model: ModelFile, options: ConvertOptions = ConvertOptions(),
     v_pred = bool(v_prediction_sources(list(model), model.metadata))
     scheduler = {**_SCHEDULER, "_class_name": spec.scheduler, "_diffusers_version": DIFFUSERS_VERSION,
                  "prediction_type": "v_prediction" if v_pred else "epsilon"}
+    if ztsnr_sources(list(model), model.metadata):  # zero terminal SNR: diffusers rescales the betas
+        scheduler["rescale_betas_zero_snr"] = True
     pipeline = _pipeline(spec, by_key, model.path)
     found, missing = _plan_tokenizers(spec, tokenizers, tokenizer_candidates)
     index = {"_class_name": pipeline.value, "_diffusers_version": DIFFUSERS_VERSION,
              **{c.folder: _LIBRARY[c.kind] for c in spec.components}, "scheduler": ["diffusers", spec.scheduler],
              **{t.folder: ["transformers", "CLIPTokenizer"] for t in found}, **spec.index_extra}
-    left_out = sorted(set(by_key) - taken)
+    left_out = sorted(set(by_key) - taken - _SCHEDULER_MARKERS)
     warnings = []
     if spec is _SD2 and not v_pred:
         warnings.append("SD2: nothing in the file says v-prediction, so the scheduler says epsilon; for a 768-v "

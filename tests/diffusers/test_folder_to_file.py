@@ -146,3 +146,26 @@ def test_batch_converts_a_pipeline_folder_as_one_checkpoint(cli, tiny_sd1_folder
         assert set(model) == set(folder) and UNET + "input_blocks.0.0.weight" in model
     rc, stdout, _ = cli("convert", "--batch", models, "-o", out, "--force", "--precision", "keep")
     assert rc == 0 and "already converted" in stdout  # resume: the folder's output is known
+
+
+def test_v_prediction_and_zero_snr_become_the_markers_the_webui_reads(cli, tiny_sdxl_folder, tmp_path):
+    """A v_prediction / rescale_betas_zero_snr scheduler -> empty 'v_pred' and 'ztsnr' tensors (Forge,
+    ComfyUI, A1111 after 1.10 look for them) -> the same scheduler settings on the way back."""
+    import shutil
+
+    folder = tmp_path / "vxl"
+    shutil.copytree(tiny_sdxl_folder, folder)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(
+        {"_class_name": "EulerDiscreteScheduler", "prediction_type": "v_prediction", "rescale_betas_zero_snr": True}))
+    single = tmp_path / "vxl.safetensors"
+    rc, _, err = cli("convert", folder, "-o", single, "--precision", "keep", "--force")
+    assert rc == 0, err
+    with open_model(str(single)) as model:
+        assert model["v_pred"].shape == (0,) and model["ztsnr"].shape == (0,)
+        assert model.metadata.get("modelspec.prediction_type") == "v"
+    back = tmp_path / "back"
+    rc, text, err = cli("convert", single, "-o", back, "--format", "diffusers", "--precision", "keep", "--force")
+    assert rc == 0, err
+    assert "no place in a diffusers folder" not in text  # the markers are the scheduler settings, not left out
+    scheduler = diffusers.EulerDiscreteScheduler.from_pretrained(str(back / "scheduler"))
+    assert scheduler.config.prediction_type == "v_prediction" and scheduler.config.rescale_betas_zero_snr
