@@ -15,8 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
-    "ModuleMap", "UnetStructure", "controlnet_map", "CONTROLNET_HINT", "CONTROLNET_ZERO_CONV", "VaeStructure", "unet_map", "vae_map", "clip_l_map",
-    "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SDXL_REFINER_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
+    "ModuleMap", "UnetStructure", "VaeStructure", "unet_map", "vae_map", "clip_l_map", "controlnet_map",
+    "CONTROLNET_HINT", "CONTROLNET_ZERO_CONV", "SD1_UNET", "SD2_UNET", "SDXL_UNET", "SDXL_REFINER_UNET", "SD1_VAE", "unet_structure_from_config", "OpenClipMap",
 ]
 
 # Leaf renames inside one module kind (LDM name -> diffusers name).

@@ -1,7 +1,8 @@
 """A diffusers pipeline folder read as one model under the single-file (LDM) keys.
 
 ``model_index.json`` names the pipeline; each component folder holds a ``config.json`` and a
-safetensors file. A ControlNet folder is one such component on its own (``ControlNetModel``). :func:`open_diffusers_folder` presents the components' tensors as one
+safetensors file; a ControlNet folder is one such component on its own (``ControlNetModel``).
+:func:`open_diffusers_folder` presents the components' tensors as one
 :class:`~lib_modeldoc.io.model.ModelFile` keyed as the WebUI's checkpoint is, so ``inspect`` and
 ``convert`` treat a folder like a file. Nothing is loaded: each key points at its bytes in the
 component file, read one tensor (or chunk) at a time.
@@ -29,8 +30,11 @@ from ..errors import ModelReadError
 from .model import ModelFile, ModelFormat, open_model
 from .tensor import TensorInfo
 
-__all__ = ["MODEL_INDEX", "CONTROLNET_COMPONENTS", "Pipeline", "PIPELINE_BY_INPUT", "REFINER_COMPONENTS", "Component", "Kind", "SDXL_COMPONENTS", "SD2_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
-           "DiffusersFolder", "PIPELINE_COMPONENTS"]
+__all__ = [
+    "MODEL_INDEX", "Pipeline", "PIPELINE_BY_INPUT", "Component", "Kind", "PIPELINE_COMPONENTS", "SD2_COMPONENTS",
+    "SDXL_COMPONENTS", "REFINER_COMPONENTS", "CONTROLNET_COMPONENTS", "is_diffusers_folder", "open_diffusers_folder",
+    "DiffusersFolder",
+]
 
 MODEL_INDEX = "model_index.json"
 CONFIG = "config.json"

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..arch.diffusers_map import (
-    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, ModuleMap, OpenClipMap, UnetStructure,
-    clip_l_map, controlnet_map, unet_map, vae_map,
+    OPEN_CLIP_LOGIT_SCALE, OPEN_CLIP_PROJECTION, SD1_UNET, SD2_UNET, SDXL_REFINER_UNET, SDXL_UNET, ModuleMap,
+    OpenClipMap, UnetStructure, clip_l_map, controlnet_map, unet_map, vae_map,
 )
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..arch.modelspec import v_prediction_sources, ztsnr_sources
@@ -30,8 +30,8 @@ from ..arch.parts import identify_model
 from ..dtypes import DTYPES
 from ..errors import OutputError, PlanError
 from ..io.diffusers_folder import (
-    CONFIG, CONTROLNET_COMPONENTS, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS, SD2_COMPONENTS, SDXL_COMPONENTS,
-    Component, Kind, Pipeline, is_diffusers_folder,
+    CONFIG, CONTROLNET_COMPONENTS, MODEL_INDEX, PIPELINE_BY_INPUT, REFINER_COMPONENTS, SD1_COMPONENTS,
+    SD2_COMPONENTS, SDXL_COMPONENTS, Component, Kind, Pipeline, is_diffusers_folder,
 )
 from ..io.model import ModelFile, ModelFormat
 from ..io.tensor import TensorInfo

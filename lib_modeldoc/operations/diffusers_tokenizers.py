@@ -27,7 +27,8 @@ from typing import Any
 from ..errors import PlanError
 from ..report.advice import Note, Remedy
 
-__all__ = ["TokenizerFiles", "TOKENIZER_FILES", "find_tokenizer", "local_candidates", "write_tokenizer", "missing_tokenizer_advice"]
+__all__ = ["TokenizerFiles", "TOKENIZER_FILES", "find_tokenizer", "local_candidates", "write_tokenizer",
+           "tokenizer_configs", "missing_tokenizer_advice"]
 
 VOCAB, MERGES = "vocab.json", "merges.txt"
 TOKENIZER_FILES = (VOCAB, MERGES)
