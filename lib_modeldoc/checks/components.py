@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..arch.components import component_name
+from ..arch.families import FamilyKind
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
 from ..report.messages import Counted, Language, Listed, Phrase, templates
@@ -26,7 +27,7 @@ def check_components(ctx: CheckContext) -> Iterator[Finding]:
     for slot in ctx.ident.slots:
         name = worded_name(slot.component)
         if not slot.present:
-            if slot.required and fam.kind == "checkpoint":
+            if slot.required and fam.kind == FamilyKind.CHECKPOINT:
                 yield Finding.worded("component.missing", Severity.ERROR, name=name, component=slot.component,
                                      repair=Repair.REPLACE)
             continue

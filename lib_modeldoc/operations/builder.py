@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .._version import __version__
+from ..arch.families import Base
 from ..arch.identify import Identification
 from ..arch.parts import Part
 from ..arch.precision import FP8_DTYPES, keeps_16bit_in_fp8, sixteen_bit_for
@@ -139,7 +140,7 @@ class PlanBuilder:
         vae_dtypes = {e.dtype for e in self.entries if e.key in vae}
         if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
             self.warnings.append(Note("the VAE in fp8 visibly degrades images; keep it in fp16/fp32", *vae_remedy))
-        if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == "SDXL":
+        if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == Base.SDXL:
             self.warnings.append(Note(
                 "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
                 "the WebUI then retries in fp32 — or keep it fp32", *vae_remedy

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..arch.components import GROUPS, group_of
-from ..arch.families import KNOWN_BUFFERS, Mount
+from ..arch.families import KNOWN_BUFFERS, ComponentId, FamilyKind, KeyLayout, Mount
 from ..arch.identify import Identification
 from ..arch.layout import BUFFER, EMA, JUNK, UNKNOWN, layout_of
 from ..arch.modelspec import (
@@ -95,7 +95,7 @@ def plan_convert(
     ident = ident or identify_model(model)
     layout = layout_of(list(model), ident)
     _refuse_blind_pruning(model, ident, options)
-    vae = require_part(bake_vae, "vae", role="VAE to bake") if bake_vae is not None else None
+    vae = require_part(bake_vae, ComponentId.VAE, role="VAE to bake") if bake_vae is not None else None
     builder = _ConvertBuilder(model, ident, options, baking=vae is not None)
     ema_map = builder.ema_renames() if options.prune == "ema-only" else {}
     for key, info in sorted(model.items(), key=lambda kv: kv[1].data_offset):
@@ -148,19 +148,20 @@ class _ConvertBuilder(PlanBuilder):
     """``convert``: every tensor pruned, renamed to the standard layout and re-typed by the options."""
 
     def __init__(self, model: ModelFile, ident: Identification, options: ConvertOptions, *, baking: bool) -> None:
-        super().__init__(model, ident, Casting(PRECISIONS[options.precision]), ("vae",) if baking else ())
+        super().__init__(model, ident, Casting(PRECISIONS[options.precision]), (ComponentId.VAE,) if baking else ())
         self.options = options
-        self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == "clip_l" and s.present}
-        self.vae_keys = set(ident.slot("vae").keys) if ident.slot("vae") is not None else set()
+        self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == ComponentId.CLIP_L and s.present}
+        vae = ident.slot(ComponentId.VAE)
+        self.vae_keys = set(vae.keys) if vae is not None else set()
         # Components found in a legacy layout (NAI's CLIP without ``text_model.``): (component, that mount, the standard one).
-        self.relayout: list[tuple[str, Mount, Mount]] = [
+        self.relayout: list[tuple[ComponentId, Mount, Mount]] = [
             (s.component, s.mount, ident.family.slot(s.component).mounts[0])  # type: ignore[union-attr]
-            for s in ident.slots if s.present and s.mount.layout != "standard"
+            for s in ident.slots if s.present and s.mount.layout != KeyLayout.STANDARD
         ]
 
     def ema_renames(self) -> dict[str, str]:
         """EMA key -> UNet key, for ``ema-only``."""
-        ema, unet = self.ident.slot(EMA), self.ident.slot("unet")
+        ema, unet = self.ident.slot(EMA), self.ident.slot(ComponentId.UNET)
         if ema is None or not ema.present or unet is None:
             raise PlanError(f"{self.model.path}: “ema-only” needs EMA weights, and this file has none")
         renames = {}
@@ -176,7 +177,7 @@ class _ConvertBuilder(PlanBuilder):
         prune = self.options.prune
         if part == EMA and prune == "no-ema":
             return self.drop(key, "ema")
-        if part == "unet" and prune == "ema-only":
+        if part == ComponentId.UNET and prune == "ema-only":
             return self.drop(key, "UNet replaced by its EMA")
         if part == EMA and prune == "ema-only" and key not in ema_map:
             return self.drop(key, "ema bookkeeping")
@@ -209,11 +210,11 @@ class _ConvertBuilder(PlanBuilder):
 
     def bake(self, vae: Part) -> None:
         """Put ``vae`` in place of the model's own VAE, re-typed as ``--vae`` says."""
-        group = group_of("vae")
+        group = group_of(ComponentId.VAE)
         action = self.options.action(group)
         if action == "delete":
             raise PlanError(f"replacing the vae and --{group} delete contradict each other")
-        self.put("vae", vae, keep=action == "copy", verb="baked VAE" if self.options.bake_vae else "")
+        self.put(ComponentId.VAE, vae, keep=action == "copy", verb="baked VAE" if self.options.bake_vae else "")
 
     # -- result ----------------------------------------------------------------------------------
     def _markers(self) -> dict[str, str]:
@@ -225,7 +226,7 @@ class _ConvertBuilder(PlanBuilder):
                 return {}
             return {"modelspec.architecture": name,
                     **({} if "modelspec.sai_model_spec" in meta else {"modelspec.sai_model_spec": "1.0.0"})}
-        if self.ident.family.kind != "checkpoint":
+        if self.ident.family.kind != FamilyKind.CHECKPOINT:
             return {}
         v = bool(v_prediction_sources(self.model, meta))
         tables = {s.table for s in self.ident.slots if s.present}
