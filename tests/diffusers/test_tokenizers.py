@@ -137,3 +137,18 @@ def test_forge_bundled_tokenizer_files_are_found(tmp_path):
     found = find_tokenizer("tokenizer_2", candidates=local_candidates(webui))
     assert found is not None and found.origin == "Forge's bundled files (stabilityai/stable-diffusion-xl-base-1.0)"
     assert find_tokenizer("tokenizer", candidates=local_candidates(tmp_path / "a1111")) is None
+
+
+def test_sd2_tokenizer_pads_as_open_clip(cli, tmp_path):
+    from diffusers_support import write_sd2_folder
+
+    folder = write_sd2_folder(str(tmp_path / "sd2"), tiny=True)
+    single = tmp_path / "sd2.safetensors"
+    assert cli("convert", folder, "-o", single, "--precision", "keep", "--force")[0] == 0
+    out = tmp_path / "pipe"
+    rc, _, err = cli("convert", single, "-o", out, "--format", "diffusers", "--precision", "keep", "--force",
+                     "--tokenizers", write_tiny_vocab(str(tmp_path / "vocab")))
+    assert rc == 0, err
+    pipe = diffusers.StableDiffusionPipeline.from_pretrained(str(out))
+    assert pipe.tokenizer.pad_token == "!" and pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.tokenizer("a cat", padding="max_length", max_length=6).input_ids == [55, 27, 54, 56, 0, 0]
