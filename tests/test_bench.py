@@ -44,7 +44,8 @@ def test_the_two_stream_floor_hashes_the_file_and_its_data_section(bench, tmp_pa
     header = json.dumps({"w": {"dtype": "U8", "shape": [5000], "data_offsets": [0, 5000]}}).encode()
     path = tmp_path / "m.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(range(250)) * 20)
-    probe = bench._SHA256_TWO.replace("h.update(block)", "h.update(block)\n    print(start, h.hexdigest())")
+    # each thread says what it hashed in one write (two threads' print() calls could interleave)
+    probe = bench._SHA256_TWO.replace("h.update(block)", "h.update(block)\n    sys.stdout.write(f'{start} {h.hexdigest()}\\n')")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, check=True)
     data = open(path, "rb").read()
     n = int.from_bytes(data[:8], "little")
@@ -57,6 +58,11 @@ def test_a_job_runs_with_its_environment(bench):
                           bench.NO_LIBDEFLATE)
     assert run.returncode == 0
     assert bench.run_child([sys.executable, "-c", "import os, sys; sys.exit('MODELDOC_NO_LIBDEFLATE' in os.environ)"]).returncode == 0
+
+
+def test_children_cache_their_bytecode_as_a_normal_install_does(bench, monkeypatch):
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert bench.run_child([sys.executable, "-c", "import sys; sys.exit(sys.flags.dont_write_bytecode)"]).returncode == 0
 
 
 def test_versus_floor_is_a_ratio_or_seconds_over_start_up(bench):
