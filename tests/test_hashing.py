@@ -341,3 +341,24 @@ def test_a_known_sha256_that_is_not_64_hex_is_ignored(tmp_path, junk, no_blake3)
 def test_the_json_object_does_not_say_where_sha256_came_from(tmp_path, no_blake3):
     h = hash_file(write_bytes(tmp_path, "blob.bin", b"x"), known_sha256="cd" * 32)
     assert set(h.to_dict()) == CONTRACT_FIELDS | {"path", "size_bytes"}
+
+
+def test_hash_on_a_terminal_draws_the_shared_progress_line_and_clears_it(tmp_path, monkeypatch, capsys):
+    import io
+
+    from lib_modeldoc.commands import hash_cmd
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(hash_cmd, "_PROGRESS_MIN_BYTES", 0)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(b"x" * 4096)
+    assert main(["hash", str(path)]) == 0
+    drawn = terminal.getvalue()
+    assert "\rhashing blob.bin: 100.0%  4.10 KB of 4.10 KB" in drawn  # StderrProgress's form: percent, bytes, rate
+    assert drawn.endswith("\r" + " " * 80 + "\r")  # finished: the line is blanked, nothing left behind
+    assert hashlib.sha256(b"x" * 4096).hexdigest() in capsys.readouterr().out

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import time
 from typing import Any
 
 from ..analysis.hashing import FileHashes, hash_file
 from ..progress import Progress
 from .per_path import run_per_path
+from .progress_line import StderrProgress
 
 _ROWS = (("SHA256", "sha256"), ("AutoV1", "autov1"), ("AutoV2", "autov2"), ("AutoV3", "autov3"),
          ("CRC32", "crc32"), ("BLAKE3", "blake3"))
@@ -59,20 +58,16 @@ def render_hashes(hashes: FileHashes) -> str:
 
 
 def _progress(path: str) -> Progress | None:
-    """A progress line on stderr for big files, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
+    """The shared stderr progress line for files of 256 MiB and more, only when stderr is a terminal."""
+    line = StderrProgress(f"hashing {os.path.basename(path)}")
+    if not line.enabled:
         return None
-    name = os.path.basename(path)
-    last = [0.0]
 
     def show(done: int, total: int, message: str = "") -> None:
         if total < _PROGRESS_MIN_BYTES:
             return
-        now = time.monotonic()
-        if done < total and now - last[0] < 0.25:
-            return
-        last[0] = now
-        end = "\n" if done >= total else ""
-        print(f"\rhashing {name}: {100 * done // max(total, 1)}%", end=end, file=sys.stderr, flush=True)
+        line(done, total, message)
+        if done >= total:
+            line.finish()
 
     return show
