@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..dtypes import DTYPES
 from ..errors import PlanError
-from ..io.model import ModelFile
+from ..io.model import ModelFile, ModelFormat
 from ..io.safetensors_write import OutTensor, build_header, header_size
 from ..io.tensor import TensorInfo
 from ..report.advice import count
@@ -92,17 +92,18 @@ class Plan:
     entries: list[Entry]
     dropped: list[Drop] = field(default_factory=list)
     metadata: dict[str, str] | None = None
-    format: str = "safetensors"
+    format: ModelFormat = ModelFormat.SAFETENSORS  # of the output: safetensors or ckpt
     warnings: list[str] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # one line each, also stored as provenance
 
     def __post_init__(self) -> None:
+        self.format = ModelFormat(self.format)  # builders pass the option string on
         seen: set[str] = set()
         for entry in self.entries:
             if entry.key in seen:
                 raise PlanError(f"two tensors would be written as '{entry.key}'")
             seen.add(entry.key)
-        if self.format == "ckpt":
+        if self.format == ModelFormat.CKPT:
             refused = sorted({DTYPES[e.dtype].label for e in self.entries} - A1111_CKPT_DTYPES)
             if refused:
                 self.warnings.append(
@@ -124,7 +125,7 @@ class Plan:
     @property
     def output_size(self) -> int:
         """Bytes of the output file (exact for safetensors; within a few KB for .ckpt)."""
-        if self.format == "safetensors":
+        if self.format == ModelFormat.SAFETENSORS:
             return header_size(self.entries, self.metadata) + self.data_bytes
         # zip: per record a local header, 64-byte alignment, data descriptor and central entry.
         return self.data_bytes + len(self.entries) * (64 + 180) + 1024 + 120 * len(self.entries)

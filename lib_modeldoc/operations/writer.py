@@ -19,7 +19,7 @@ from ..dtypes import DTYPES
 from ..errors import ModelReadError, OutputError
 from ..io.atomic import atomic_output
 from ..io.ckpt_write import write_torch_zip
-from ..io.model import open_model
+from ..io.model import ModelFormat, open_model
 from ..io.output_rule import OutputKind, check_output
 from ..io.safetensors_write import OutTensor, write_safetensors
 from ..progress import Progress, Tracker
@@ -111,7 +111,7 @@ def write_plan(
         tracker.advance(len(data), t.key)
 
     with atomic_output(path, expected_size=plan.output_size, like=own[0] if own else None) as f:
-        if plan.format == "safetensors":
+        if plan.format == ModelFormat.SAFETENSORS:
             write_safetensors(f, tensors, plan.metadata, on_chunk)
         else:
             write_torch_zip(f, tensors, on_chunk=on_chunk)
@@ -128,7 +128,7 @@ def _check_written(path: str, temp: str, plan: Plan, digests: dict[str, str] | N
             found = {k: (t.dtype, t.shape) for k, t in written.items()}
             if found != expected:
                 raise OutputError(f"{path}: the written file does not read back as planned; nothing was kept")
-            if plan.format == "safetensors" and written.size != plan.output_size:
+            if plan.format == ModelFormat.SAFETENSORS and written.size != plan.output_size:
                 raise OutputError(f"{path}: wrote {written.size} bytes, planned {plan.output_size}; nothing was kept")
             for key, digest in (digests or {}).items():
                 h = hashlib.sha256()

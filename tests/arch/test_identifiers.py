@@ -47,3 +47,12 @@ def test_every_declared_family_holds_members():
 
 def test_the_base_class_is_what_every_identifier_enum_uses():
     assert all(issubclass(e, StrEnum) and issubclass(e, str) for e in ENUMS)
+
+
+def test_a_plan_holds_its_output_format_as_a_member():
+    from lib_modeldoc.operations.plan import Plan
+
+    plan = Plan([], [], format="ckpt")  # as the builders pass the option on
+    assert plan.format is ModelFormat.CKPT and json.dumps({"format": plan.format}) == '{"format": "ckpt"}'
+    with pytest.raises(ValueError):
+        Plan([], [], format="pt")
