@@ -61,7 +61,7 @@ def inspect_file(path: str, *, scan: bool = False, identify_components: bool = F
                            progress=progress)
     dropped_by = host.name if host is not None and getattr(host, "clip_ids", None) is ClipIds.DROPPED else None
     language = host_language(host)
-    details = views.details_html(report, dropped_by=dropped_by)
+    details = views.details_html(report, dropped_by=dropped_by, language=language)
     cached = _cached_sha256(hash_cache, path)
     if cached:
         details += views.cached_hash_html(cached)

@@ -205,30 +205,39 @@ def _bar(kind: str, label: str, parts: Iterable[tuple[str, str, int]], total: in
     )
 
 
-def details_html(report: Report, *, dropped_by: str | None = None) -> str:
-    """Components, every finding, position_ids, junk groups, storage, evidence."""
+def details_html(report: Report, *, dropped_by: str | None = None, language: Language | str = Language.EN) -> str:
+    """Components, every finding, position_ids, junk groups, storage, evidence (headings and findings
+    in ``language``; the scan, fingerprint and VAE test sections in English)."""
+    def t(message_id: str, **params: Any) -> str:
+        return text(message_id, language, **params)
+
+    def cols(*names: str) -> list[str]:
+        return [t(f"tab.col.{n}") if n not in ("", "id") else n for n in names]
+
     out = ['<div class="modeldoc-details">']
     if report.components:
         rows = []
         for c in report.components.values():
             dtypes = ", ".join(f"{k} {human_bytes(v)}" for k, v in c.dtypes.items()) or "-"
-            rows.append([component_text(c.name), c.state, c.keys, human_bytes(c.bytes), dtypes, c.prefix])
-        out.append(_table("Components", ["part", "state", "tensors", "size", "storage", "prefix"], rows))
+            rows.append([component_text(c.name), t(f"tab.state.{c.state}"), c.keys, human_bytes(c.bytes), dtypes, c.prefix])
+        out.append(_table(t("tab.details.components"), cols("part", "state", "tensors", "size", "storage", "prefix"), rows))
     if report.findings:
-        rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by), human_bytes(f.bytes_affected) if f.bytes_affected else ""]
-                for f in report.findings]
-        out.append(_table("Findings", ["", "id", "what", "size"], rows))
+        rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by, language=language),
+                 human_bytes(f.bytes_affected) if f.bytes_affected else ""] for f in report.findings]
+        out.append(_table(t("tab.details.findings"), cols("", "id", "what", "size"), rows))
     for ids in report.clip_position_ids:
-        state = "wrong at " + ", ".join(str(i) for i in ids.wrong) if ids.wrong else "correct"
+        state = (t("tab.details.position_ids_wrong", positions=", ".join(str(i) for i in ids.wrong)) if ids.wrong
+                 else t("tab.details.position_ids_correct"))
         out.append(f'<p><b>CLIP position_ids</b> <code>{e(ids.key)}</code>: {e(ids.dtype)}, {e(state)}</p>')
     if report.junk.groups:
         rows = [[g.pattern, g.keys, human_bytes(g.bytes)] for g in report.junk.groups]
-        out.append(_table("Junk (tensors the WebUI never loads)", ["group", "tensors", "size"], rows))
+        out.append(_table(t("tab.details.junk"), cols("group", "tensors", "size"), rows))
     if report.dtypes:
-        out.append("<p><b>Storage</b>: " + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
+        out.append(f"<p><b>{e(t('tab.details.storage'))}</b>: "
+                   + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
     if report.extras:
         extras = ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:12])
-        out.append(f"<p><b>Other entries</b>: {e(extras)}</p>")
+        out.append(f"<p><b>{e(t('tab.details.other_entries'))}</b>: {e(extras)}</p>")
     if report.scan is not None:
         out.append(_scan_section(report.scan))
     if report.known_components is not None:
@@ -236,11 +245,12 @@ def details_html(report: Report, *, dropped_by: str | None = None) -> str:
     if report.vae_test is not None:
         out.append(_vae_section(report.vae_test, report.findings))
     if report.evidence:
-        out.append("<p><b>Identified by</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
+        out.append(f"<p><b>{e(t('tab.details.identified_by'))}</b></p><ul>"
+                   + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
     if report.architecture == "unknown" and report.candidates:
         rows = [[c.name, f"{c.score:.2f}", c.matched, c.missing, c.mismatched] for c in report.candidates[:5]]
-        out.append(_table("Closest architectures", ["architecture", "score", "matched", "missing", "mismatched"], rows))
-    out.append(f'<p class="modeldoc-path">File: <code>{e(report.path)}</code></p></div>')
+        out.append(_table(t("tab.details.closest"), cols("architecture", "score", "matched", "missing", "mismatched"), rows))
+    out.append(f'<p class="modeldoc-path">{e(t("tab.details.file"))} <code>{e(report.path)}</code></p></div>')
     return "".join(out)
 
 

@@ -192,11 +192,15 @@ def test_the_verdict_speaks_the_host_language(tmp_path, language, words, absent)
     folder = str(write_sample_library(str(tmp_path)))
     host = FolderHost(folder)
     host.language = language
-    verdict = _inspect(build_ui(host), os.path.join(folder, "Stable-diffusion", DAMAGED))["modeldoc_verdict"]
+    out = _inspect(build_ui(host), os.path.join(folder, "Stable-diffusion", DAMAGED))
+    verdict, details = out["modeldoc_verdict"], out["modeldoc_details"]
     for word in words:
         assert word in verdict, (word, verdict)
     for word in absent:
         assert word not in verdict
+    heading = {Language.EN: "Findings", Language.ZH: "发现的问题", Language.RU: "Находки"}[language]
+    shifted = {Language.EN: "shifted at", Language.ZH: "发生偏移", Language.RU: "сдвинуты в"}[language]
+    assert f"<b>{heading}</b>" in details and shifted in details
 
 
 def test_status_lines_speak_the_host_language(tmp_path):
