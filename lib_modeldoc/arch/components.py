@@ -10,10 +10,14 @@ A front end that words a component differently keeps its own words in its wordin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 
-__all__ = ["MetricScale", "Component", "COMPONENTS", "GROUPS", "TEXT_ENCODERS", "component_facts", "component_name", "group_of"]
+from .families import ComponentId
+
+__all__ = [
+    "MetricScale", "Component", "COMPONENTS", "GROUPS", "TEXT_ENCODERS", "component_facts", "component_name", "group_of",
+]
 
 #: ``convert``'s option groups (``--unet``, ``--vae``, ``--clip``, ``--other``), in option order.
 GROUPS = ("unet", "vae", "clip", "other")
@@ -46,19 +50,25 @@ class Component:
         id: the slot name (``unet``, ``vae``, ``clip_l`` ...).
         name: what messages call it.
         group: the ``convert`` option group (:data:`GROUPS`) that decides what happens to it.
-        export_as: family base of the source (``SD1``, ``SD2``, ``SDXL``; ``SD`` for the VAE all
-            share) -> the standalone family an exported copy is written as (its first mount).
+        base: the family base a part of this kind fits, when not its model's (``SD``: the VAE, one
+            structure in SD1, SD2 and SDXL).
+        export_as: family base of the part (``SD1``, ``SD2``, ``SDXL``, or :attr:`base`) -> the
+            standalone family an exported copy is written as (its first mount).
         export_slot: the slot of that standalone family it fills (the EMA copy becomes a UNet).
+        export_precision: what ``export`` stores it in unless told (the VAE keeps its own: fp16 breaks SDXL's).
         blocks: ``compare``'s block of a relative key: the first group of this regular expression.
         block_order: ``compare``'s display order of blocks (by name without the index).
         metric: the model-toolkit metric, for the components it measures.
     """
 
-    id: str
+    id: ComponentId
     name: str
     group: str = "other"
+    _: KW_ONLY
     export_as: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    export_slot: str = ""
+    export_slot: ComponentId | None = None
+    base: str | None = None
+    export_precision: str = "fp16"
     blocks: str | None = None
     block_order: tuple[str, ...] = ()
     metric: MetricScale | None = None
@@ -66,7 +76,7 @@ class Component:
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
             raise ValueError(f"{self.id}: unknown option group {self.group!r}")
-        if not self.export_slot:
+        if self.export_slot is None:
             object.__setattr__(self, "export_slot", self.id)
 
 
@@ -79,29 +89,31 @@ _OPENCLIP_ORDER = ("token_embedding", "positional_embedding", "resblocks", "ln_f
 _CLIP_MLPS = {"sums": ("mlp.",), "skips": (".23.",)}
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("unet", "UNet", "unet", _UNET_EXPORT, blocks=_UNET_BLOCKS, block_order=_UNET_ORDER,
+    Component(ComponentId.UNET, "UNet", "unet", export_as=_UNET_EXPORT, blocks=_UNET_BLOCKS, block_order=_UNET_ORDER,
               metric=MetricScale("UNET", -6131.5400, 10_000)),
-    Component("ema_unet", "EMA UNet", "unet", _UNET_EXPORT, "unet", _UNET_BLOCKS, _UNET_ORDER),
-    Component("vae", "VAE", "vae", MappingProxyType({"SD": "VAE"}), blocks=r"^(encoder|decoder)\.",
+    Component(ComponentId.EMA_UNET, "EMA UNet", "unet", export_as=_UNET_EXPORT, export_slot=ComponentId.UNET, blocks=_UNET_BLOCKS,
+              block_order=_UNET_ORDER),
+    Component(ComponentId.VAE, "VAE", "vae", export_as=MappingProxyType({"SD": "VAE"}), base="SD", export_precision="keep",
+              blocks=r"^(encoder|decoder)\.",
               block_order=("encoder", "quant_conv", "post_quant_conv", "decoder"),
               metric=MetricScale("VAE", 17870.7051, 10_000, sums=("encoder.", "decoder."))),
     # Text encoders are exported the way their own tools name them (SDXL's CLIP-L as SD1's).
-    Component("clip_l", "CLIP-L text encoder", "clip", MappingProxyType({"SD1": "CLIP-SD1", "SDXL": "CLIP-SD1"}),
+    Component(ComponentId.CLIP_L, "CLIP-L text encoder", "clip", export_as=MappingProxyType({"SD1": "CLIP-SD1", "SDXL": "CLIP-SD1"}),
               blocks=r"^encoder\.(layers\.\d+)\.", block_order=("embeddings", "layers", "final_layer_norm"),
               metric=MetricScale("CLIP-L", -2097.8596, 1_000_000, **_CLIP_MLPS)),
-    Component("clip_h", "OpenCLIP-H text encoder", "clip", MappingProxyType({"SD2": "CLIP-SD2"}),
+    Component(ComponentId.CLIP_H, "OpenCLIP-H text encoder", "clip", export_as=MappingProxyType({"SD2": "CLIP-SD2"}),
               blocks=_OPENCLIP_BLOCKS, block_order=_OPENCLIP_ORDER,
               metric=MetricScale("OpenCLIP-H", -8757.5630, 10_000, **_CLIP_MLPS)),
-    Component("clip_g", "OpenCLIP-bigG text encoder", "clip", MappingProxyType({"SDXL": "CLIP-SDXL"}),
+    Component(ComponentId.CLIP_G, "OpenCLIP-bigG text encoder", "clip", export_as=MappingProxyType({"SDXL": "CLIP-SDXL"}),
               blocks=_OPENCLIP_BLOCKS, block_order=_OPENCLIP_ORDER),
-    Component("depth", "MiDaS depth model"),
-    Component("controlnet", "ControlNet", blocks=r"^(input_blocks\.\d+|middle_block|zero_convs\.\d+)\."),
+    Component(ComponentId.DEPTH, "MiDaS depth model"),
+    Component(ComponentId.CONTROLNET, "ControlNet", blocks=r"^(input_blocks\.\d+|middle_block|zero_convs\.\d+)\."),
 )
 
 _BY_ID: Mapping[str, Component] = MappingProxyType({c.id: c for c in COMPONENTS})
 
 #: Slot names of the text encoders (what ``--clip`` and the component ``clip`` mean).
-TEXT_ENCODERS: tuple[str, ...] = tuple(c.id for c in COMPONENTS if c.group == "clip")
+TEXT_ENCODERS: tuple[ComponentId, ...] = tuple(c.id for c in COMPONENTS if c.group == "clip")
 
 
 def component_facts(component_id: str) -> Component | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..errors import IncompatibleComponentError
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
+from .components import component_facts
 from .identify import Identification, SlotMatch, identify_model
 
 __all__ = ["Part", "find_part", "require_part", "identify_model"]
@@ -47,9 +48,8 @@ def _part_from_slot(model: ModelFile, ident: Identification, slot: SlotMatch) ->
 
 def _base(ident: Identification, slot: SlotMatch) -> str:
     assert ident.family is not None
-    if slot.component == "vae":
-        return "SD"  # SD1, SD2 and SDXL VAEs share one structure
-    return ident.family.base
+    facts = component_facts(slot.component)
+    return facts.base if facts is not None and facts.base else ident.family.base
 
 
 def find_part(model: ModelFile, component: str, ident: Identification | None = None) -> Part | None:

@@ -115,10 +115,12 @@ class PlanBuilder:
         for table_key, info in part.tensors.items():
             key = mount.key(table_key)
             dtype = self.casting.dtype(info.dtype, key, info.shape, keep=keep)
-            self.entries.append(stored(key, info, dtype, origin=origin, renamed_from=info.key, note=f"{component} from {name}"))
+            self.entries.append(stored(key, info, dtype, origin=origin, renamed_from=info.key,
+                                       note=f"{component} from {name}"))
         self.changes.append(f"{verb or f'replaced {component}'} from {name} ({part.architecture})")
 
-    def summarise(self, renamed: Iterable[str] = (), *, vae_keys: Iterable[str] = (), vae_remedy: tuple[Remedy, ...] = ()) -> None:
+    def summarise(self, renamed: Iterable[str] = (), *, vae_keys: Iterable[str] = (),
+                  vae_remedy: tuple[Remedy, ...] = ()) -> None:
         """Add the change lines (drops, ``renamed``, 16-bit keeps, casts) and the VAE precision warnings.
 
         The VAE is what was mounted from another file, plus ``vae_keys``.
@@ -132,7 +134,8 @@ class PlanBuilder:
             self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
         self.changes.extend(renamed)
         if self.casting.kept_16bit:
-            self.changes.append(f"kept {count(self.casting.kept_16bit, 'tensor')} (norms, biases, embedders) in 16 bit, not fp8")
+            kept = count(self.casting.kept_16bit, "tensor")
+            self.changes.append(f"kept {kept} (norms, biases, embedders) in 16 bit, not fp8")
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")
@@ -156,7 +159,8 @@ class PlanBuilder:
             else:
                 if spec:
                     self.changes.append("ModelSpec: " + ", ".join(f"{k}={v}" for k, v in spec.items()))
-                metadata = stamped(self.changes, os.path.basename(self.model.path), carried=self.model.metadata, added=spec)
+                metadata = stamped(self.changes, os.path.basename(self.model.path), carried=self.model.metadata,
+                                   added=spec)
         elif self.model.metadata and not strip_metadata:
             self.warnings.append("a .ckpt has no place for the source's metadata; it is not carried over")
         return Plan(self.sources, self.entries, self.dropped, metadata, format, self.warnings, self.changes)

@@ -82,7 +82,8 @@ def plan_export(
     if ident.family is None:
         raise PlanError(f"{model.path}: a {ident.architecture} file has no components to export")
     slots = expand_component(component, ident.family)
-    precision = precision or ("keep" if component == "vae" else "fp16")
+    first = component_facts(slots[0])  # the text encoders of ``clip`` share one default
+    precision = precision or (first.export_precision if first is not None else "fp16")
     changes: list[str] = []
     warnings: list[str] = []
     entries: list[Entry] = []

@@ -153,7 +153,8 @@ class _ConvertBuilder(PlanBuilder):
         self.position_keys = {s.mount.key(POSITION_IDS) for s in ident.slots if s.component == ComponentId.CLIP_L and s.present}
         vae = ident.slot(ComponentId.VAE)
         self.vae_keys = set(vae.keys) if vae is not None else set()
-        # Components found in a legacy layout (NAI's CLIP without ``text_model.``): (component, that mount, the standard one).
+        # Components found in a legacy layout (NAI's CLIP without ``text_model.``):
+        # (component, that mount, the slot's standard mount).
         self.relayout: list[tuple[ComponentId, Mount, Mount]] = [
             (s.component, s.mount, ident.family.slot(s.component).mounts[0])  # type: ignore[union-attr]
             for s in ident.slots if s.present and s.mount.layout != KeyLayout.STANDARD
