@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import sys
@@ -68,14 +67,6 @@ from lib_modeldoc.arch.tables import table  # noqa: E402
 from lib_modeldoc.samples import Spec, family_specs, write_safetensors_sample  # noqa: E402
 
 
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @pytest.fixture
 def cli(capsys):
     """``cli(*argv) -> (exit status, stdout, stderr)`` through ``lib_modeldoc.cli.main``.
@@ -133,7 +124,7 @@ def sparse_model(tmp_path):
     return write
 
 
-__all__ = ["sha256_of", "Spec", "family_specs", "family", "table", "np"]
+__all__ = ["Spec", "family_specs", "family", "table", "np"]
 
 
 @pytest.fixture(autouse=True)

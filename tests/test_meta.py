@@ -10,6 +10,7 @@ import struct
 import pytest
 import torch
 from safetensors import safe_open
+from file_digest import sha256_of
 from safetensors.torch import save_file
 
 from lib_modeldoc.errors import OutputError, PlanError
@@ -17,9 +18,6 @@ from lib_modeldoc.operations.meta import MergeInput, MetadataEdit, edit_metadata
 
 
 
-def sha256_of(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def data_section(path) -> bytes:

@@ -174,13 +174,6 @@ def planted(tensors: Mapping[str, torch.Tensor]) -> int:
     return sum(1 for t in tensors.values() if t.numel() and bool(torch.any(t.float() != 0)))
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The whole file's SHA-256 (an input must come out of a command untouched)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def names_arch(message: str, arch: str) -> bool:

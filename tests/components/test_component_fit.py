@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components_support import SD1_VAE, digests, file_sha256, listing, names_arch
+from file_digest import sha256_of
+from components_support import SD1_VAE, digests, listing, names_arch
 from lib_modeldoc.arch.tables import table
 from lib_modeldoc.operations.components import plan_build, plan_replace
 from lib_modeldoc.errors import IncompatibleComponentError
@@ -67,7 +68,7 @@ def source_of(make_model, write_safetensors, write_ckpt):
 
 def _assert_refused(tmp_path, cli, argv, inputs, *archs):
     before = listing(tmp_path)
-    hashes = [file_sha256(p) for p in inputs]
+    hashes = [sha256_of(p) for p in inputs]
     rc, out, err = cli(*argv)
     assert rc == 2, (out, err)
     assert out == ""
@@ -75,7 +76,7 @@ def _assert_refused(tmp_path, cli, argv, inputs, *archs):
     for arch in archs:
         assert names_arch(err, arch), (arch, err)
     assert listing(tmp_path) == before  # no output, no temporary file
-    assert [file_sha256(p) for p in inputs] == hashes
+    assert [sha256_of(p) for p in inputs] == hashes
     assert "incomplete" not in err
     return err
 

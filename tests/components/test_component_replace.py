@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from file_digest import sha256_of
 from components_support import (
-    EMA, POSITION_IDS, SD1_CLIP, SD1_UNET, SD1_VAE, Spec, digests, file_sha256, listing, read_metadata, read_tensors,
+    EMA, POSITION_IDS, SD1_CLIP, SD1_UNET, SD1_VAE, Spec, digests, listing, read_metadata, read_tensors,
 )
 from lib_modeldoc.samples import broken_position_ids
 
@@ -41,11 +42,11 @@ def messy_target(make_model):
 def test_the_rest_of_the_target_is_byte_identical(tmp_path, trimmed_tables, make_model, messy_target, cli,
                                                    component, prefix):
     source = make_model("base.safetensors", "SD1", seed="base model")
-    target_hash = file_sha256(messy_target)
+    target_hash = sha256_of(messy_target)
     rc, out, err = cli("replace", messy_target, "--component", component, "--from", source,
                        "-o", tmp_path / "out.safetensors")
     assert (rc, err) == (0, ""), err
-    assert file_sha256(messy_target) == target_hash
+    assert sha256_of(messy_target) == target_hash
 
     result, tgt, src = digests(tmp_path / "out.safetensors"), digests(messy_target), digests(source)
     kept = {k for k in tgt if not k.startswith(prefix)}

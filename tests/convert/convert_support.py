@@ -102,11 +102,3 @@ def f32(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
-def sha256(path: str | os.PathLike[str]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

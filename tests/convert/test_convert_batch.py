@@ -9,7 +9,8 @@ import os
 import pytest
 import torch
 
-from convert_support import UNET_KEY, listing, read_safetensors, sha256, slim_specs
+from file_digest import sha256_of
+from convert_support import UNET_KEY, listing, read_safetensors, slim_specs
 from lib_modeldoc.errors import ModelReadError
 from lib_modeldoc.io.model import open_model
 
@@ -39,7 +40,7 @@ def damage_message(path) -> str:
 
 def test_batch_continues_past_a_damaged_file(batch, cli):
     models, out = batch
-    digests = {name: sha256(models / name) for name in listing(models)}
+    digests = {name: sha256_of(models / name) for name in listing(models)}
     rc, stdout, err = cli("convert", "--batch", models, "-o", out)
     assert rc == 2
     damaged = models / "gamma.safetensors"
@@ -50,7 +51,7 @@ def test_batch_continues_past_a_damaged_file(batch, cli):
     assert lines[-1] == f"Batch: 2 converted, 0 skipped, 1 failed, of 3 model files in {models}"
     assert listing(out) == ["alpha.safetensors", "beta.safetensors"]  # no temporary file, nothing for gamma
     assert read_safetensors(out / "beta.safetensors")[0][UNET_KEY].tolist() == [1.0, 2.0, 3.0, 4.0]
-    assert {name: sha256(models / name) for name in listing(models)} == digests
+    assert {name: sha256_of(models / name) for name in listing(models)} == digests
 
 
 def test_batch_json(batch, cli):
@@ -107,13 +108,13 @@ def test_batch_creates_the_output_folder_and_needs_its_source(batch, cli, tmp_pa
 
 def test_batch_into_its_own_folder_never_touches_a_source(batch, cli):
     models, _ = batch
-    digests = {name: sha256(models / name) for name in listing(models)}
+    digests = {name: sha256_of(models / name) for name in listing(models)}
     rc, stdout, err = cli("convert", "--batch", models, "-o", models)
     assert rc == 2
     alpha = models / "alpha.safetensors"
     assert f"modeldoc: error: {alpha}: is a source of this batch; choose another output folder\n" in err
     assert stdout.splitlines()[-1] == f"Batch: 1 converted, 0 skipped, 2 failed, of 3 model files in {models}"
-    assert {name: sha256(models / name) for name in digests} == digests
+    assert {name: sha256_of(models / name) for name in digests} == digests
     assert listing(models) == sorted([*digests, "beta.safetensors"])  # the .ckpt's conversion, nothing else
 
 
@@ -124,10 +125,10 @@ def test_same_stem_ckpt_and_safetensors_never_destroy_a_source(tmp_path, slim_mo
     slim_model(os.path.join("models", "m.safetensors"))
     state = {s.key: torch.zeros(s.shape, dtype=torch.float16) for s in slim_specs()}
     torch.save({"state_dict": state}, str(d / "m.ckpt"))
-    digests = {name: sha256(d / name) for name in listing(d)}
+    digests = {name: sha256_of(d / name) for name in listing(d)}
     rc, _, err = cli("convert", "--batch", d, "-o", d, "--force", "--overwrite")
     assert rc == 2 and err.count("modeldoc: error:") == 2
-    assert {name: sha256(d / name) for name in listing(d)} == digests
+    assert {name: sha256_of(d / name) for name in listing(d)} == digests
 
 
 def test_batch_walks_subfolders_keeps_layout_and_skips_parts(tmp_path, slim_model, sparse_model, cli):
@@ -157,14 +158,14 @@ def test_batch_resumes(batch, cli):
     models, out = batch
     os.remove(models / "gamma.safetensors")
     assert cli("convert", "--batch", models, "-o", out)[0] == 0
-    written = {name: (sha256(out / name), os.stat(out / name).st_mtime_ns) for name in listing(out)}
+    written = {name: (sha256_of(out / name), os.stat(out / name).st_mtime_ns) for name in listing(out)}
     os.remove(out / "beta.safetensors")  # as if the first run had been stopped there
     rc, stdout, err = cli("convert", "--batch", models, "-o", out, "--json")
     assert (rc, err) == (0, "")
     result = json.loads(stdout)
     assert result["skipped"] == [{"source": str(models / "alpha.safetensors"), "reason": "already converted"}]
     assert [r["output"] for r in result["converted"]] == [str(out / "beta.safetensors")]
-    assert (sha256(out / "alpha.safetensors"), os.stat(out / "alpha.safetensors").st_mtime_ns) == written["alpha.safetensors"]
+    assert (sha256_of(out / "alpha.safetensors"), os.stat(out / "alpha.safetensors").st_mtime_ns) == written["alpha.safetensors"]
     rc, stdout, _ = cli("convert", "--batch", models, "-o", out, "--overwrite")
     assert rc == 0 and stdout.splitlines()[-1].startswith("Batch: 2 converted, 0 skipped")
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from convert_support import listing, read_safetensors, sha256
+from file_digest import sha256_of
+from convert_support import listing, read_safetensors
 from lib_modeldoc.errors import Cancelled, OutputError
 from lib_modeldoc.io.model import open_model
 from lib_modeldoc.operations.convert import ConvertOptions, plan_convert
@@ -74,11 +75,11 @@ def refused(cli, src):
         out_dir = os.path.dirname(os.fspath(out))
         folders = {os.path.dirname(src), *([out_dir] if os.path.isdir(out_dir) else [])}
         before = {f: listing(f) for f in folders}
-        digest = sha256(src)
+        digest = sha256_of(src)
         rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk", *options)
         assert (rc, stdout) == (2, "")
         assert err == f"modeldoc: error: {message}\n"
-        assert sha256(src) == digest
+        assert sha256_of(src) == digest
         assert {f: listing(f) for f in folders} == before
 
     return check
@@ -125,13 +126,13 @@ def test_output_is_any_source_of_the_plan(plan, src, tmp_path):
     """A baked VAE (or any part taken from another file) is a source too: never overwritten."""
     other = tmp_path / "vae.safetensors"
     save_file({"w": torch.ones(2)}, str(other))
-    digest = sha256(other)
+    digest = sha256_of(other)
     with open_model(other) as vae:
         plan.sources.append(vae)
         message = f"{other}: output is the same file as the source {other}; choose another name"
         with pytest.raises(OutputError, match=f"^{re.escape(message)}$"):
             write_plan(plan, other, overwrite=True)
-    assert sha256(other) == digest
+    assert sha256_of(other) == digest
     assert listing(tmp_path) == ["models", "vae.safetensors"]
 
 
@@ -230,7 +231,7 @@ def plan(src):
 def test_cancel_leaves_nothing_and_keeps_an_existing_output(src, tmp_path, fmt):
     out = tmp_path / f"out.{fmt}"
     out.write_bytes(b"previous result")
-    digest = sha256(src)
+    digest = sha256_of(src)
     with open_model(src) as model:
         plan = plan_convert(model, ConvertOptions(keep_junk=True, format=fmt))
         polls = []
@@ -246,12 +247,12 @@ def test_cancel_leaves_nothing_and_keeps_an_existing_output(src, tmp_path, fmt):
     assert len(polls) == 3
     assert out.read_bytes() == b"previous result"
     assert listing(tmp_path) == ["models", f"out.{fmt}"]
-    assert sha256(src) == digest
+    assert sha256_of(src) == digest
 
 
 def test_keyboard_interrupt_leaves_nothing(plan, src, tmp_path):
     out = tmp_path / "out.safetensors"
-    digest = sha256(src)
+    digest = sha256_of(src)
     calls = []
 
     def progress(done, total, message):
@@ -262,7 +263,7 @@ def test_keyboard_interrupt_leaves_nothing(plan, src, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_plan(plan, out, progress=progress)
     assert listing(tmp_path) == ["models"]
-    assert sha256(src) == digest
+    assert sha256_of(src) == digest
 
 
 def test_keyboard_interrupt_in_the_cli(cli, src, tmp_path, monkeypatch):
@@ -282,12 +283,12 @@ def test_keyboard_interrupt_in_the_cli(cli, src, tmp_path, monkeypatch):
 
     monkeypatch.setattr(convert_cmd, "StderrProgress", Interrupting)
     out = tmp_path / "out.safetensors"
-    digest = sha256(src)
+    digest = sha256_of(src)
     rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk")
     assert (rc, stdout) == (130, "")  # the shell convention for Ctrl-C, not "bad input"
     assert err == "modeldoc: error: interrupted; nothing was written\n"
     assert listing(tmp_path) == ["models"]
-    assert sha256(src) == digest
+    assert sha256_of(src) == digest
 
 
 def test_api_output_errors_are_output_errors(plan, src, tmp_path):

@@ -15,7 +15,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from convert_support import listing, sha256
+from file_digest import sha256_of
+from convert_support import listing
 from lib_modeldoc.errors import OutputError
 from lib_modeldoc.io.atomic import atomic_output, find_partials, partial_name
 from lib_modeldoc.io.output_rule import OutputKind, check_output
@@ -38,11 +39,11 @@ def pair(tmp_path, slim_model, cli):
 def test_compare_plot_onto_a_source_model_is_refused(pair, cli):
     pytest.importorskip("matplotlib")
     folder, a, b = pair
-    before = sha256(a)
+    before = sha256_of(a)
     rc, _, err = cli("compare", a, b, "--plot", a)
     assert rc == 2
     assert err.startswith("modeldoc: error: ") and err.count("\n") == 1 and "source" in err
-    assert sha256(a) == before
+    assert sha256_of(a) == before
     assert listing(folder) == ["a.safetensors", "b.ckpt"]
 
 
@@ -50,10 +51,10 @@ def test_compare_plot_onto_another_model_file_is_refused(pair, cli, slim_model):
     pytest.importorskip("matplotlib")
     folder, a, b = pair
     other = slim_model(os.path.join("D", "c.safetensors"))
-    before = sha256(other)
+    before = sha256_of(other)
     rc, _, err = cli("compare", a, b, "--plot", other)
     assert rc == 2 and "model file" in err and err.count("\n") == 1
-    assert sha256(other) == before
+    assert sha256_of(other) == before
 
 
 def test_compare_plot_may_replace_an_old_png(pair, cli, tmp_path):
@@ -68,10 +69,10 @@ def test_compare_plot_may_replace_an_old_png(pair, cli, tmp_path):
 
 def test_audit_csv_onto_a_model_is_refused(pair, cli):
     folder, a, b = pair
-    before = sha256(b)
+    before = sha256_of(b)
     rc, _, err = cli("audit", folder, "--csv", b)
     assert rc == 2 and err.startswith("modeldoc: error: ") and err.count("\n") == 1
-    assert sha256(b) == before
+    assert sha256_of(b) == before
 
 
 def test_audit_csv_onto_a_model_without_a_model_suffix_is_refused(pair, cli, tmp_path):
@@ -80,7 +81,7 @@ def test_audit_csv_onto_a_model_without_a_model_suffix_is_refused(pair, cli, tmp
     disguised.write_bytes(open(a, "rb").read())
     rc, _, err = cli("audit", folder, "--csv", disguised)
     assert rc == 2 and "model file" in err
-    assert sha256(disguised) == sha256(a)
+    assert sha256_of(disguised) == sha256_of(a)
 
 
 def test_batch_into_its_own_folder_never_replaces_another_source(tmp_path, slim_model, cli):
@@ -89,11 +90,11 @@ def test_batch_into_its_own_folder_never_replaces_another_source(tmp_path, slim_
     m = slim_model(os.path.join("D", "m.safetensors"))
     rc, _, err = cli("convert", m, "-o", folder / "m.ckpt", "--precision", "fp32")
     assert rc == 0, err
-    digests = {name: sha256(folder / name) for name in listing(folder)}
+    digests = {name: sha256_of(folder / name) for name in listing(folder)}
     rc, out, err = cli("convert", "--batch", folder, "-o", folder, "--force", "--overwrite")
     assert rc == 2
     assert "source" in err
-    assert {name: sha256(folder / name) for name in listing(folder)} == digests
+    assert {name: sha256_of(folder / name) for name in listing(folder)} == digests
 
 
 def test_the_rule_refuses_a_loaded_file_even_with_overwrite(tmp_path):
@@ -113,7 +114,7 @@ def test_the_tab_never_writes_over_the_loaded_model(tmp_path, slim_model):
 
     source = slim_model("src.safetensors")
     loaded = slim_model("loaded.safetensors")
-    before = sha256(loaded)
+    before = sha256_of(loaded)
 
     class Job:
         def progress(self, *a):
@@ -131,12 +132,12 @@ def test_the_tab_never_writes_over_the_loaded_model(tmp_path, slim_model):
     request = actions.ConvertRequest(source=source, folder=str(tmp_path), name="loaded", overwrite=True)
     with pytest.raises(OutputError, match="loaded"):
         actions.run(request, Job(), Host())
-    assert sha256(loaded) == before
+    assert sha256_of(loaded) == before
     from lib_modeldoc.operations.writer import write_plan  # the rule itself, below the tab's own check
     with ExitStack() as stack:
         with pytest.raises(OutputError, match="loaded by the WebUI"):
             write_plan(request.plan(stack), loaded, overwrite=True, protected=(loaded,))
-    assert sha256(loaded) == before
+    assert sha256_of(loaded) == before
 
 
 # --- leftovers of killed writes -----------------------------------------------------------------

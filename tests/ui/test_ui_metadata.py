@@ -9,11 +9,11 @@ import hashlib
 import json
 import os
 import shutil
-import struct
 
 import pytest
 import torch
 from safetensors.torch import save_file
+from file_digest import autov3_of, sha256_of
 from ui_helpers import Driver
 
 gr = pytest.importorskip("gradio") if not os.environ.get("CI") else __import__("gradio")
@@ -24,17 +24,8 @@ from lib_modeldoc.ui.host import ClipIds  # noqa: E402
 from lib_modeldoc.ui.standalone import FolderHost  # noqa: E402
 
 
-def sha256_of(path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
-def autov3(path) -> str:
-    """The data section's SHA-256 (Civitai's AutoV3 is its start)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        f.seek(8 + n)
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def write_model(path, metadata=None, seed=0) -> str:
@@ -110,7 +101,7 @@ def test_load_shows_fields_other_keys_and_the_recipe_with_the_users_model(driver
 def test_save_as_new_file_keeps_autov3_changes_autov2_and_never_overwrites(driver, folder):
     drv, host = driver
     source = merge_path(folder)
-    before_sha, before_v3 = sha256_of(source), autov3(source)
+    before_sha, before_v3 = sha256_of(source), autov3_of(source)
     loaded = drv.click("modeldoc_meta_load", modeldoc_model=source)
     other = json.loads(loaded["modeldoc_meta_other"])
     del other["ss_note"]  # removing a key: take it out of Other keys
@@ -123,7 +114,7 @@ def test_save_as_new_file_keeps_autov3_changes_autov2_and_never_overwrites(drive
     new = folder / "Stable-diffusion" / "edited.safetensors"
     assert new.is_file(), result
     assert sha256_of(source) == before_sha  # the source untouched
-    assert autov3(new) == before_v3 and sha256_of(new) != before_sha
+    assert autov3_of(new) == before_v3 and sha256_of(new) != before_sha
     assert f"AutoV2 {before_sha[:10]} → {sha256_of(new)[:10]}" in result
     assert f"AutoV3 {before_v3[:12]} unchanged" in result
     meta = read_metadata(str(new)).metadata
@@ -140,7 +131,7 @@ def test_save_as_new_file_keeps_autov3_changes_autov2_and_never_overwrites(drive
 def test_in_place_replaces_the_file_but_never_the_loaded_model(driver, folder):
     drv, host = driver
     source = merge_path(folder)
-    before_sha, before_v3 = sha256_of(source), autov3(source)
+    before_sha, before_v3 = sha256_of(source), autov3_of(source)
     drv.click("modeldoc_meta_load", modeldoc_model=source)
     host.loaded = source
     refused = drv.click("modeldoc_meta_save", modeldoc_model=source, modeldoc_meta_title="X",
@@ -161,7 +152,7 @@ def test_in_place_replaces_the_file_but_never_the_loaded_model(driver, folder):
                      modeldoc_meta_in_place=True)["modeldoc_meta_result"]
     assert "Replaced" in done, done
     assert read_metadata(source).fields["title"] == "In place"
-    assert autov3(source) == before_v3 and sha256_of(source) != before_sha
+    assert autov3_of(source) == before_v3 and sha256_of(source) != before_sha
     assert not [n for n in os.listdir(folder / "Stable-diffusion") if n.endswith(".partial")]
 
 

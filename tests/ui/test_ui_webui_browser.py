@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+from file_digest import autov3_of, sha256_of
 from toy_components import CLIP, FAMILIES, TOY_OPTIONAL, TOY_TABLES, checkpoint, save_safetensors, standalone_vae, toy_values
 from ui_helpers import CHROMIUM_ARGS, CI, chromium_or_skip, free_port
 
@@ -321,23 +322,6 @@ def test_right_click_on_the_checkpoint_dropdown_shows_the_menu_only(browser, web
         page.close()
 
 
-def _sha256(path):
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _autov3(path):
-    import hashlib
-    import struct
-
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        f.seek(8 + n)
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def test_the_metadata_editor_loads_edits_saves_and_never_replaces_the_loaded_model(browser, webui):
     """Issue 13 item 1 in the tab: Load metadata, edit a field, save as a new file (AutoV3 kept, AutoV2
     changed, the source untouched), the recipe's model named as the WebUI lists it; in place refused
@@ -349,21 +333,21 @@ def test_the_metadata_editor_loads_edits_saves_and_never_replaces_the_loaded_mod
 
     models = webui["models"] / "Stable-diffusion"
     parent = models / "toy-b.safetensors"
-    recipe = {"type": "webui", "primary_model_hash": _sha256(parent), "interp_method": "Weighted sum", "multiplier": 0.4}
+    recipe = {"type": "webui", "primary_model_hash": sha256_of(parent), "interp_method": "Weighted sum", "multiplier": 0.4}
     # the legacy hash as AUTOMATIC1111's merger records it (AutoV1: 64 KiB at 1 MiB; empty for a toy file)
     with open(parent, "rb") as f:
         f.seek(0x100000)
         legacy = hashlib.sha256(f.read(0x10000)).hexdigest()[:8]
-    merged = {_sha256(parent): {"name": "toyB-as-recorded.safetensors", "legacy_hash": legacy}}
+    merged = {sha256_of(parent): {"name": "toyB-as-recorded.safetensors", "legacy_hash": legacy}}
     source = models / "meta-src.safetensors"
     save_file({"x": np.arange(12, dtype=np.float32).reshape(3, 4)}, str(source), metadata={
         "modelspec.title": "Mix", "sd_merge_recipe": json.dumps(recipe), "sd_merge_models": json.dumps(merged)})
-    before_sha, before_v3 = _sha256(source), _autov3(source)
+    before_sha, before_v3 = sha256_of(source), autov3_of(source)
     shared, sd_models = webui["shared"], webui["sd_models"]
     saved = dict(shared.opts.data)
     shared.opts.data["sd_model_checkpoint"] = _title(webui, "toy.safetensors")  # the loaded model
     loaded = models / "toy.safetensors"
-    loaded_sha = _sha256(loaded)
+    loaded_sha = sha256_of(loaded)
     page = _open(browser, webui["url"])
     try:
         _pick(page, "modeldoc_model", str(source))
@@ -386,9 +370,9 @@ def test_the_metadata_editor_loads_edits_saves_and_never_replaces_the_loaded_mod
         _ran_as_a_webui_job(page, webui)
         new = models / "meta-src-meta.safetensors"
         assert new.is_file(), result
-        assert _sha256(source) == before_sha  # the source untouched
-        assert _autov3(new) == before_v3 and _sha256(new) != before_sha
-        assert f"AutoV2 {before_sha[:10]} → {_sha256(new)[:10]}" in result and f"AutoV3 {before_v3[:12]} unchanged" in result
+        assert sha256_of(source) == before_sha  # the source untouched
+        assert autov3_of(new) == before_v3 and sha256_of(new) != before_sha
+        assert f"AutoV2 {before_sha[:10]} → {sha256_of(new)[:10]}" in result and f"AutoV3 {before_v3[:12]} unchanged" in result
         from lib_modeldoc.operations.meta import read_metadata
 
         written = read_metadata(str(new))
@@ -404,7 +388,7 @@ def test_the_metadata_editor_loads_edits_saves_and_never_replaces_the_loaded_mod
         page.click("#modeldoc_meta_save")
         refused = _wait_result(page, "modeldoc_meta_result", "never replaced in place")
         assert "toy.safetensors" in refused
-        assert _sha256(loaded) == loaded_sha
+        assert sha256_of(loaded) == loaded_sha
         assert not [n for n in os.listdir(models) if n.endswith(".partial")]
     finally:
         page.close()
