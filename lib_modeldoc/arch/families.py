@@ -44,6 +44,8 @@ class ComponentId(StrEnum):
     CONTROLNET = "controlnet"
     EMBEDDER = "embedder"  # SD 2.1 unCLIP's image embedder
     XLM_ROBERTA = "xlm_roberta"  # AltDiffusion's text encoder
+    TRANSFORMER = "transformer"  # SD3's / Flux's diffusion transformer
+    T5XXL = "t5xxl"  # SD3's / Flux's T5 text encoder
 
 
 class KeyLayout(StrEnum):
@@ -142,7 +144,7 @@ class Signature:
     patterns: tuple[str, ...]
     min_share: float
     variants: tuple[Variant, ...] = ()
-    parts: tuple[tuple[str, str], ...] = ()  # (component, key prefix) of the separate parts a file may hold
+    parts: tuple[tuple[ComponentId, str], ...] = ()  # (component, key prefix) of the separate parts a file may hold
 
 
 UNET = "model.diffusion_model."
@@ -249,23 +251,23 @@ CHECKPOINT_ARCHITECTURES: frozenset[str] = frozenset(f.name for f in FAMILIES if
 _PREFIXED = r"^model\.diffusion_model\."
 # A ComfyUI-style all-in-one SD3 / Flux checkpoint: the parts Forge and ComfyUI also load as separate files.
 _TRANSFORMER_PARTS = (
-    ("transformer", "model.diffusion_model."), ("clip_l", "text_encoders.clip_l."), ("clip_g", "text_encoders.clip_g."),
-    ("t5xxl", "text_encoders.t5xxl."), ("vae", "first_stage_model."),
+    (_C.TRANSFORMER, "model.diffusion_model."), (_C.CLIP_L, "text_encoders.clip_l."), (_C.CLIP_G, "text_encoders.clip_g."),
+    (_C.T5XXL, "text_encoders.t5xxl."), (_C.VAE, "first_stage_model."),
 )
 # Export / build of SD3 and Flux: component -> (prefix in an all-in-one checkpoint, prefix in its own
 # file as Forge and ComfyUI load it: BFL / SAI transformer names, HF text encoders, the LDM "ae" VAE).
-TRANSFORMER_PART_FILES: dict[str, tuple[str, str]] = {
-    "transformer": ("model.diffusion_model.", ""),
-    "clip_l": ("text_encoders.clip_l.transformer.", ""),
-    "clip_g": ("text_encoders.clip_g.transformer.", ""),
-    "t5xxl": ("text_encoders.t5xxl.transformer.", ""),
-    "vae": ("first_stage_model.", ""),
+TRANSFORMER_PART_FILES: dict[ComponentId, tuple[str, str]] = {
+    _C.TRANSFORMER: ("model.diffusion_model.", ""),
+    _C.CLIP_L: ("text_encoders.clip_l.transformer.", ""),
+    _C.CLIP_G: ("text_encoders.clip_g.transformer.", ""),
+    _C.T5XXL: ("text_encoders.t5xxl.transformer.", ""),
+    _C.VAE: ("first_stage_model.", ""),
 }
 # What each part file identifies as on its own (a build checks its inputs against this).
-TRANSFORMER_PART_ARCHS: dict[str, dict[str, tuple[str, ...]]] = {
-    "Flux": {"transformer": ("Flux-transformer", "Flux"), "clip_l": ("CLIP-SD1",), "t5xxl": ("T5XXL",), "vae": ("VAE",)},
-    "SD3": {"transformer": ("SD3-transformer", "SD3"), "clip_l": ("CLIP-SD1",), "clip_g": ("CLIP-SDXL",),
-            "t5xxl": ("T5XXL",), "vae": ("VAE",)},
+TRANSFORMER_PART_ARCHS: dict[str, dict[ComponentId, tuple[str, ...]]] = {
+    "Flux": {_C.TRANSFORMER: ("Flux-transformer", "Flux"), _C.CLIP_L: ("CLIP-SD1",), _C.T5XXL: ("T5XXL",), _C.VAE: ("VAE",)},
+    "SD3": {_C.TRANSFORMER: ("SD3-transformer", "SD3"), _C.CLIP_L: ("CLIP-SD1",), _C.CLIP_G: ("CLIP-SDXL",),
+            _C.T5XXL: ("T5XXL",), _C.VAE: ("VAE",)},
 }
 _CONTROLNET_TO_K = r"^down_blocks\.1\.attentions\.0\.transformer_blocks\.0\.attn2\.to_k\.weight$"
 
