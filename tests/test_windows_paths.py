@@ -11,7 +11,6 @@ import types
 import numpy as np
 import pytest
 
-from lib_modeldoc.cli import main
 from lib_modeldoc.io.paths import LONG_PATH, native_path
 from lib_modeldoc.samples import Spec, write_safetensors_sample
 from lib_modeldoc.ui import actions, host as host_module
@@ -90,33 +89,26 @@ def long_folder(tmp_path):
     return folder
 
 
-def _cli(capsys, *argv):
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_the_cli_on_long_chinese_and_cyrillic_paths(long_folder, capsys):
+def test_the_cli_on_long_chinese_and_cyrillic_paths(long_folder, cli):
     rng = np.random.default_rng(1)
     specs = [Spec(f"блок.{i}.权重", "F32", (32, 32)) for i in range(4)]
     source = write_safetensors_sample(str(long_folder / "动漫合并 аниме.safetensors"), specs,
                                       {s.key: rng.standard_normal(s.shape).astype(np.float32) for s in specs})
-    rc, out, err = _cli(capsys, "inspect", source)
+    rc, out, err = cli("inspect", source)
     assert rc == 0 and source in out, err
-    rc, out, err = _cli(capsys, "hash", source, "--json")
+    rc, out, err = cli("hash", source, "--json")
     assert rc == 0 and '"sha256"' in out, err
     output = long_folder / "输出 вывод.safetensors"
-    rc, out, err = _cli(capsys, "convert", source, "-o", output, "--force", "--keep-junk", "--verify")
+    rc, out, err = cli("convert", source, "-o", output, "--force", "--keep-junk", "--verify")
     assert rc == 0, err
     assert output.exists() and output.stat().st_size < os.path.getsize(source)  # fp16
-    rc, out, err = _cli(capsys, "compare", source, output)
+    rc, out, err = cli("compare", source, output)
     assert rc == 0, err
-    rc, out, err = _cli(capsys, "audit", long_folder, "--hashes", "--json")
+    rc, out, err = cli("audit", long_folder, "--hashes", "--json")
     assert rc == 0 and "动漫合并 аниме.safetensors" in out and "输出 вывод.safetensors" in out, err
-    rc, out, err = _cli(capsys, "meta", source, "--json")
+    rc, out, err = cli("meta", source, "--json")
     assert rc == 0, err
-    rc, out, err = _cli(capsys, "inspect", long_folder / "нет такого 文件.safetensors")
+    rc, out, err = cli("inspect", long_folder / "нет такого 文件.safetensors")
     assert rc == 2 and err.count("\n") == 1 and "нет такого 文件.safetensors: no such file" in err
 
 
@@ -196,10 +188,10 @@ def windows_replace(monkeypatch):
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts handles through /proc/self/fd")
-def test_in_place_metadata_edit_closes_the_source_before_replacing_it(long_folder, windows_replace, capsys):
+def test_in_place_metadata_edit_closes_the_source_before_replacing_it(long_folder, windows_replace, cli):
     source = write_safetensors_sample(str(long_folder / "合并 смесь.safetensors"), [Spec("w", "F16", (4, 4))],
                                       metadata={"modelspec.title": "old"})
-    rc, out, err = _cli(capsys, "meta", source, "--title", "新 новый", "--in-place")
+    rc, out, err = cli("meta", source, "--title", "新 новый", "--in-place")
     assert rc == 0, err
     from lib_modeldoc.operations.meta import read_metadata
 

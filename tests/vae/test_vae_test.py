@@ -12,7 +12,6 @@ import pytest
 
 from lib_modeldoc.analysis.vae_image import png_bytes, vae_test_image
 from lib_modeldoc.analysis.vae_test import FP16_MAX, Fp16Mode, Fp16Run, _fp16_supported, run_vae_test
-from lib_modeldoc.cli import main
 from lib_modeldoc.errors import Cancelled
 from vae_support import SIZE, TINY16, identity_state, tiny_state, write_vae
 
@@ -188,17 +187,10 @@ def test_vae_inside_a_checkpoint_with_other_tensors(tmp_path):
     assert result.layout == "ldm" and ids(result) == []
 
 
-def cli(*argv, capsys):
-    capsys.readouterr()
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def test_cli_json_field_and_findings(tmp_path, capsys):
+def test_cli_json_field_and_findings(tmp_path, cli):
     path = write_vae(tmp_path / "hot.safetensors", scaled(tiny_state(), OVERFLOW_LAYER, 1e5))
     png = tmp_path / "side.png"
-    rc, out, err = cli("inspect", path, "--json", "--vae-test", "--vae-size", SIZE, "--vae-image", png, capsys=capsys)
+    rc, out, err = cli("inspect", path, "--json", "--vae-test", "--vae-size", SIZE, "--vae-image", png)
     assert rc == 0, err
     data = json.loads(out)
     test = data["vae_test"]
@@ -209,8 +201,8 @@ def test_cli_json_field_and_findings(tmp_path, capsys):
     assert blob[:8] == b"\x89PNG\r\n\x1a\n" and blob[16:24] == (2 * SIZE + 8).to_bytes(4, "big") + SIZE.to_bytes(4, "big")
 
 
-def test_cli_text_shows_the_verdict(tmp_path, capsys, healthy):
-    rc, out, _ = cli("inspect", healthy, "--vae-test", "--vae-size", SIZE, "--no-fp16-run", capsys=capsys)
+def test_cli_text_shows_the_verdict(tmp_path, cli, healthy):
+    rc, out, _ = cli("inspect", healthy, "--vae-test", "--vae-size", SIZE, "--no-fp16-run")
     assert rc == 0
     assert "VAE test (SD VAE, 32x32" in out and "fp16: safe" in out and "PSNR" in out
 
@@ -220,18 +212,18 @@ def test_cli_text_shows_the_verdict(tmp_path, capsys, healthy):
     (["--vae-test", "--vae-size", "30"], "multiple of 8"),
     (["--vae-test", "--no-fp16-run", "--fp16-run", "native"], "contradicts"),
 ])
-def test_cli_usage_errors(healthy, capsys, argv, words):
-    rc, out, err = cli("inspect", healthy, *argv, capsys=capsys)
+def test_cli_usage_errors(healthy, cli, argv, words):
+    rc, out, err = cli("inspect", healthy, *argv)
     assert rc == 2 and out == ""
     assert err.startswith("modeldoc: error:") and words in err and err.count("\n") == 1
 
 
-def test_cli_file_without_vae_is_one_line(tmp_path, capsys):
+def test_cli_file_without_vae_is_one_line(tmp_path, cli):
     from safetensors.numpy import save_file
 
     path = tmp_path / "lora.safetensors"
     save_file({"lora_unet_x.lora_up.weight": np.zeros((4, 4), np.float16)}, str(path))
-    rc, _, err = cli("inspect", path, "--vae-test", capsys=capsys)
+    rc, _, err = cli("inspect", path, "--vae-test")
     assert rc == 2 and err.startswith("modeldoc: error:") and "no VAE" in err and err.count("\n") == 1
 
 
