@@ -97,6 +97,22 @@ def test_edit_copies_tensors_byte_for_byte_and_keeps_autov3(model, tmp_path, cli
     assert json.loads(text)["autov3"] == autov3
 
 
+def test_hashes_of_a_copy_in_many_blocks_are_the_files(model, tmp_path, monkeypatch):
+    """The three hashes run in worker threads over a ring of blocks: with 1000-byte blocks (47 of them,
+    more than the ring holds) every byte still reaches each hash once, in order."""
+    from lib_modeldoc.operations import meta as meta_module
+
+    monkeypatch.setattr(meta_module, "_COPY_CHUNK", 1000)  # not a divisor of the data size either
+    src = model(metadata={"a": "b"})
+    done = []
+    result = edit_metadata(src, tmp_path / "o.safetensors", MetadataEdit(set={"k": "v"}),
+                           progress=lambda d, t, m: done.append((d, t)))
+    assert len(done) > 4 and done[-1][0] == done[-1][1] == len(data_section(src))
+    assert result.sha256_before == sha256_of(src) and result.sha256_after == sha256_of(result.output)
+    assert result.autov3 == hashlib.sha256(data_section(src)).hexdigest()
+    assert data_section(result.output) == data_section(src)
+
+
 def test_result_reports_hashes_and_header_is_aligned(model, tmp_path):
     src = model(metadata={"a": "b"})
     result = edit_metadata(src, tmp_path / "o.safetensors", MetadataEdit(set={"k": "v" * 13}))

@@ -39,7 +39,7 @@ from ..io.sniff import Format, sniff_bytes
 from ..progress import Progress
 from .crc32 import crc32_combine, crc32_of
 
-__all__ = ["FileHashes", "hash_file", "civitai_crc32", "crc32_combine", "AUTOV1_OFFSET", "AUTOV1_LENGTH"]
+__all__ = ["FileHashes", "hash_file", "HashRing", "civitai_crc32", "crc32_combine", "AUTOV1_OFFSET", "AUTOV1_LENGTH"]
 
 AUTOV1_OFFSET = 0x100000
 AUTOV1_LENGTH = 0x10000
@@ -213,6 +213,52 @@ def _hash_stream(f: PositionedFile, where: str, size: int, data_start: int | Non
         blake3=b3.hexdigest() if b3 is not None else None,
         sha256_cached=full is None,
     )
+
+
+class HashRing:
+    """Blocks read once and fed to several hashers, each in its own worker thread, while the next
+    block is read: the same ring of buffers and lanes :func:`hash_file` runs on.
+
+    Example:
+        >>> with HashRing([hashlib.sha256(), hashlib.sha256()]) as ring:
+        ...     block = ring.free_block()          # waits until every hasher is done with it
+        ...     n = f.readinto(block.buffer)
+        ...     ring.hash(block, n)                # the hashers take it in their threads
+    """
+
+    def __init__(self, hashers: list[Any], *, block_size: int = BLOCK_SIZE, ring: int = RING) -> None:
+        self.block_size = block_size
+        self._lanes = [_Lane(h, 0, None) for h in hashers]
+        self._free: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
+        for _ in range(ring):
+            self._free.put(_Slot(bytearray(block_size), self._free))
+        self._pos = 0
+
+    def __enter__(self) -> HashRing:
+        for lane in self._lanes:
+            lane.start()
+        return self
+
+    def free_block(self) -> _Slot:
+        """A buffer (``.buffer``, ``block_size`` bytes) no hasher still reads."""
+        return self._free.get()
+
+    def hash(self, block: _Slot, length: int) -> None:
+        """Hand the first ``length`` bytes of ``block`` to every hasher, after the earlier blocks."""
+        block.arm(self._pos, length, len(self._lanes))
+        for lane in self._lanes:
+            lane.queue.put(block)
+        self._pos += length
+
+    def __exit__(self, *exc: object) -> None:
+        for lane in self._lanes:
+            lane.queue.put(None)
+        for lane in self._lanes:
+            lane.join()
+        if exc[0] is None:
+            for lane in self._lanes:
+                if lane.error is not None:
+                    raise lane.error
 
 
 class _Slot:

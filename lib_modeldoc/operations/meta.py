@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.hashing import AUTOV1_LENGTH, AUTOV1_OFFSET
+from ..analysis.hashing import AUTOV1_LENGTH, AUTOV1_OFFSET, HashRing
 from ..errors import ModelReadError, PlanError
 from ..io.atomic import atomic_output, check_output_path
 from ..io.paths import native_path
@@ -223,20 +223,19 @@ def edit_metadata(
         dst.write(new_header)
         after.update(new_header)
         done = 0
-        buffer = bytearray(_COPY_CHUNK)
-        view = memoryview(buffer)
-        while done < data_size:
-            n = f.readinto(view[: min(_COPY_CHUNK, data_size - done)])
-            if not n:
-                raise ModelReadError(f"{src}: the file shrank while it was being read")
-            chunk = view[:n]
-            dst.write(chunk)
-            before.update(chunk)
-            after.update(chunk)
-            data_hash.update(chunk)
-            done += n
-            if progress is not None:
-                progress(done, data_size, "copying tensors")
+        # each block is hashed three times (before, after, data section) in three threads
+        with HashRing([before, after, data_hash], block_size=_COPY_CHUNK) as ring:
+            while done < data_size:
+                block = ring.free_block()
+                with memoryview(block.buffer) as view:
+                    n = f.readinto(view[: min(_COPY_CHUNK, data_size - done)])
+                    if not n:
+                        raise ModelReadError(f"{src}: the file shrank while it was being read")
+                    dst.write(view[:n])
+                ring.hash(block, n)
+                done += n
+                if progress is not None:
+                    progress(done, data_size, "copying tensors")
     return EditResult(src, out, metadata, before.hexdigest(), after.hexdigest(), data_hash.hexdigest(), total)
 
 
