@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .families import KNOWN_BUFFERS
+from .families import KNOWN_BUFFERS, ComponentId
 from .identify import Identification
 from .junk import EMA_PREFIX, junk_group_of
 
 __all__ = ["Layout", "layout_of", "JUNK", "BUFFER", "UNKNOWN", "EMA"]
 
-EMA = "ema_unet"
+EMA = ComponentId.EMA_UNET
 BUFFER = "buffer"  # scheduler buffers and prediction markers: always kept
 JUNK = "junk"  # a named junk group no WebUI loads (embedding_manager, LoRA leftovers ...)
 UNKNOWN = "unknown"  # claimed by no table and in no junk group: kept unless the user asks

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 
 from ..arch.components import TEXT_ENCODERS, component_facts
-from ..arch.families import FAMILIES, Family, Mount, family
+from ..arch.families import FAMILIES, ComponentId, Family, FamilyKind, Mount, family
 from ..arch.parts import Part, find_part, identify_model
 from ..checks.context import POSITION_IDS
 from ..errors import IncompatibleComponentError, PlanError
@@ -43,7 +43,7 @@ def _entries(part: Part, mount: Mount, casting: Casting, origin: int, fix_clip: 
     entries = []
     for table_key, info in part.tensors.items():
         dst = mount.key(table_key)
-        if table_key == POSITION_IDS and part.component == "clip_l":
+        if table_key == POSITION_IDS and part.component == ComponentId.CLIP_L:
             entry, change = position_ids_entry(part.model, info, dst, fix=fix_clip)
             entries.append(dataclasses.replace(entry, origin=origin, renamed_from=info.key))
             if change:
@@ -149,7 +149,7 @@ def plan_replace(
         IncompatibleComponentError: the source part does not fit, naming both sides.
     """
     ident = identify_model(target)
-    if ident.family is None or ident.family.kind != "checkpoint":
+    if ident.family is None or ident.family.kind != FamilyKind.CHECKPOINT:
         raise PlanError(f"{target.path}: replace works on a checkpoint, and this is a {ident.architecture}")
     replacements: dict[str, Part] = {}
     for slot_name in expand_component(component, ident.family):
@@ -207,11 +207,11 @@ def plan_build(
     if arch in TRANSFORMER_ARCHS:
         renamed = {"clip_l" if k == "clip" else k: v for k, v in parts.items()}
         return plan_build_parts(arch, renamed, precision=precision, allow_missing=allow_missing, format=format)
-    names = {f.name for f in FAMILIES if f.kind == "checkpoint"}
+    names = {f.name for f in FAMILIES if f.kind == FamilyKind.CHECKPOINT}
     if arch not in names:
         raise PlanError(f"cannot build {arch!r}; choose one of {', '.join(sorted(names))}")
     fam = family(arch)
-    if "clip_g" in parts and fam.slot("clip_g") is None:
+    if "clip_g" in parts and fam.slot(ComponentId.CLIP_G) is None:  # the --clip-g option
         raise PlanError(f"a {arch} model has no OpenCLIP-bigG text encoder", remedy=Remedy.DROP_CLIP_G)
     sources: list[ModelFile] = []
     entries: list[Entry] = []
@@ -221,11 +221,11 @@ def plan_build(
     for slot in fam.slots:
         if not slot.required:
             continue
-        option = "clip_g" if slot.component == "clip_g" and "clip_g" in parts else (
+        option = "clip_g" if slot.component == ComponentId.CLIP_G and "clip_g" in parts else (
             "clip" if slot.component in TEXT_ENCODERS else slot.component)
         source = parts.get(option)
-        if (source is not None and option == "clip" and slot.component == "clip_g"
-                and find_part(source, "clip_g") is None):
+        if (source is not None and option == "clip" and slot.component == ComponentId.CLIP_G
+                and find_part(source, ComponentId.CLIP_G) is None):
             # --clip holds only CLIP-L: SDXL's clip_g is missing (--clip-g gives it), not a misfit.
             if not allow_missing:
                 raise IncompatibleComponentError(

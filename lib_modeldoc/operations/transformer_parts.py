@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from ..arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES
+from ..arch.families import TRANSFORMER_PART_ARCHS, TRANSFORMER_PART_FILES, ComponentId
 from ..arch.parts import identify_model
 from ..errors import IncompatibleComponentError, PlanError
 from ..io.model import ModelFile
@@ -40,8 +40,8 @@ def _part_keys(model: ModelFile, component: str, architecture: str) -> tuple[dic
     ident = identify_model(model)
     allowed = TRANSFORMER_PART_ARCHS.get(architecture, {}).get(component, ())
     whole = ident.architecture in allowed
-    if component == "vae" and whole:
-        slot = ident.slot("vae")
+    if component == ComponentId.VAE and whole:
+        slot = ident.slot(ComponentId.VAE)
         whole = slot is not None and slot.table == "vae_16ch"  # an SD VAE (4 channels) does not fit
     if not whole:
         raise IncompatibleComponentError(
