@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 
-from .families import ComponentId
+from .families import Base, ComponentId
 
 __all__ = [
     "MetricScale", "Component", "COMPONENTS", "GROUPS", "TEXT_ENCODERS", "component_facts", "component_name", "group_of",
@@ -65,9 +65,9 @@ class Component:
     name: str
     group: str = "other"
     _: KW_ONLY
-    export_as: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    export_as: Mapping[Base, str] = field(default_factory=lambda: MappingProxyType({}))
     export_slot: ComponentId | None = None
-    base: str | None = None
+    base: Base | None = None
     export_precision: str = "fp16"
     blocks: str | None = None
     block_order: tuple[str, ...] = ()
@@ -82,7 +82,7 @@ class Component:
 
 _UNET_BLOCKS = r"^(input_blocks\.\d+|middle_block|output_blocks\.\d+)\."
 _UNET_ORDER = ("time_embed", "label_emb", "input_blocks", "middle_block", "output_blocks", "out")
-_UNET_EXPORT = MappingProxyType({"SD1": "UNET-SD1", "SD2": "UNET-SD2", "SDXL": "UNET-SDXL"})
+_UNET_EXPORT = MappingProxyType({Base.SD1: "UNET-SD1", Base.SD2: "UNET-SD2", Base.SDXL: "UNET-SDXL"})
 _OPENCLIP_BLOCKS = r"^transformer\.(resblocks\.\d+)\."
 _OPENCLIP_ORDER = ("token_embedding", "positional_embedding", "resblocks", "ln_final", "text_projection")
 # The toolkit sums CLIP's MLPs but layer 23's (it measures SD1/SD2 parts; SDXL's CLIP-L is the same encoder).
@@ -93,18 +93,18 @@ COMPONENTS: tuple[Component, ...] = (
               metric=MetricScale("UNET", -6131.5400, 10_000)),
     Component(ComponentId.EMA_UNET, "EMA UNet", "unet", export_as=_UNET_EXPORT, export_slot=ComponentId.UNET, blocks=_UNET_BLOCKS,
               block_order=_UNET_ORDER),
-    Component(ComponentId.VAE, "VAE", "vae", export_as=MappingProxyType({"SD": "VAE"}), base="SD", export_precision="keep",
+    Component(ComponentId.VAE, "VAE", "vae", export_as=MappingProxyType({Base.SD: "VAE"}), base=Base.SD, export_precision="keep",
               blocks=r"^(encoder|decoder)\.",
               block_order=("encoder", "quant_conv", "post_quant_conv", "decoder"),
               metric=MetricScale("VAE", 17870.7051, 10_000, sums=("encoder.", "decoder."))),
     # Text encoders are exported the way their own tools name them (SDXL's CLIP-L as SD1's).
-    Component(ComponentId.CLIP_L, "CLIP-L text encoder", "clip", export_as=MappingProxyType({"SD1": "CLIP-SD1", "SDXL": "CLIP-SD1"}),
+    Component(ComponentId.CLIP_L, "CLIP-L text encoder", "clip", export_as=MappingProxyType({Base.SD1: "CLIP-SD1", Base.SDXL: "CLIP-SD1"}),
               blocks=r"^encoder\.(layers\.\d+)\.", block_order=("embeddings", "layers", "final_layer_norm"),
               metric=MetricScale("CLIP-L", -2097.8596, 1_000_000, **_CLIP_MLPS)),
-    Component(ComponentId.CLIP_H, "OpenCLIP-H text encoder", "clip", export_as=MappingProxyType({"SD2": "CLIP-SD2"}),
+    Component(ComponentId.CLIP_H, "OpenCLIP-H text encoder", "clip", export_as=MappingProxyType({Base.SD2: "CLIP-SD2"}),
               blocks=_OPENCLIP_BLOCKS, block_order=_OPENCLIP_ORDER,
               metric=MetricScale("OpenCLIP-H", -8757.5630, 10_000, **_CLIP_MLPS)),
-    Component(ComponentId.CLIP_G, "OpenCLIP-bigG text encoder", "clip", export_as=MappingProxyType({"SDXL": "CLIP-SDXL"}),
+    Component(ComponentId.CLIP_G, "OpenCLIP-bigG text encoder", "clip", export_as=MappingProxyType({Base.SDXL: "CLIP-SDXL"}),
               blocks=_OPENCLIP_BLOCKS, block_order=_OPENCLIP_ORDER),
     Component(ComponentId.DEPTH, "MiDaS depth model"),
     Component(ComponentId.CONTROLNET, "ControlNet", blocks=r"^(input_blocks\.\d+|middle_block|zero_convs\.\d+)\."),

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, Family, Mount, Signature, Slot, Variant
+from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, ComponentId, Family, Mount, Signature, Slot, Variant
 from .tables import shape_matches, table
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ MIN_COMPONENT_SHARE = 0.5
 class SlotMatch:
     """How one component slot of a family matched the file."""
 
-    component: str
+    component: ComponentId
     table: str
     mount: Mount
     required: bool
@@ -109,7 +109,7 @@ class Identification:
     candidates: tuple[Candidate, ...]
     evidence: tuple[str, ...]
     label: str
-    parts: tuple[tuple[str, str], ...] = ()  # signature families: (component, key prefix) of their parts
+    parts: tuple[tuple[ComponentId, str], ...] = ()  # signature families: (component, key prefix) of their parts
 
     @property
     def identified(self) -> bool:

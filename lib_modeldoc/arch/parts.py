@@ -14,6 +14,7 @@ from ..errors import IncompatibleComponentError
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
 from .components import component_facts
+from .families import Base, ComponentId
 from .identify import Identification, SlotMatch, identify_model
 
 __all__ = ["Part", "find_part", "require_part", "identify_model"]
@@ -23,10 +24,10 @@ __all__ = ["Part", "find_part", "require_part", "identify_model"]
 class Part:
     """One component found in a file."""
 
-    component: str  # unet, vae, clip_l, clip_h, clip_g, ema_unet ...
+    component: ComponentId
     table: str  # the table it matched (unet_sd1, vae, clip_h ...)
     architecture: str  # the file's architecture (SD1, VAE, CLIP-SDXL ...)
-    base: str  # SD1, SD2, SDXL, or SD for the VAE all three share
+    base: Base  # SD for the VAE all three share
     tensors: dict[str, TensorInfo]  # table-relative key -> tensor in the file
     complete: bool
     model: ModelFile
@@ -46,7 +47,7 @@ def _part_from_slot(model: ModelFile, ident: Identification, slot: SlotMatch) ->
     return Part(slot.component, slot.table, ident.architecture, _base(ident, slot), tensors, slot.complete, model)
 
 
-def _base(ident: Identification, slot: SlotMatch) -> str:
+def _base(ident: Identification, slot: SlotMatch) -> Base:
     assert ident.family is not None
     facts = component_facts(slot.component)
     return facts.base if facts is not None and facts.base else ident.family.base
