@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from .families import FAMILIES, KNOWN_BUFFERS, SIGNATURES, ComponentId, Family, Mount, Signature, Slot, Variant
+from .families import FAMILIES, SIGNATURES, ComponentId, Family, Mount, Signature, Slot, Variant
 from .tables import shape_matches, table
 
 if TYPE_CHECKING:
