@@ -8,12 +8,11 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def free_the_disk(request):
+def free_the_disk(tmp_path):
     """Remove a test's outputs when it ends: real-shape folders and files written from sparse sources are not
     sparse (a few GB each), and a whole run would otherwise keep tens of GB until pytest prunes its temp dirs."""
     yield
-    if "tmp_path" in request.fixturenames:
-        shutil.rmtree(request.getfixturevalue("tmp_path"), ignore_errors=True)
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
