@@ -8,6 +8,7 @@ same tab the WebUI shows. Without ``--models`` it writes a small sample library 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import tempfile
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..errors import ModelDocError, OutputError
 from ..io.folders import model_files
-from ..report.messages import language_from_locale
+from ..report.messages import Language, language_from_locale
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .confinement import Confinement
 from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
@@ -276,8 +277,55 @@ def build_standalone(models_dir: str | None = None) -> tuple[Any, FolderHost]:
     # On the sample library the picker starts on the damaged merge: one click shows a verdict.
     start = None if models_dir else os.path.join(folder, SUBFOLDERS[CHECKPOINTS], "damaged-merge-sd15.safetensors")
     host = FolderHost(folder, start_model=start)
-    return build_ui(host, css=read_css(), theme=offline_theme(), script=read_script(),
-                    heading=TAB_TITLE), host
+    script = page_translation(host.language) + read_script()
+    return build_ui(host, css=read_css(), theme=offline_theme(), script=script, heading=TAB_TITLE), host
+
+
+# The page speaks the locale's language the way a WebUI translates its tabs: the same
+# localizations/<name>.json, every trimmed text node and placeholder that is a key, now and as the
+# page changes. (No WebUI is there to do it; this is our own few lines, not the WebUI's script.)
+_PAGE_FILES = {Language.ZH: "zh_CN", Language.RU: "ru_RU"}
+_TRANSLATE_JS = """
+window.localization = window.localization || %s;
+(function() {
+    var table = window.localization;
+    function translate(root) {
+        if (root.nodeType === 3) {
+            var hit = table[root.textContent.trim()];
+            if (hit !== undefined && root.parentElement && root.parentElement.nodeName !== "TEXTAREA") {
+                root.textContent = hit;
+            }
+            return;
+        }
+        if (root.nodeType !== 1) return;
+        if (root.placeholder && table[root.placeholder] !== undefined) root.placeholder = table[root.placeholder];
+        var walk = document.createTreeWalker(root, NodeFilter.SHOW_TEXT), nodes = [], node;
+        while ((node = walk.nextNode())) nodes.push(node);
+        nodes.forEach(translate);
+        root.querySelectorAll("[placeholder]").forEach(function(e) {
+            if (table[e.placeholder] !== undefined) e.placeholder = table[e.placeholder];
+        });
+    }
+    translate(document.body);
+    new MutationObserver(function(changes) {
+        changes.forEach(function(c) { c.addedNodes.forEach(translate); });
+    }).observe(document.body, {childList: true, subtree: true});
+})();
+"""
+
+
+def page_translation(language: Language) -> str:
+    """The standalone page's translation script for ``language`` ("" for English)."""
+    name = _PAGE_FILES.get(language)
+    if name is None:
+        return ""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        with open(os.path.join(root, "localizations", f"{name}.json"), encoding="utf-8") as f:
+            table = json.load(f)
+    except (OSError, ValueError):  # an install without the folder: the page stays English
+        return ""
+    return _TRANSLATE_JS % json.dumps(table, ensure_ascii=False)
 
 
 def _checker(user: str, password: str) -> Callable[[str, str], bool]:

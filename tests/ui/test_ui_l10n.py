@@ -112,8 +112,8 @@ def visible(tmp_path_factory) -> set[str]:
     from lib_modeldoc.ui.standalone import write_sample_library
 
     folder = str(write_sample_library(str(tmp_path_factory.mktemp("l10n"))))
-    host = WebUILikeHost(folder)
-    strings = tab_strings(build_ui(host), host)
+    host, standalone = WebUILikeHost(folder), FolderHost(folder)  # the WebUI's tab, and serve's page
+    strings = tab_strings(build_ui(host), host) | tab_strings(build_ui(standalone), standalone)
     return (strings | settings_labels() | {script_entry()}) - NAMES_KEPT
 
 

@@ -18,10 +18,12 @@ from test_ui_webui_browser import _open, browser, webui  # noqa: F401  (fixtures
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ZH = os.path.join(ROOT, "localizations", "zh_CN.json")
 
-# Shown only elsewhere or only on demand: the Settings page's section, the right-click entry
-# (checked below), and a dropdown's options (rendered when the list opens).
+# Shown only elsewhere or only on demand: the Settings page's section, the right-click entry and
+# the standalone page's first line (both checked below), and a dropdown's options (rendered when
+# the list opens).
+STANDALONE_INTRO = "Pick a model from the served folder (or paste a path inside it) and press"
 NOT_IN_THE_TAB = {"convert", "copy", "delete", "None", "(by part: the VAE folder for a VAE, else the parts folder)",
-                  "Inspect with Model Doctor"}
+                  "Inspect with Model Doctor", STANDALONE_INTRO, ". Nothing is written until you press a"}
 
 TEXTS = """() => {
   const root = document.querySelector('#tab_modeldoc') || document.body;
@@ -112,3 +114,4 @@ def test_the_right_click_entry_is_translated_and_still_finds_the_tab(browser, we
         assert "toy.safetensors" in page.inner_text("#modeldoc_verdict")
     finally:
         page.close()
+
