@@ -38,16 +38,26 @@ def test_the_tab_words_name_no_flag_and_the_command_line_words_name_its_options(
 
 
 def _strings(tree: ast.AST):
-    """String constants that are not docstrings."""
-    docstrings = set()
+    """``(line, text)`` of the string constants that are not docstrings, and of the f-strings: a replacement field
+    reads as ``x``, so ``f"--{group} delete"`` is the flag ``--x`` (its pieces alone, ``"--"``, name none)."""
+    skip = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
-                docstrings.add(id(first.value))
+                skip.add(id(first.value))
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(part) for part in node.values)
+            text = "".join(part.value if isinstance(part, ast.Constant) else "x" for part in node.values)
+            yield node.lineno, text
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            yield node
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip:
+            yield node.lineno, node.value
+
+
+def test_an_f_string_naming_a_flag_is_caught():
+    found = [text for _, text in _strings(ast.parse('raise E(f"a and --{group} delete")\nx = "no flag"'))]
+    assert [text for text in found if FLAG.search(text)] == ["a and --x delete"]
 
 
 def test_the_engine_and_the_tab_never_name_a_command_line_flag():
@@ -57,9 +67,9 @@ def test_the_engine_and_the_tab_never_name_a_command_line_flag():
         relative = file.relative_to(PACKAGE.parent if file in scripts else PACKAGE)
         if file not in scripts and (relative.parts[0] in CLI_MODULES or relative.as_posix() in CLI_MODULES):
             continue
-        for node in _strings(ast.parse(file.read_text(encoding="utf-8"))):
-            if FLAG.search(node.value):
-                offenders.append(f"{relative}:{node.lineno}: {node.value[:80]!r}")
+        for line, text in _strings(ast.parse(file.read_text(encoding="utf-8"))):
+            if FLAG.search(text):
+                offenders.append(f"{relative}:{line}: {text[:80]!r}")
     assert not offenders, "\n".join(offenders)
 
 

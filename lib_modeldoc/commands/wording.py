@@ -28,6 +28,7 @@ REMEDIES: dict[Remedy, str] = {
     Remedy.GIVE_CLIP_G: "pass --clip-g FILE",
     Remedy.DROP_CLIP_G: "drop --clip-g",
     Remedy.VAE_COPY: "--vae copy keeps it as it is",
+    Remedy.VAE_NOT_DELETED: "leave out --vae delete (--vae copy keeps the new VAE as it is)",
     Remedy.GIVE_TOKENIZERS: "pass --tokenizers with a diffusers folder (or a folder with vocab.json and merges.txt) that has them",
 }
 

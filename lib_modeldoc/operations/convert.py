@@ -211,10 +211,9 @@ class _ConvertBuilder(PlanBuilder):
 
     def bake(self, vae: Part) -> None:
         """Put ``vae`` in place of the model's own VAE, re-typed as ``--vae`` says."""
-        group = group_of(ComponentId.VAE)
-        action = self.options.action(group)
+        action = self.options.action(group_of(ComponentId.VAE))
         if action == "delete":
-            raise PlanError(f"replacing the vae and --{group} delete contradict each other")
+            raise PlanError("the VAE is to be replaced and deleted at once", remedy=Remedy.VAE_NOT_DELETED)
         self.put(ComponentId.VAE, vae, keep=action == "copy", verb="baked VAE" if self.options.bake_vae else "")
 
     # -- result ----------------------------------------------------------------------------------

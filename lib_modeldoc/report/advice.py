@@ -50,6 +50,8 @@ class Remedy(str, enum.Enum):
     DROP_CLIP_G = "drop_clip_g"
     VAE_COPY = "vae_copy"
     GIVE_TOKENIZERS = "give_tokenizers"
+    VAE_NOT_DELETED = "vae_not_deleted"
+    """Leave the VAE's own action off ``delete`` when a VAE replaces it (baked or taken from another model)."""
 
     @classmethod
     def give(cls, part: str) -> Remedy:

@@ -29,6 +29,7 @@ REMEDIES: dict[Remedy, str] = {
     Remedy.GIVE_CLIP_G: "pick a file in “SDXL CLIP-G from”",
     Remedy.DROP_CLIP_G: "leave “SDXL CLIP-G from” empty",
     Remedy.VAE_COPY: "set VAE to “copy” under “Per part” to keep it as it is",
+    Remedy.VAE_NOT_DELETED: "set VAE to “convert” or “copy” under “Per part”",
     Remedy.GIVE_TOKENIZERS: "the command line's convert can take them from a diffusers folder that has them",
 }
 

@@ -127,7 +127,8 @@ def test_bake_and_delete_the_vae_contradict(target, vae_prefixed, cli, tmp_path)
     out = tmp_path / "out.safetensors"
     rc, _, err = cli("convert", target, "-o", out, "--bake-vae", vae_prefixed, "--vae", "delete")
     assert rc == 2
-    assert err == "modeldoc: error: replacing the vae and --vae delete contradict each other\n"
+    assert err == ("modeldoc: error: the VAE is to be replaced and deleted at once; "
+                   "leave out --vae delete (--vae copy keeps the new VAE as it is)\n")
     assert listing(tmp_path) == before
 
 
