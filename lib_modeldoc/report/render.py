@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..analysis.fingerprint import KnownComponents
     from ..analysis.vae_result import VaeTestResult
 
-__all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "CHECKPOINTS"]
+__all__ = ["render_report", "verdict_lines", "suggested_args", "suggested_command", "pruning_saving", "short_text", "CHECKPOINTS"]
 
 _MARK = {Severity.ERROR: "x", Severity.WARNING: "!", Severity.INFO: "i"}
 _VERDICT = {Health.DAMAGED: "verdict.damaged", Health.PROBLEMS: "verdict.works"}
@@ -137,11 +137,11 @@ def render_report(report: Report, *, details: bool = True, language: Language | 
     if report.vae_test is not None:
         lines += vae_test_lines(report.vae_test)
     if report.extras:
-        lines.append("Other entries: " + ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:8]))
+        lines.append("Other entries: " + ", ".join(f"{k}={short_text(v)}" for k, v in list(report.extras.items())[:8]))
     if report.metadata:
         lines.append("Metadata:")
         for key, value in report.metadata.items():
-            lines.append(f"  {key}: {_short(value, 200)}")
+            lines.append(f"  {key}: {short_text(value, 200)}")
     lines.append("Identified by: " + "; ".join(report.evidence[:4]))
     return "\n".join(lines)
 
@@ -187,7 +187,8 @@ def vae_test_lines(test: VaeTestResult) -> list[str]:
     return lines
 
 
-def _short(value: Any, limit: int = 60) -> str:
+def short_text(value: Any, limit: int = 60) -> str:
+    """``value`` as one line of at most ``limit`` characters (JSON unless it is text), cut with ``...``."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

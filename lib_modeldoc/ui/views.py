@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..report.advice import count
 from ..report.data import Finding, Health, Report, Severity, verdict
 from ..report.messages import Counted, Language, text
-from ..report.render import CHECKPOINTS, pruning_saving, suggested_args, vae_test_lines
+from ..report.render import CHECKPOINTS, pruning_saving, short_text, suggested_args, vae_test_lines
 from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
 from .wording import component_text, repair_text, say
@@ -236,7 +235,7 @@ def details_html(report: Report, *, dropped_by: str | None = None, language: Lan
         out.append(f"<p><b>{e(t('tab.details.storage'))}</b>: "
                    + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
     if report.extras:
-        extras = ", ".join(f"{k}={_short(v)}" for k, v in list(report.extras.items())[:12])
+        extras = ", ".join(f"{k}={short_text(v, 80)}" for k, v in list(report.extras.items())[:12])
         out.append(f"<p><b>{e(t('tab.details.other_entries'))}</b>: {e(extras)}</p>")
     if report.scan is not None:
         out.append(_scan_section(report.scan))
@@ -380,11 +379,6 @@ def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
     th = "".join(f"<th>{e(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
     return f'<p><b>{e(title)}</b></p><table class="modeldoc-table"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "", saving: bool = True,
