@@ -286,7 +286,7 @@ def summarise_network(
         kinds = {_split(k)[1] for k in tensors} - {"alpha"}
         if not kinds:
             continue
-        for kind in kinds:
+        for kind in sorted(kinds):  # sorted: a set's order changes with the hash seed, the JSON must not
             per_module_type[kind] += 1
         rank = _rank(tensors)
         alpha_key = next((k for k in tensors if k.endswith(".alpha")), None)
@@ -305,7 +305,7 @@ def summarise_network(
                     for key, shape in tensors.items() if _DOWN.search(key) and len(shape) >= 2), None)
     return NetworkSummary(
         network=_network_name(per_module_type, modules), base=base, base_evidence=evidence,
-        modules=sum(b.modules for b in ordered), module_types=dict(per_module_type), ranks=dict(ranks),
+        modules=sum(b.modules for b in ordered), module_types=dict(sorted(per_module_type.items())), ranks=dict(ranks),
         alphas=dict(alphas), blocks=ordered, text_encoder=any(b.name.startswith("te") for b in ordered),
         training=kohya_facts(metadata), context=context,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -150,3 +151,16 @@ def test_fit_ignores_a_checkpoint_argument_for_a_checkpoint(checkpoints, capsys)
     assert main(["inspect", checkpoints["sd15"], "--fit", checkpoints["sd15"], "--json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     assert "adapter" not in obj and not [f for f in obj["findings"] if f["id"] == "adapter.fit"]
+
+
+def test_module_types_come_in_the_same_order_under_any_hash_seed(paths):
+    """A DoRA module has three kinds of tensors; their order in the JSON must not follow set iteration."""
+    import subprocess
+    import sys
+
+    outputs = set()
+    for seed in ("0", "1", "2", "3", "4", "5"):
+        run = subprocess.run([sys.executable, "-m", "lib_modeldoc", "inspect", paths["dora-sdxl"], "--json"],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        outputs.add(json.dumps(json.loads(run.stdout)["adapter"]["module_types"]))
+    assert len(outputs) == 1, outputs
