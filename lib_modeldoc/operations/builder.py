@@ -32,12 +32,12 @@ __all__ = ["Casting", "stored", "stamped", "PlanBuilder"]
 class Casting:
     """The dtype rule of one plan: every float tensor to ``target`` (``None`` keeps its type).
 
-    Integers are never cast and float64 is always narrowed to float32. When the target is fp8 and
-    ``fp8_exempt`` is on, norms, biases and embedders keep 16 bit; ``kept_16bit`` counts them.
+    Integers are never cast and float64 is always narrowed to float32. When the target is fp8, norms,
+    biases and embedders keep 16 bit in every output (they lose too much in fp8; ComfyUI and Forge
+    fp8 checkpoints keep them too); ``kept_16bit`` counts them.
     """
 
     target: str | None
-    fp8_exempt: bool = True
     kept_16bit: int = 0
 
     def dtype(self, dtype: str, key: str, shape: tuple[int, ...], *, keep: bool = False) -> str:
@@ -47,10 +47,16 @@ class Casting:
             return dtype
         if target is None:
             return "F32" if dtype == "F64" else dtype
-        if self.fp8_exempt and target in FP8_DTYPES and keeps_16bit_in_fp8(key, shape):
+        if target in FP8_DTYPES and keeps_16bit_in_fp8(key, shape):
             self.kept_16bit += 1
             return dtype if dtype in ("F16", "BF16") or dtype in FP8_DTYPES else sixteen_bit_for(dtype)
         return target
+
+    def kept_line(self) -> str | None:
+        """The change line saying how many tensors kept 16 bit in an fp8 output (``None``: none did)."""
+        if not self.kept_16bit:
+            return None
+        return f"kept {count(self.kept_16bit, 'tensor')} (norms, biases, embedders) in 16 bit, not fp8"
 
 
 def stored(key: str, source: TensorInfo, dtype: str, **extra: object) -> Entry:
@@ -133,9 +139,9 @@ class PlanBuilder:
                 continue  # said by the replacement's own line
             self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
         self.changes.extend(renamed)
-        if self.casting.kept_16bit:
-            kept = count(self.casting.kept_16bit, "tensor")
-            self.changes.append(f"kept {kept} (norms, biases, embedders) in 16 bit, not fp8")
+        kept = self.casting.kept_line()
+        if kept:
+            self.changes.append(kept)
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
             self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")

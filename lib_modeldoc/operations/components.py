@@ -53,11 +53,6 @@ def _entries(part: Part, mount: Mount, casting: Casting, origin: int, fix_clip: 
     return entries
 
 
-def _casting(precision: str) -> Casting:
-    # A part file keeps every tensor in the one precision asked for (convert keeps norms out of fp8).
-    return Casting(PRECISIONS[precision], fp8_exempt=False)
-
-
 def plan_export(
     model: ModelFile, component: str, *, precision: str | None = None, fix_clip: bool = False, format: str = "safetensors"
 ) -> Plan:
@@ -87,6 +82,7 @@ def plan_export(
     changes: list[str] = []
     warnings: list[str] = []
     entries: list[Entry] = []
+    casting = Casting(PRECISIONS[precision])
     if component == "clip" and len(slots) > 1:
         target_family = family("CLIP-SDXL")
     else:
@@ -103,8 +99,9 @@ def plan_export(
         standalone = target_family or family(facts.export_as[part.base])
         out_slot = standalone.slot(facts.export_slot)
         assert out_slot is not None
-        entries += _entries(part, out_slot.mounts[0], _casting(precision), 0, fix_clip, changes)
+        entries += _entries(part, out_slot.mounts[0], casting, 0, fix_clip, changes)
         changes.append(f"exported {slot_name} ({part.table}) as {standalone.name}")
+    changes.extend(filter(None, [casting.kept_line()]))
     return _plan([model], entries, format, changes, warnings, model.path)
 
 
@@ -217,7 +214,7 @@ def plan_build(
     entries: list[Entry] = []
     changes: list[str] = []
     warnings: list[str] = []
-    casting = _casting(precision or "keep")
+    casting = Casting(PRECISIONS[precision or "keep"])
     for slot in fam.slots:
         if not slot.required:
             continue
@@ -249,4 +246,5 @@ def plan_build(
         changes.append(f"{slot.component} from {os.path.basename(source.path)} ({part.architecture})")
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {arch}")
+    changes.extend(filter(None, [casting.kept_line()]))
     return _plan(sources, entries, format, changes, warnings, "+".join(os.path.basename(s.path) for s in sources))

@@ -72,7 +72,8 @@ def plan_export_part(model: ModelFile, component: str, *, precision: str | None 
     for dst, src in keys.items():
         info = model[src]
         entries.append(stored(dst, info, casting.dtype(info.dtype, dst, info.shape), renamed_from=src))
-    changes = [f"exported the {component} of a {base} checkpoint ({len(entries)} tensors, without '{prefix}')"]
+    changes = [f"exported the {component} of a {base} checkpoint ({len(entries)} tensors, without '{prefix}')",
+               *filter(None, [casting.kept_line()])]
     metadata = stamped(changes, os.path.basename(model.path)) if format == "safetensors" else None
     return Plan([model], entries, [], metadata, format, [], changes)
 
@@ -116,5 +117,6 @@ def plan_build_parts(architecture: str, parts: Mapping[str, ModelFile], *, preci
         changes.append(f"{component} from {where}")
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {architecture}")
+    changes.extend(filter(None, [casting.kept_line()]))
     metadata = stamped(changes, "+".join(os.path.basename(s.path) for s in sources)) if format == "safetensors" else None
     return Plan(sources, entries, [], metadata, format, warnings, changes)

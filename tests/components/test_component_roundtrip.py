@@ -7,6 +7,7 @@ values in every tensor, so that a part is complete and equality proves the bytes
 from __future__ import annotations
 
 import pytest
+import torch
 
 from components_support import (
     EMA, PREFIX, SD1_UNET, digest, digests, planted, read_metadata, read_tensors, trimmed_table, write_model,
@@ -164,3 +165,25 @@ def test_exported_parts_identify_under_the_real_tables(tmp_path, pair, cli, arch
     rc, out, err = cli("export", source, "--component", component, "-o", tmp_path / "part.safetensors")
     assert rc == 0 and "incomplete" in out  # trimmed against the real tables, and said so
     assert inspect_model(tmp_path / "part.safetensors").architecture == expected
+
+
+def test_fp8_export_and_build_keep_in_16_bit_what_convert_keeps(tmp_path, trimmed_tables, make_model, cli):
+    """One fp8 rule for every output: norms, biases and embedders lose too much in fp8 (ComfyUI and Forge fp8
+    checkpoints keep them 16-bit), so an exported part and a built model type each tensor as convert does."""
+    source = make_model("source.safetensors", "SD1", dtype="F32")
+    fp8 = ("--precision", "fp8_e4m3fn")
+    assert cli("convert", source, "-o", tmp_path / "converted.safetensors", *fp8)[0] == 0
+    assert cli("export", source, "--component", "unet", "-o", tmp_path / "unet.safetensors", *fp8)[0] == 0
+    assert cli("build", "--arch", "SD1", "--unet", source, "--vae", source, "--clip", source,
+               "-o", tmp_path / "built.safetensors", *fp8)[0] == 0
+    converted = {k: t.dtype for k, t in read_tensors(tmp_path / "converted.safetensors").items()}
+    exported = {SD1_UNET + k: t.dtype for k, t in read_tensors(tmp_path / "unet.safetensors").items()}
+    built = {k: t.dtype for k, t in read_tensors(tmp_path / "built.safetensors").items()}
+    assert built == converted
+    assert exported == {k: d for k, d in converted.items() if k.startswith(SD1_UNET)}
+    unet = set(exported.values())
+    assert unet == {torch.float8_e4m3fn, torch.float16}, unet  # both kinds are there: the rule is tested
+    assert exported[SD1_UNET + "time_embed.0.bias"] == exported[SD1_UNET + "out.0.weight"] == torch.float16  # a norm
+    kept = sum(1 for d in exported.values() if d == torch.float16)
+    assert f"kept {kept} tensors (norms, biases, embedders) in 16 bit, not fp8" in read_metadata(
+        tmp_path / "unet.safetensors")["modeldoc"]
