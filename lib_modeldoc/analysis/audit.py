@@ -1,7 +1,9 @@
 """``audit``: a health report of a whole model folder, with duplicates found.
 
 Every model file under a folder gets one row (architecture, size, pruned size, finding ids,
-optionally its hashes). Duplicates are found in two kinds:
+optionally its hashes). A diffusers folder (pipeline or ControlNet) is one model, one row: its
+component files are not listed apart; two copies of one folder are a ``file`` duplicate (every
+file in them the same bytes). Duplicates are found in two kinds:
 
 * **file**: byte-identical files. Candidates share a size, then a sample of their bytes; only
   those still alike are read in full (SHA-256).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 import zipfile
 from collections import defaultdict
@@ -29,7 +32,7 @@ from ..arch.identify import identify_model
 from ..checks.diagnose import inspect_open_model
 from ..errors import ModelDocError, ModelReadError
 from ..io.atomic import Partial, find_partials
-from ..io.folders import is_regular, walk_folders
+from ..io.folders import is_regular, walk_files, walk_folders
 from ..io.model import open_model
 from ..io.paths import native_path
 from ..io.sniff import LEGACY_TORCH_START, MODEL_SUFFIXES, Format, sniff_bytes
@@ -169,8 +172,9 @@ def find_model_files(folder: str | os.PathLike[str]) -> list[str]:
     """Model files under ``folder``, recursively, sorted.
 
     A file counts when its suffix is a model suffix (:data:`.io.sniff.MODEL_SUFFIXES`) or,
-    whatever its name, when its first bytes are those of a safetensors or torch file. Hidden files and
-    folders are skipped; a file reached twice (links) is listed once.
+    whatever its name, when its first bytes are those of a safetensors or torch file. A diffusers
+    folder is one entry, its files not listed. Hidden files and folders are skipped; a file reached
+    twice (links) is listed once.
 
     Raises:
         ModelReadError: ``folder`` is not a directory.
@@ -186,7 +190,7 @@ def _walk_models(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     found: list[str] = []
     seen: set[tuple[int, int]] = set()
     visited: list[str] = []
-    for current, entries in walk_folders(root):
+    for current, entries in walk_folders(root, diffusers=True):
         visited.append(current)
         for path, st in entries:
             if st is None:
@@ -195,7 +199,8 @@ def _walk_models(folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
             if (st.st_dev, st.st_ino) in seen:
                 continue
             # Only regular files are sniffed: opening a FIFO blocks, reading a device never ends.
-            if path.lower().endswith(MODEL_SUFFIXES) or (is_regular(st) and _looks_like_model(path)):
+            if stat.S_ISDIR(st.st_mode) or path.lower().endswith(MODEL_SUFFIXES) \
+                    or (is_regular(st) and _looks_like_model(path)):  # a folder here is a diffusers one
                 seen.add((st.st_dev, st.st_ino))
                 found.append(path)
     return found, visited
@@ -218,7 +223,7 @@ def _scan(path: str, hashes: bool) -> _Scanned:
             sizes[name] = sum(t.nbytes for t in tensors.values())
     ids = tuple(dict.fromkeys(f.id for f in report.findings))
     file_hashes = None
-    if hashes:
+    if hashes and not os.path.isdir(native_path(path)):  # a folder has no file hashes (AutoV2 is of one file)
         from .hashing import hash_file  # the hashing module is only needed with --hashes
 
         file_hashes = hash_file(path).to_dict()
@@ -228,7 +233,18 @@ def _scan(path: str, hashes: bool) -> _Scanned:
     return _Scanned(row, quick, sizes)
 
 
+def _folder_files(folder: str) -> list[tuple[str, str]]:
+    """Every file of a diffusers folder as ``(relative name, path)``: its bytes are the folder's content."""
+    return [(os.path.relpath(p, folder), p) for p, st in walk_files(folder) if is_regular(st)]
+
+
 def _sample_digest(path: str, size: int) -> str:
+    """A digest of a few blocks of the file (of every file, by name, of a diffusers folder)."""
+    if os.path.isdir(native_path(path)):
+        h = hashlib.sha256()
+        for name, file in _folder_files(path):
+            h.update(f"{name}\0{_sample_digest(file, os.path.getsize(native_path(file)))}\n".encode())
+        return h.hexdigest()
     h = hashlib.sha256()
     with open(native_path(path), "rb") as f:
         for i in range(_SAMPLES):
@@ -238,6 +254,10 @@ def _sample_digest(path: str, size: int) -> str:
 
 
 def _sha256(path: str) -> str:
+    """The file's SHA-256; of a diffusers folder, the SHA-256 of its files' names and SHA-256s."""
+    if os.path.isdir(native_path(path)):
+        return hashlib.sha256("".join(f"{name}\0{_sha256(file)}\n" for name, file in _folder_files(path))
+                              .encode()).hexdigest()
     h = hashlib.sha256()
     with open(native_path(path), "rb") as f:
         while block := f.read(_BLOCK):
@@ -330,14 +350,14 @@ def audit_folder(
         # 1. Inspect every file: headers plus the few tensors the checks read.
         scanned = run(lambda p: _scan(p, hashes), paths, "inspecting")
 
-        # 2. Identical files: same size, then the same sampled bytes, then the same SHA-256.
-        if hashes:
-            sha = {p: s.row.hashes["sha256"] for p, s in scanned.items() if s.row.hashes}
-        else:
-            same_size = [p for g in _groups((s.row.size_bytes, p) for p, s in scanned.items()) for p in g]
-            samples = run(lambda p: _sample_digest(p, scanned[p].row.size_bytes), same_size, "sampling")
-            alike = [p for g in _groups((samples[p], p) for p in samples) for p in g]
-            sha = run(_sha256, alike, "hashing")
+        # 2. Identical files: same size, then the same sampled bytes, then the same SHA-256
+        # (known already with --hashes, except for diffusers folders, which have no file hashes).
+        sha = {p: s.row.hashes["sha256"] for p, s in scanned.items() if s.row.hashes}
+        rest = {p: s for p, s in scanned.items() if p not in sha}
+        same_size = [p for g in _groups((s.row.size_bytes, p) for p, s in rest.items()) for p in g]
+        samples = run(lambda p: _sample_digest(p, scanned[p].row.size_bytes), same_size, "sampling")
+        alike = [p for g in _groups((samples[p], p) for p in samples) for p in g]
+        sha.update(run(_sha256, alike, "hashing"))
         file_groups = [sorted(g) for g in _groups((digest, p) for p, digest in sha.items())]
 
         # 3. Identical components: a quick fingerprint shared by two different contents, then in full.

@@ -21,7 +21,8 @@ HASH_COLUMNS = ("sha256", "autov1", "autov2", "autov3", "crc32", "blake3")
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "audit", help="report on every model file in a folder: health, sizes, duplicates",
-        description="Inspect every model file under DIR (recursively), find identical files and identical "
+        description="Inspect every model file under DIR (recursively; a diffusers folder counts as one model), "
+                    "find identical files and identical "
                     "components (the same VAE saved many times), and list unreadable files.",
     )
     p.add_argument("folder", metavar="DIR", help="folder to audit (recursively)")
@@ -55,7 +56,9 @@ def _progress(done: int, total: int, message: str) -> None:
 
 
 def _rel(result: Audit, path: str) -> str:
-    return os.path.relpath(path, result.folder)
+    """The path under the audited folder; a diffusers folder (one model) ends in a slash."""
+    relative = os.path.relpath(path, result.folder)
+    return relative + os.sep if os.path.isdir(path) else relative
 
 
 def render_audit(result: Audit) -> str:

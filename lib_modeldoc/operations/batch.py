@@ -1,6 +1,7 @@
 """Which files a batch conversion takes, where each one goes, and which it skips (and why).
 
 A batch walks its folder recursively and mirrors the subfolder layout under the output folder.
+A diffusers folder in it (pipeline or ControlNet) is one source, converted to one file.
 It converts checkpoints only: LoRAs, embeddings, VAEs and other parts are skipped with a note,
 not failed. A run that was stopped can be run again: an output that a previous run wrote (its
 ``modeldoc`` provenance names the same source) is skipped as done, since outputs only ever
@@ -75,36 +76,27 @@ def plan_batch(folder: str, out_dir: str, suffix: str, *, overwrite: bool = Fals
         raise PlanError(f"{folder}: not a folder")
     root = os.path.realpath(folder)
     out_root = os.path.realpath(out_dir)
+    # A diffusers folder (pipeline or ControlNet) comes as one source: it converts as one model.
     sources = [p for p in find_model_files(folder) if not _inside(os.path.realpath(p), out_root, root)]
-    sources = _pipelines_as_one(sources, folder)
     outputs: dict[str, str] = {}
     items: list[BatchItem] = []
     for source in sources:
-        relative = os.path.relpath(source, folder)
-        output = os.path.join(out_dir, os.path.splitext(relative)[0] + suffix)
+        output = os.path.join(out_dir, _output_name(source, folder) + suffix)
         items.append(_item(source, output, outputs, set(sources), overwrite=overwrite, force=force))
     return items
 
 
-def _pipelines_as_one(sources: list[str], folder: str) -> list[str]:
-    """The files of a diffusers pipeline folder replaced by the folder: it converts as one checkpoint."""
-    top = os.path.abspath(folder)
-    result: list[str] = []
-    for source in sources:
-        parent = os.path.dirname(os.path.abspath(source))
-        pipeline = None
-        while len(parent) >= len(top):  # the nearest folder with a model_index.json, up to the batch's own
-            if os.path.isfile(os.path.join(parent, "model_index.json")):  # diffusers_folder.MODEL_INDEX
-                pipeline = parent
-                break
-            if parent == top:
-                break
-            parent = os.path.dirname(parent)
-        if pipeline is None:
-            result.append(source)
-        elif pipeline not in result:
-            result.append(pipeline)
-    return result
+def _output_name(source: str, folder: str) -> str:
+    """The output's path under the output folder, less its suffix: the source's, subfolders kept.
+
+    A file loses its suffix; a diffusers folder keeps its whole name (``v1.5`` stays ``v1.5``), and
+    the batch's folder itself, when it is one, gives its own name.
+    """
+    if os.path.isdir(source):
+        if os.path.samefile(source, folder):
+            return os.path.basename(os.path.abspath(folder))
+        return os.path.relpath(source, folder)
+    return os.path.splitext(os.path.relpath(source, folder))[0]
 
 
 def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], *, overwrite: bool, force: bool) -> BatchItem:
