@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-import importlib
-
 import numpy as np
 import pytest
 
 from lib_modeldoc.arch.families import Family, Mount, Slot
+from lib_modeldoc.arch.identify import known_architectures
 from lib_modeldoc.arch.tables import Table
-
-identify_module = importlib.import_module("lib_modeldoc.arch.identify")  # the module, not the function
 
 UNET = "model.diffusion_model."
 VAE = "first_stage_model."
@@ -51,19 +48,22 @@ FAMILIES = (
 )
 
 
+TABLES: dict[str, Table] = {
+    table_id: Table(table_id, MappingProxyType(shapes), TOY_OPTIONAL.get(table_id, frozenset()))
+    for table_id, shapes in TOY_TABLES.items()
+}
+
+
+def toy_architectures():
+    """A context in which the engine knows only the toy families (and their tables)."""
+    return known_architectures(FAMILIES, TABLES.__getitem__)
+
+
 @pytest.fixture
-def toy_family(monkeypatch):
-    """Make :func:`identify` know only the toy families (and their tables)."""
-    original = identify_module.table
-
-    def table(table_id: str) -> Table:
-        if table_id in TOY_TABLES:
-            return Table(table_id, MappingProxyType(TOY_TABLES[table_id]), TOY_OPTIONAL.get(table_id, frozenset()))
-        return original(table_id)
-
-    monkeypatch.setattr(identify_module, "table", table)
-    monkeypatch.setattr(identify_module, "FAMILIES", FAMILIES)
-    return FAMILIES
+def toy_family():
+    """Make :func:`identify` know only the toy families (and their tables) during the test."""
+    with toy_architectures():
+        yield FAMILIES
 
 
 def toy_values(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:

@@ -8,18 +8,21 @@ a damaged SDXL file is "SDXL, with findings", never "unknown". Nothing here read
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .families import FAMILIES, SIGNATURES, ComponentId, Family, Mount, Signature, Slot, Variant
-from .tables import shape_matches, table
+from .tables import Table, shape_matches, table
 
 if TYPE_CHECKING:
     from ..io.tensor import TensorInfo
 
-__all__ = ["SlotMatch", "Candidate", "Identification", "identify", "identify_model"]
+__all__ = ["SlotMatch", "Candidate", "Identification", "identify", "identify_model", "known_architectures"]
 
 # A family is recognised when one of its required components is at least this complete.
 MIN_COMPONENT_SHARE = 0.5
@@ -39,13 +42,14 @@ class SlotMatch:
     # The required keys the file lacks; None when it has none of the table's keys (then all are
     # missing, and they are laid out only if asked for: most tables a file is scored against are absent).
     some_missing: tuple[str, ...] | None
+    definition: Table = field(repr=False, compare=False)  # the table ``table`` names, as it was matched
 
     @property
     def missing(self) -> tuple[str, ...]:
         """File keys the table requires but the file lacks."""
         if self.some_missing is not None:
             return self.some_missing
-        return _laid_out(self.table, self.mount).required
+        return _laid_out(self.definition, self.mount).required
 
     @property
     def missing_count(self) -> int:
@@ -75,8 +79,8 @@ class SlotMatch:
             return None
         rest = file_key[len(self.mount.prefix):]
         if not self.mount.ema:
-            return rest if rest in table(self.table).shapes else None
-        return _ema_index(self.table).get(rest)
+            return rest if rest in self.definition.shapes else None
+        return _ema_index(self.definition).get(rest)
 
 
 @dataclass(frozen=True)
@@ -131,24 +135,42 @@ class Identification:
         return {s.component: s.keys for s in self.slots if s.present}
 
 
-def _ema_index(table_id: str) -> dict[str, str]:
-    cached = _EMA_CACHE.get(table_id)
-    if cached is None:
-        cached = _EMA_CACHE[table_id] = {k.replace(".", ""): k for k in table(table_id).shapes}
-    return cached
+class _Derived:
+    """What identification computes once from one table: its layouts by mount, its EMA key index."""
+
+    def __init__(self, tab: Table) -> None:
+        self.layouts: dict[Mount, _Laid] = {}
+        self.required_count = len(tab.shapes) - sum(1 for k in tab.optional if k in tab.shapes)
+        self.ema_index: dict[str, str] | None = None
 
 
-_EMA_CACHE: dict[str, dict[str, str]] = {}
+# Keyed by the table object, so a table made for one run (a test's toy) goes with it.
+_DERIVED: weakref.WeakKeyDictionary[Table, _Derived] = weakref.WeakKeyDictionary()
 
 
-def _match_slot(slot: Slot, shapes: Mapping[str, tuple[int, ...]], present: frozenset[str], cache: dict) -> SlotMatch:
+def _derived(tab: Table) -> _Derived:
+    found = _DERIVED.get(tab)
+    if found is None:
+        found = _DERIVED[tab] = _Derived(tab)
+    return found
+
+
+def _ema_index(tab: Table) -> dict[str, str]:
+    derived = _derived(tab)
+    if derived.ema_index is None:
+        derived.ema_index = {k.replace(".", ""): k for k in tab.shapes}
+    return derived.ema_index
+
+
+def _match_slot(slot: Slot, tables: Callable[[str], Table], shapes: Mapping[str, tuple[int, ...]],
+                present: frozenset[str], cache: dict) -> SlotMatch:
     best: SlotMatch | None = None
     for table_id in slot.tables:
         for mount in slot.mounts:
             key = (table_id, mount, slot.component, slot.required)
             found = cache.get(key)
             if found is None:
-                found = cache[key] = _match(slot, table_id, mount, shapes, present, cache)
+                found = cache[key] = _match(slot, tables(table_id), mount, shapes, present, cache)
             # Ties go to the table the file completes (WD 1.4's CLIP-H is a subset of CLIP-H).
             if best is None or (len(found.matched), -len(found.mismatched), -found.missing_count) > (
                 len(best.matched), -len(best.mismatched), -best.missing_count
@@ -167,13 +189,15 @@ class _Laid:
     required: tuple[str, ...]
 
 
-@functools.lru_cache(maxsize=None)
-def _laid_out(table_id: str, mount: Mount) -> _Laid:
-    tab = table(table_id)
-    keys = mount.keys(tab.shapes)  # once per key: ~60 layouts of ~700 keys at each start-up
-    optional = tab.optional
-    required = tuple(fk for fk, k in zip(keys, tab.shapes) if k not in optional) if optional else keys
-    return _Laid(keys, tuple(tab.shapes.values()), required)
+def _laid_out(tab: Table, mount: Mount) -> _Laid:
+    layouts = _derived(tab).layouts
+    laid = layouts.get(mount)
+    if laid is None:
+        keys = mount.keys(tab.shapes)  # once per key: ~60 layouts of ~700 keys at each start-up
+        optional = tab.optional
+        required = tuple(fk for fk, k in zip(keys, tab.shapes) if k not in optional) if optional else keys
+        laid = layouts[mount] = _Laid(keys, tuple(tab.shapes.values()), required)
+    return laid
 
 
 def _prefix_present(prefix: str, present_keys: frozenset[str], cache: dict) -> bool:
@@ -188,11 +212,11 @@ def _prefix_present(prefix: str, present_keys: frozenset[str], cache: dict) -> b
     return found
 
 
-def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str],
+def _match(slot: Slot, tab: Table, mount: Mount, shapes: Mapping[str, tuple[int, ...]], present_keys: frozenset[str],
            cache: dict) -> SlotMatch:
     matched, mismatched = [], []
     if _prefix_present(mount.prefix, present_keys, cache):
-        laid = _laid_out(table_id, mount)
+        laid = _laid_out(tab, mount)
         for file_key, expected in zip(laid.keys, laid.expected):
             if file_key in present_keys:
                 found = shapes[file_key]
@@ -203,15 +227,9 @@ def _match(slot: Slot, table_id: str, mount: Mount, shapes: Mapping[str, tuple[i
                     mismatched.append((file_key, found, expected))
     missing = tuple(k for k in laid.required if k not in present_keys) if matched or mismatched else None
     return SlotMatch(
-        slot.component, table_id, mount, slot.required, _required_count(table_id),
-        tuple(matched), tuple(mismatched), missing,
+        slot.component, tab.id, mount, slot.required, _derived(tab).required_count,
+        tuple(matched), tuple(mismatched), missing, tab,
     )
-
-
-@functools.lru_cache(maxsize=None)
-def _required_count(table_id: str) -> int:
-    tab = table(table_id)
-    return len(tab.shapes) - sum(1 for k in tab.optional if k in tab.shapes)
 
 
 @functools.lru_cache(maxsize=None)
@@ -248,11 +266,41 @@ def _variant(signature: Signature, shapes: Mapping[str, tuple[int, ...]]) -> Var
     return None
 
 
-def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
+@dataclass(frozen=True, eq=False)
+class _Known:
+    families: Sequence[Family]
+    tables: Callable[[str], Table]
+
+
+_KNOWN: list[_Known] = [_Known(FAMILIES, table)]  # a stack: known_architectures() pushes onto it
+
+
+@contextlib.contextmanager
+def known_architectures(families: Sequence[Family], tables: Callable[[str], Table]) -> Iterator[None]:
+    """Within the block, :func:`identify` (and so every command of the engine) knows only ``families``,
+    with their tables from ``tables`` (table id -> :class:`~lib_modeldoc.arch.tables.Table`).
+
+    For tests that run the engine on tiny stand-in architectures. It holds for the whole process,
+    not one thread: the WebUI and ``serve`` run the engine in worker threads.
+    """
+    known = _Known(tuple(families), tables)
+    _KNOWN.append(known)
+    try:
+        yield
+    finally:
+        del _KNOWN[next(i for i, k in enumerate(_KNOWN) if k is known)]
+
+
+def identify(shapes: Mapping[str, tuple[int, ...]], *, families: Sequence[Family] | None = None,
+             tables: Callable[[str], Table] | None = None) -> Identification:
     """Identify a model from ``key -> shape``.
 
     Args:
         shapes: every tensor key of the file's state dict with its shape.
+        families: the families to score the file against; by default every known one
+            (:data:`~lib_modeldoc.arch.families.FAMILIES`, or those of :func:`known_architectures`).
+        tables: table id -> :class:`~lib_modeldoc.arch.tables.Table` for those families; by default
+            the shipped tables (or those of :func:`known_architectures`).
 
     Returns:
         An :class:`Identification`; ``architecture == "unknown"`` when no family fits, with the
@@ -268,11 +316,14 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
                 evidence.append(f"{variant.label}: key {variant.key!r}" + (f" has size {variant.size} in dim {variant.dim}" if variant.dim is not None else ""))
             return Identification(name, None, (), (), tuple(evidence), label, signature.parts)
 
+    known = _KNOWN[-1]
+    families = known.families if families is None else families
+    tables = known.tables if tables is None else tables
     cache: dict = {}
     present = frozenset(shapes)
     scored: list[tuple[tuple[int, int, int], Family, tuple[SlotMatch, ...], Candidate]] = []
-    for order, fam in enumerate(FAMILIES):
-        slots = tuple(_match_slot(slot, shapes, present, cache) for slot in fam.slots)
+    for order, fam in enumerate(families):
+        slots = tuple(_match_slot(slot, tables, shapes, present, cache) for slot in fam.slots)
         matched = sum(len(s.matched) for s in slots)
         mismatched = sum(len(s.mismatched) for s in slots)
         missing = sum(s.missing_count for s in slots if s.required)
@@ -294,7 +345,7 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
     for s in slots:
         if s.present:
             where = s.mount.prefix or "no prefix"
-            optional = {s.mount.key(k) for k in table(s.table).optional}
+            optional = {s.mount.key(k) for k in s.definition.optional}
             required = sum(1 for k in s.matched if k not in optional)  # never "197/196 keys"
             evidence.append(f"{s.component} = {s.table} at '{where}' ({required}/{s.expected} keys)")
     if len(scored) > 1 and scored[1][3].matched:
@@ -303,6 +354,7 @@ def identify(shapes: Mapping[str, tuple[int, ...]]) -> Identification:
     return Identification(best.name, best, slots, candidates, tuple(evidence), best.label)
 
 
-def identify_model(model: Mapping[str, TensorInfo]) -> Identification:
+def identify_model(model: Mapping[str, TensorInfo], *, families: Sequence[Family] | None = None,
+                   tables: Callable[[str], Table] | None = None) -> Identification:
     """:func:`identify` an open model (a :class:`~lib_modeldoc.io.model.ModelFile`: shapes from its header)."""
-    return identify({k: info.shape for k, info in model.items()})
+    return identify({k: info.shape for k, info in model.items()}, families=families, tables=tables)

@@ -56,11 +56,12 @@ DERIVED: Mapping[str, tuple[str, Mapping[str, tuple[int, ...] | None]]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Table:
     """The keys and shapes of one component variant, relative to its mount point.
 
-    A ``-1`` in a shape matches any size (LoRA ranks).
+    A ``-1`` in a shape matches any size (LoRA ranks). Compared and hashed by identity: what
+    identification derives from a table (its keys laid out at each mount) is cached per object.
     """
 
     id: str

@@ -6,43 +6,30 @@ Helpers that are not fixtures are in ``components_support.py`` (test modules mus
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
 from components_support import trimmed_table, write_model
-from lib_modeldoc.arch import tables as tables_module
-
-identify_module = importlib.import_module("lib_modeldoc.arch.identify")  # the module, not the function
-
-
-def _clear_identify_caches() -> None:
-    # Tables mounted at a prefix (and EMA key indexes) are cached per table id: drop them so that
-    # neither the trimmed nor the real tables leak into the other's tests.
-    for obj in vars(identify_module).values():
-        if callable(getattr(obj, "cache_clear", None)):
-            obj.cache_clear()
-    getattr(identify_module, "_EMA_CACHE", {}).clear()
+from lib_modeldoc.arch.families import FAMILIES
+from lib_modeldoc.arch.identify import known_architectures
+from lib_modeldoc.arch.tables import Table
+from lib_modeldoc.arch.tables import table as real_table
 
 
 @pytest.fixture
-def trimmed_tables(monkeypatch):
+def trimmed_tables():
     """Identification sees each real table trimmed to its small tensors (as ``make_model`` writes).
 
     See ``components_support`` for why; every name, prefix and shape stays real.
     """
-    real = tables_module.table
-    cache: dict[str, object] = {}
+    cache: dict[str, Table] = {}
 
-    def table(table_id: str):
+    def table(table_id: str) -> Table:
         if table_id not in cache:
-            cache[table_id] = trimmed_table(real(table_id))
+            cache[table_id] = trimmed_table(real_table(table_id))
         return cache[table_id]
 
-    _clear_identify_caches()
-    monkeypatch.setattr(identify_module, "table", table)
-    yield table
-    _clear_identify_caches()
+    with known_architectures(FAMILIES, table):
+        yield table
 
 
 @pytest.fixture

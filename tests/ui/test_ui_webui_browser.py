@@ -10,6 +10,7 @@ where gradio hands a ``js=`` function the outputs' values too.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -18,7 +19,7 @@ import time
 import numpy as np
 import pytest
 from file_digest import autov3_of, sha256_of
-from toy_components import CLIP, FAMILIES, TOY_OPTIONAL, TOY_TABLES, checkpoint, save_safetensors, standalone_vae, toy_values
+from toy_components import CLIP, checkpoint, save_safetensors, standalone_vae, toy_architectures, toy_values
 from ui_helpers import CHROMIUM_ARGS, CI, chromium_or_skip, free_port
 
 if CI:
@@ -39,24 +40,6 @@ def _drop_modules():
             del sys.modules[name]
 
 
-def _toy_identify(monkeypatch):
-    """The engine knows only the toy families: tiny files stand for real checkpoints."""
-    from types import MappingProxyType
-
-    from lib_modeldoc.arch.tables import Table
-
-    identify = importlib.import_module("lib_modeldoc.arch.identify")
-    original = identify.table
-
-    def table(table_id):
-        if table_id in TOY_TABLES:
-            return Table(table_id, MappingProxyType(TOY_TABLES[table_id]), TOY_OPTIONAL.get(table_id, frozenset()))
-        return original(table_id)
-
-    monkeypatch.setattr(identify, "table", table)
-    monkeypatch.setattr(identify, "FAMILIES", FAMILIES)
-
-
 @pytest.fixture(scope="module")
 def webui(tmp_path_factory):
     """The stand-in WebUI serving the tab; yields (url, models folder, the loaded script module)."""
@@ -68,7 +51,8 @@ def webui(tmp_path_factory):
     save_safetensors(models / "Stable-diffusion" / "toy-b.safetensors", checkpoint(toy_values(seed=2)))
     save_safetensors(models / "VAE" / "other-vae.safetensors", standalone_vae(toy_values(seed=1)))
     mp = pytest.MonkeyPatch()
-    _toy_identify(mp)
+    toy = contextlib.ExitStack()
+    toy.enter_context(toy_architectures())  # the engine knows only the toy families: tiny files stand for checkpoints
     _drop_modules()
     mp.syspath_prepend(STUB)
     from modules import call_queue, paths, script_callbacks, sd_models, sd_vae, shared
@@ -110,6 +94,7 @@ def webui(tmp_path_factory):
         demo.close()
         _drop_modules()
         mp.undo()
+        toy.close()
 
 
 @pytest.fixture(scope="module")
