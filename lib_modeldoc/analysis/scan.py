@@ -33,6 +33,7 @@ from ..io.tensor import TensorInfo
 from ..progress import Progress
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
+from ..report.messages import Counted, Phrase
 from ..workers import worker_pool
 
 __all__ = ["TensorValues", "PartValues", "ScanResult", "scan_model", "MAGNITUDE_LIMIT", "CHUNK_BYTES"]
@@ -164,28 +165,21 @@ class ScanResult:
         bad = self.nonfinite()
         if bad:
             loaded = any(t.part not in (JUNK, EMA) for t in bad)
-            effect = ("; the model produces black or noise images - replace the damaged part from a healthy model"
-                      if loaded else " (only in parts the WebUI does not load; pruning drops them)")
-            out.append(Finding(
+            out.append(Finding.worded(
                 "values.nonfinite", Severity.ERROR if loaded else Severity.WARNING,
-                f"NaN or infinite values in {_count(bad)}: {_names(bad, TensorValues.describe)}{effect}",
+                "finding.values.nonfinite" if loaded else "finding.values.nonfinite_unloaded",
                 keys=tuple(t.key for t in bad), repair=Repair.REPLACE if loaded else Repair.CONVERT,
+                **_count(bad), names=_names(bad, TensorValues.describe),
             ))
         zero = self.zero()
         if zero:
-            out.append(Finding(
-                "values.zero", Severity.WARNING,
-                f"all-zero weights in {_count(zero)}: {_names(zero, lambda t: t.key)}",
-                keys=tuple(t.key for t in zero),
-            ))
+            out.append(Finding.worded("values.zero", Severity.WARNING, keys=tuple(t.key for t in zero),
+                                      **_count(zero), names=_names(zero, lambda t: t.key)))
         huge = self.huge()
         if huge:
-            out.append(Finding(
-                "values.magnitude", Severity.WARNING,
-                f"weights with absurd magnitudes (over {MAGNITUDE_LIMIT:g}) in {_count(huge)}: "
-                f"{_names(huge, lambda t: f'{t.key} (max |x| {t.max_abs:.4g})')}",
-                keys=tuple(t.key for t in huge),
-            ))
+            out.append(Finding.worded("values.magnitude", Severity.WARNING, keys=tuple(t.key for t in huge),
+                                      limit=f"{MAGNITUDE_LIMIT:g}", **_count(huge),
+                                      names=_names(huge, lambda t: f"{t.key} (max |x| {t.max_abs:.4g})")))
         return out
 
     def parts(self) -> dict[str, PartValues]:
@@ -322,15 +316,15 @@ def _to_float(bits: int, code: str) -> float:
     return float((raw.view(np.dtype(numpy_type)) if numpy_type else to_float32(raw, code))[0])
 
 
-def _count(tensors: list[TensorValues]) -> str:
-    """``3 tensors (unet 2, vae 1)``."""
+def _count(tensors: list[TensorValues]) -> dict[str, Any]:
+    """The ``tensors`` and ``parts`` parameters of a finding: ``3 tensors``, ``unet 2, vae 1``."""
     parts: dict[str, int] = {}
     for t in tensors:
         parts[t.part] = parts.get(t.part, 0) + 1
-    noun = "tensor" if len(tensors) == 1 else "tensors"
-    return f"{len(tensors)} {noun} ({', '.join(f'{p} {n}' for p, n in parts.items())})"
+    return {"tensors": Counted("tensor", len(tensors)), "parts": ", ".join(f"{p} {n}" for p, n in parts.items())}
 
 
-def _names(tensors: list[TensorValues], show: Callable[[TensorValues], str], limit: int = 5) -> str:
+def _names(tensors: list[TensorValues], show: Callable[[TensorValues], str], limit: int = 5) -> Any:
+    """The first ``limit`` tensors as ``show`` names them, then how many more (worded per language)."""
     shown = ", ".join(show(t) for t in tensors[:limit])
-    return shown + (f" and {len(tensors) - limit} more" if len(tensors) > limit else "")
+    return Phrase("finding.values.names", {"shown": shown, "more": len(tensors) - limit}) if len(tensors) > limit else shown

@@ -23,7 +23,7 @@ from ..report.data import Report
 from ..report.messages import Language
 from . import views
 from .host import Choice, ClipIds, Host, JobContext
-from .wording import say
+from .wording import say, tab_error
 
 if TYPE_CHECKING:
     from ..analysis.vae_test import VaeTestOptions
@@ -64,9 +64,9 @@ def inspect_file(path: str, *, scan: bool = False, identify_components: bool = F
     details = views.details_html(report, dropped_by=dropped_by, language=language)
     cached = _cached_sha256(hash_cache, path)
     if cached:
-        details += views.cached_hash_html(cached)
+        details += views.cached_hash_html(cached, language)
     return Inspection(report, views.verdict_html(report, dropped_by=dropped_by, language=language),
-                      views.chart_html(report), details, report.metadata)
+                      views.chart_html(report, language), details, report.metadata)
 
 
 def host_language(host: Host | None) -> Language:
@@ -94,7 +94,7 @@ def output_path(folder: str, name: str, fmt: str) -> str:
     """The output file: ``name`` in ``folder``, with the extension the format needs."""
     name = os.path.basename((name or "").strip())
     if not name:
-        raise OutputError("no output file name given")
+        raise tab_error(OutputError, "tab.error.no_output_name")
     stem, ext = os.path.splitext(name)
     if ext.lower() in MODEL_SUFFIXES:
         name = stem
@@ -209,7 +209,7 @@ class ReplaceRequest:
         from ..operations.components import plan_replace
 
         if not self.part_from:
-            raise ModelDocError(f"pick the file to take the {self.component} from")
+            raise tab_error(ModelDocError, "tab.error.pick_part_file", part=self.component)
         target = stack.enter_context(open_model(self.source))
         source = stack.enter_context(open_model(self.part_from))
         return plan_replace(target, self.component, source, precision=_precision(self.precision), format=self.format)
@@ -276,7 +276,8 @@ def vae_test_options(host: Host) -> VaeTestOptions:
                           device=device() if callable(device) else "cpu")
 
 
-def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> str:
+def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None,
+           language: Language | str = Language.EN) -> str:
     """Every hash of ``path`` (one read), as HTML with the Civitai forms.
 
     A SHA-256 the WebUI's ``hash_cache`` holds for the file as it is now is taken from there, so
@@ -291,19 +292,19 @@ def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None) -> s
             hash_cache.store(path, result.sha256)
         except Exception:  # an optimisation only: the hashes are shown either way
             pass
-    return views.hashes_html(result)
+    return views.hashes_html(result, language)
 
 
-def compare(a: str, b: str, job: JobContext) -> str:
+def compare(a: str, b: str, job: JobContext, language: Language | str = Language.EN) -> str:
     """How ``a`` and ``b`` differ per component and block, as HTML."""
     from ..analysis.compare import compare_models
 
     if os.path.realpath(a) == os.path.realpath(b):
-        raise ModelDocError("pick a different second model to compare with")
-    return views.comparison_html(compare_models(a, b, progress=job_progress(job, "compare")))
+        raise tab_error(ModelDocError, "tab.error.pick_different")
+    return views.comparison_html(compare_models(a, b, progress=job_progress(job, "compare")), language)
 
 
-def loaded_conflict(output: str, host: Host | None) -> str | None:
+def loaded_conflict(output: str, host: Host | None) -> ModelDocError | None:
     """Why ``output`` may not be written: it is the checkpoint ``host`` has loaded (``None`` if it is not).
 
     Replacing that file would leave the running model, and the hash the WebUI shows, out of step
@@ -316,8 +317,7 @@ def loaded_conflict(output: str, host: Host | None) -> str | None:
         same = False
     if not same:
         return None
-    return (f"{os.path.basename(output)} is the checkpoint {host.name} has loaded; it is never overwritten, "
-            "even with “Overwrite” ticked: choose another output name")
+    return tab_error(OutputError, "tab.plan.loaded", name=os.path.basename(output), program=host.name)
 
 
 def confined_output(request: Any, host: Host | None) -> str:
@@ -348,7 +348,7 @@ def preview(request: Any, host: Host | None = None) -> str:
         return views.plan_html(plan.to_dict(), output, exists=os.path.exists(output) and not request.overwrite,
                                description=plan.describe(say=say),
                                saving=isinstance(request, (ConvertRequest, ReplaceRequest)),
-                               refused=loaded_conflict(output, host) or "")
+                               refused=loaded_conflict(output, host) or "", language=host_language(host))
 
 
 def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, Any]:
@@ -364,7 +364,7 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
         plan = request.plan(stack)
         conflict = loaded_conflict(output, host)
         if conflict:
-            raise OutputError(conflict)
+            raise conflict
         os.makedirs(os.path.dirname(output), exist_ok=True)
         result = write_plan(plan, output, overwrite=request.overwrite, verify=request.verify,
                             progress=job_progress(job, "writing"),
@@ -374,17 +374,17 @@ def run(request: Any, job: JobContext, host: Host | None = None) -> dict[str, An
 
 
 
-def error_html(exc: Exception, kind: str = "error") -> str:
-    """An error as one line of HTML, its remedies in the tab's terms."""
-    return views.message_html(say(exc), kind)
+def error_html(exc: Exception, kind: str = "error", language: Language | str = Language.EN) -> str:
+    """An error as one line of HTML, its remedies in the tab's terms and ``language``."""
+    return views.error_html(exc, kind, language)
 
 
-def guard(action: Callable[[], Any]) -> tuple[Any, str | None]:
+def guard(action: Callable[[], Any], language: Language | str = Language.EN) -> tuple[Any, str | None]:
     """Run ``action``; a ``ModelDocError`` becomes ``(None, one-line HTML message)``."""
     try:
         return action(), None
     except ModelDocError as exc:
-        return None, error_html(exc)
+        return None, error_html(exc, language=language)
 
 
 def loaded_or_picked(host: Host, value: str | None) -> str | None:

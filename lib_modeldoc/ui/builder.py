@@ -28,7 +28,7 @@ from .host import Host, JobContext, Session
 from .panels import (
     Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, metadata_panel, replace_panel,
 )
-from .wording import tab_text
+from .wording import tab_error, tab_text
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script", "offline_theme"]
 
@@ -160,7 +160,7 @@ def _inspect_area(host: Host, picked: str | None) -> _InspectView:
                                    min_width=110)
     deep_progress = gr.HTML(elem_id="modeldoc_inspect_progress", elem_classes=["modeldoc-job-result"])
     status = gr.HTML(elem_id="modeldoc_status")
-    leftovers = gr.HTML(views.leftovers_html(actions.leftovers(host)), elem_id="modeldoc_leftovers")
+    leftovers = gr.HTML(views.leftovers_html(actions.leftovers(host), actions.host_language(host)), elem_id="modeldoc_leftovers")
     verdict = gr.HTML(elem_id="modeldoc_verdict")
     chart = gr.HTML(elem_id="modeldoc_chart")
     with gr.Accordion("Details", open=False, elem_id="modeldoc_details_box"):
@@ -237,14 +237,15 @@ class _Inspector:
         if not path:
             message = views.message_html(text("tab.no_model", actions.host_language(self.host)), "warning")
             return [gr.update(), message, "", "", "", None, gr.update(), *self.clear]
-        found, error = actions.guard(lambda: inspect(path))
+        found, error = actions.guard(lambda: inspect(path), actions.host_language(self.host))
         if error:
             return [keep, error, "", "", "", None, gr.update(), *self.clear]
         return [keep, "", found.verdict, found.chart, found.details, found.metadata,
                 actions.default_output_name(path), *self.clear]
 
     def refused(self, exc: ModelDocError) -> list[Any]:
-        return [gr.update(), actions.error_html(exc), "", "", "", None, gr.update(), *self.clear]
+        return [gr.update(), actions.error_html(exc, language=actions.host_language(self.host)), "", "", "", None, gr.update(),
+                *self.clear]
 
     def _shown(self, value: str | None, path: str | None) -> str | None:
         """What the picker shows after inspecting: unchanged when the user picked, else the loaded model."""
@@ -294,7 +295,7 @@ class _Inspector:
 
     def do_refresh(self, value: str | None) -> list[Any]:
         self.host.refresh()
-        return self._lists_now(value) + [views.leftovers_html(actions.leftovers(self.host))]
+        return self._lists_now(value) + [views.leftovers_html(actions.leftovers(self.host), actions.host_language(self.host))]
 
     def on_page_load(self) -> list[Any]:
         # A page (re)load shows the model loaded now and the settings as they are now, not as
@@ -317,16 +318,17 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
     same = [gr.update() for _ in lists]
 
     def do_preview(value: str | None, *values: Any) -> str:
-        html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values), host))
+        html, error = actions.guard(lambda: actions.preview(panel.request(host, value, *values), host),
+                                     actions.host_language(host))
         return error or html
 
     def do_write(job: JobContext, sess: Session, value: str | None, *values: Any) -> list[Any]:
         try:
             result = actions.run(panel.request(host, value, *values), job, host)
         except Cancelled as exc:
-            return [hide, hide, *same, actions.error_html(exc, "warning")]
+            return [hide, hide, *same, actions.error_html(exc, "warning", actions.host_language(host))]
         except ModelDocError as exc:
-            return [hide, hide, *same, actions.error_html(exc)]
+            return [hide, hide, *same, actions.error_html(exc, language=actions.host_language(host))]
         host.refresh()
         sess.written = result["output"]
         label = actions.label_for(result["output"], host.checkpoints() + host.vaes())
@@ -334,7 +336,7 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         stamp = str(os.stat(result["output"]).st_mtime_ns) if os.path.exists(result["output"]) else ""
         listed = [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in lists[1:]]
         return [gr.update(visible=can_load), gr.update(visible=True), *listed,
-                views.result_html(result, listed_as=label, stamp=stamp)]
+                views.result_html(result, listed_as=label, stamp=stamp, language=actions.host_language(host))]
 
     def do_load(sess: Session) -> str:
         if not sess.written:
@@ -342,7 +344,7 @@ def _wire_job(host: Host, panel: Panel, model: Any, session: Any, task_id: Any, 
         try:
             message = host.load_checkpoint(sess.written)
         except ModelDocError as exc:
-            return views.message_html(str(exc), "error")
+            return actions.error_html(exc, language=actions.host_language(host))
         title = actions.label_for(host.loaded_checkpoint() or sess.written, host.checkpoints())
         return views.loaded_html(message, title, str(time.time_ns()))
 
@@ -371,9 +373,9 @@ def _wire_read(host: Host, name: str, button: Any, interrupt: Any, inputs: list[
         try:
             return [action(job, *values)]
         except Cancelled as exc:
-            return [actions.error_html(exc, "warning")]
+            return [actions.error_html(exc, "warning", actions.host_language(host))]
         except ModelDocError as exc:
-            return [actions.error_html(exc)]
+            return [actions.error_html(exc, language=actions.host_language(host))]
 
     _wire_job_button(host, name, button, interrupt, do_read, inputs, [result])
 
@@ -410,13 +412,13 @@ def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id
         return _picked(host, value)
 
     def hashes(job: JobContext, value: str | None) -> str:
-        return actions.hashes(picked(value), job, getattr(host, "hash_cache", None))
+        return actions.hashes(picked(value), job, getattr(host, "hash_cache", None), actions.host_language(host))
 
     def compare(job: JobContext, value: str | None, other: str | None) -> str:
         second = host.resolve(other or "")
         if not second:
-            raise ModelDocError("pick the second model (B) to compare with")
-        return actions.compare(picked(value), second, job)
+            raise tab_error(ModelDocError, "tab.error.pick_second")
+        return actions.compare(picked(value), second, job, actions.host_language(host))
 
     _wire_read(host, "hash", p["hash"], p["hash_interrupt"], [task_id, session, model], p["hash_result"], hashes)
     _wire_read(host, "compare", p["compare"], p["compare_interrupt"], [task_id, session, model, p["other"]],
@@ -426,7 +428,7 @@ def _wire_files(host: Host, p: dict[str, Any], model: Any, session: Any, task_id
 def _picked(host: Host, value: str | None) -> str:
     path = actions.loaded_or_picked(host, value)
     if not path:
-        raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
+        raise tab_error(ModelDocError, "tab.error.no_model")
     return path
 
 
@@ -442,9 +444,9 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
         try:
             form = metadata.load_form(_picked(host, value), host, job)
         except Cancelled as exc:
-            return [*keep, actions.error_html(exc, "warning")]
+            return [*keep, actions.error_html(exc, "warning", actions.host_language(host))]
         except ModelDocError as exc:
-            return [*keep, actions.error_html(exc)]
+            return [*keep, actions.error_html(exc, language=actions.host_language(host))]
         sess.metadata_of = form.path
         return [*(form.fields[n] for n in names), form.other_json, form.recipe_html, form.output_name,
                 metadata.loaded_html(form)]
@@ -459,9 +461,9 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
                 raise PlanError(tab_text("tab.meta.load_first"))
             result = metadata.save_form(source, fields, other, name, bool(in_place), host, job)
         except Cancelled as exc:
-            return [*same, actions.error_html(exc, "warning")]
+            return [*same, actions.error_html(exc, "warning", actions.host_language(host))]
         except ModelDocError as exc:
-            return [*same, actions.error_html(exc)]
+            return [*same, actions.error_html(exc, language=actions.host_language(host))]
         host.refresh()
         sess.written = None if in_place else result.output
         listed = [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in lists[1:]]
@@ -480,7 +482,7 @@ def _wire_loaded(host: Host, p: dict[str, Any], session: Any) -> None:
         try:
             return views.live_clip_html(host.live_clip(fix=fix))
         except ModelDocError as exc:
-            return views.message_html(str(exc), "error")
+            return actions.error_html(exc, language=actions.host_language(host))
 
     p["check"].click(lambda _s: run(False), [session], [p["result"]])
     p["fix"].click(lambda _s: run(True), [session], [p["result"]])

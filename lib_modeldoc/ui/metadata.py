@@ -149,7 +149,7 @@ def save_form(source: str, fields: Mapping[str, str | None], other_json: str | N
     if not in_place:
         conflict = actions.loaded_conflict(output, host)
         if conflict:
-            raise OutputError(conflict)
+            raise conflict
     return edit_metadata(source, output, MetadataEdit(replace=metadata), overwrite=False, in_place=in_place,
                          progress=actions.job_progress(job, tab_text("tab.meta.saving")))
 

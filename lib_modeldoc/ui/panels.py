@@ -17,6 +17,7 @@ from ..operations.components import COMPONENT_CHOICES
 from ..operations.convert import PRECISIONS, PRUNE_MODES
 from . import actions
 from .host import ClipIds, Defaults, Folders, Host
+from .wording import tab_error
 
 __all__ = ["Panel", "convert_panel", "export_panel", "replace_panel", "build_panel", "loaded_panel", "files_panel", "metadata_panel", "NONE", "BUILD_PARTS",
            "labels", "vae_labels", "part_labels"]
@@ -246,7 +247,7 @@ def build_panel(host: Host, defaults: Defaults, folders: Folders) -> Panel:
 def _source(host: Host, value: str | None) -> str:
     source = actions.loaded_or_picked(host, value)
     if not source:
-        raise ModelDocError("no model picked and none loaded: pick one from the list or paste a path")
+        raise tab_error(ModelDocError, "tab.error.no_model")
     return source
 
 

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..report.advice import count
 from ..report.data import Finding, Health, Report, Severity, verdict
-from ..report.messages import Counted, Language, text
+from ..report.messages import Counted, Language, counted, text
 from ..report.render import CHECKPOINTS, pruning_saving, short_text, suggested_args, vae_test_lines
 from ..report.units import human_bytes
 from ..shell import Shell, module_command, shells_for
-from .wording import component_text, repair_text, say
+from ..report.advice import remedies_of
+from .wording import component_text, engine_text, is_worded, repair_text
 
 if TYPE_CHECKING:
     from ..analysis.fingerprint import KnownComponents
@@ -60,15 +61,31 @@ def message_html(text: str, kind: str = "info") -> str:
     return f'<div class="modeldoc-msg modeldoc-{e(kind)}">{e(text)}</div>'
 
 
-def leftovers_html(partials: Iterable[Any]) -> str:
+def leftovers_html(partials: Iterable[Any], language: Language | str = Language.EN) -> str:
     """A warning naming the leftovers of killed writes (empty when there are none)."""
     found = list(partials)
     if not found:
         return ""
     size = human_bytes(sum(p.size_bytes for p in found))
     names = ", ".join(os.path.basename(p.path) for p in found[:5]) + (", ..." if len(found) > 5 else "")
-    return message_html(f"{len(found)} leftover file{'s' * (len(found) != 1)} of interrupted writes ({size}): {names}. "
-                        "The next write into that folder removes them.", "warning")
+    line = text("tab.leftovers", language, files=Counted("leftover_file", len(found)), size=e(size),
+                names=f"<code>{e(names)}</code>")
+    return f'<div class="modeldoc-msg modeldoc-warning">{line}</div>'
+
+
+def english_html(item: Any, language: Language | str) -> str:
+    """``item``'s text, escaped: a tab error worded in ``language``; engine text (English only)
+    marked ``lang="en"`` when the page speaks another language."""
+    message = e(engine_text(item, language))
+    if is_worded(item) or Language(language) is Language.EN:
+        return message
+    return f'<span lang="en">{message}</span>'
+
+
+def error_html(error: Any, kind: str = "error", language: Language | str = Language.EN) -> str:
+    """An error (or a plan note) as one line: the tab's own errors in ``language``; the engine's
+    message in English (marked ``lang="en"``), its remedies in ``language``."""
+    return f'<div class="modeldoc-msg modeldoc-{e(kind)}">{note_html(error, language)}</div>'
 
 
 def progress_html(done: int, total: int, message: str) -> str:
@@ -162,23 +179,23 @@ def _known_line(report: Report, language: Language | str = Language.EN) -> str:
     return text("tab.known", language, metric=e(known.metric)) + "".join(f" · {e(u)}" for u in uses)
 
 
-def chart_html(report: Report) -> str:
+def chart_html(report: Report, language: Language | str = Language.EN) -> str:
     """A bar per file: what each component weighs, and the size after pruning."""
     total = max(report.size_bytes, 1)
     parts: list[tuple[str, str, int]] = []
     for name, comp in report.components.items():
         if comp.present and comp.bytes:
-            parts.append((name, component_text(name), comp.bytes))
+            parts.append((name, component_text(name, language), comp.bytes))
     if report.junk.bytes:
-        parts.append(("junk", "junk", report.junk.bytes))
+        parts.append(("junk", text("tab.chart.junk", language), report.junk.bytes))
     counted = sum(size for _, _, size in parts)
     rest = report.size_bytes - counted
     if rest > 0.005 * total:
-        parts.append(("other", "other (buffers, headers, unsorted)", rest))
-    out = ['<div class="modeldoc-chart">', _bar("file", "now", parts, total)]
+        parts.append(("other", text("tab.chart.other", language), rest))
+    out = ['<div class="modeldoc-chart">', _bar("file", text("tab.chart.now", language), parts, total)]
     if report.architecture in CHECKPOINTS and report.pruned_size_bytes < report.size_bytes:
-        pruned = [("pruned", "after pruning (fp16, no EMA, no junk)", report.pruned_size_bytes)]
-        out.append(_bar("pruned", "pruned", pruned, total))
+        pruned = [("pruned", text("tab.chart.pruned", language), report.pruned_size_bytes)]
+        out.append(_bar("pruned", text("tab.chart.after", language), pruned, total))
     out.append('<div class="modeldoc-legend">')
     for name, label, size in parts:
         out.append(
@@ -206,7 +223,7 @@ def _bar(kind: str, label: str, parts: Iterable[tuple[str, str, int]], total: in
 
 def details_html(report: Report, *, dropped_by: str | None = None, language: Language | str = Language.EN) -> str:
     """Components, every finding, position_ids, junk groups, storage, evidence (headings and findings
-    in ``language``; the scan, fingerprint and VAE test sections in English)."""
+    in ``language``; the VAE test's figures are the command line's lines, in English)."""
     def t(message_id: str, **params: Any) -> str:
         return text(message_id, language, **params)
 
@@ -218,7 +235,7 @@ def details_html(report: Report, *, dropped_by: str | None = None, language: Lan
         rows = []
         for c in report.components.values():
             dtypes = ", ".join(f"{k} {human_bytes(v)}" for k, v in c.dtypes.items()) or "-"
-            rows.append([component_text(c.name), t(f"tab.state.{c.state}"), c.keys, human_bytes(c.bytes), dtypes, c.prefix])
+            rows.append([component_text(c.name, language), t(f"tab.state.{c.state}"), c.keys, human_bytes(c.bytes), dtypes, c.prefix])
         out.append(_table(t("tab.details.components"), cols("part", "state", "tensors", "size", "storage", "prefix"), rows))
     if report.findings:
         rows = [[_ICON[f.severity], f.id, finding_text(f, dropped_by=dropped_by, language=language),
@@ -236,16 +253,16 @@ def details_html(report: Report, *, dropped_by: str | None = None, language: Lan
                    + e(", ".join(f"{k} {human_bytes(v)}" for k, v in report.dtypes.items())) + "</p>")
     if report.extras:
         extras = ", ".join(f"{k}={short_text(v, 80)}" for k, v in list(report.extras.items())[:12])
-        out.append(f"<p><b>{e(t('tab.details.other_entries'))}</b>: {e(extras)}</p>")
+        out.append(f"<p><b>{e(t('tab.details.other_entries'))}</b>: <code>{e(extras)}</code></p>")
     if report.scan is not None:
-        out.append(_scan_section(report.scan))
+        out.append(_scan_section(report.scan, language))
     if report.known_components is not None:
-        out.append(_known_section(report.known_components))
+        out.append(_known_section(report.known_components, language))
     if report.vae_test is not None:
-        out.append(_vae_section(report.vae_test, report.findings))
+        out.append(_vae_section(report.vae_test, report.findings, language))
     if report.evidence:
         out.append(f"<p><b>{e(t('tab.details.identified_by'))}</b></p><ul>"
-                   + "".join(f"<li>{e(x)}</li>" for x in report.evidence[:8]) + "</ul>")
+                   + "".join(f"<li>{english_html(x, language)}</li>" for x in report.evidence[:8]) + "</ul>")
     if report.architecture == "unknown" and report.candidates:
         rows = [[c.name, f"{c.score:.2f}", c.matched, c.missing, c.mismatched] for c in report.candidates[:5]]
         out.append(_table(t("tab.details.closest"), cols("architecture", "score", "matched", "missing", "mismatched"), rows))
@@ -253,68 +270,68 @@ def details_html(report: Report, *, dropped_by: str | None = None, language: Lan
     return "".join(out)
 
 
-def _vae_section(test: VaeTestResult, findings: Iterable[Finding]) -> str:
+def _vae_section(test: VaeTestResult, findings: Iterable[Finding], language: Language | str = Language.EN) -> str:
     """The VAE test: its figures (the CLI's lines) and the test image beside its reconstruction."""
     from ..analysis.vae_image import png_bytes, side_by_side
 
     lines = vae_test_lines(test)
-    out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
-    out += "".join(f"<li>{e(line.strip())}</li>" for line in lines[1:]) + "</ul>"
+    out = f'<div class="modeldoc-vae-test"><p><b>{english_html(lines[0], language)}</b></p><ul>'
+    out += "".join(f"<li>{english_html(line.strip(), language)}</li>" for line in lines[1:]) + "</ul>"
     passing = [a.path for a in test.passing]
     if passing and any(f.id.startswith("vae.") for f in findings):
         names = ", ".join(os.path.basename(path) for path in passing[:3])
-        out += (f"<p>To use one of the VAEs that pass ({e(names)}): pick it under “Bake in a VAE” (Convert) or "
-                "“Take it from” (Replace, part VAE) below, or choose it as the SD VAE in the WebUI's settings.</p>")
+        out += f"<p>{text('tab.vae.use_passing', language, names=f'<code>{e(names)}</code>')}</p>"
     data = base64.b64encode(png_bytes(side_by_side(test.original, test.decoded))).decode("ascii")
-    out += ('<p>Test image (left) and what the VAE makes of it (right):</p>'
-            f'<img class="modeldoc-vae-image" alt="VAE test image and its reconstruction" '
+    out += (f'<p>{e(text("tab.vae.image", language))}</p>'
+            f'<img class="modeldoc-vae-image" alt="{e(text("tab.vae.image_alt", language))}" '
             f'src="data:image/png;base64,{data}">')
     return out + "</div>"
 
 
-_SCAN_KINDS = (("nonfinite", "NaN/Inf"), ("zero", "all zero"), ("magnitude", "huge"))
+def _scan_section(scan: ScanResult, language: Language | str = Language.EN) -> str:
+    def t(message_id: str, **params: Any) -> str:
+        return text(message_id, language, **params)
 
-
-def _scan_section(scan: ScanResult) -> str:
+    kinds = (("nonfinite", "NaN/Inf"), ("zero", t("tab.scan.zero")), ("magnitude", t("tab.scan.huge")))
     rows, bad = [], []
     for part, c in scan.parts().items():
-        name = component_text(part)
+        name = component_text(part, language)
         counts = {"nonfinite": (c.nonfinite, c.nonfinite_keys), "zero": (c.zero, c.zero_keys),
                   "magnitude": (c.magnitude, c.magnitude_keys)}
-        rows.append([name, c.tensors, human_bytes(c.bytes), f"{c.max_abs:.4g}", *[counts[kind][0] for kind, _ in _SCAN_KINDS]])
-        for kind, label in _SCAN_KINDS:
+        rows.append([name, c.tensors, human_bytes(c.bytes), f"{c.max_abs:.4g}", *[counts[kind][0] for kind, _ in kinds]])
+        for kind, label in kinds:
             found, keys = counts[kind]
             if keys:
                 more = found - len(keys[:12])
                 bad.append(f"<li>{e(name)}, {e(label)}: <code>{e(', '.join(keys[:12]))}</code>"
-                           + (f" and {more} more" if more > 0 else "") + "</li>")
-    title = (f'Values scan ({count(len(scan.tensors), "float tensor")}, {human_bytes(scan.bytes_read)} read '
-             f'in {round(scan.seconds, 3):.1f} s)')
-    out = '<div class="modeldoc-scan">' + _table(title, ["part", "tensors", "size", "max |x|",
-                                                          *[label for _, label in _SCAN_KINDS]], rows)
-    out += ("<p>Offending tensors:</p><ul>" + "".join(bad) + "</ul>") if bad else "<p>No NaN, Inf, all-zero or huge weights.</p>"
+                           + (" " + e(t("tab.scan.more", more=more)) if more > 0 else "") + "</li>")
+    title = t("tab.scan.title", tensors=Counted("float_tensor", len(scan.tensors)), size=human_bytes(scan.bytes_read),
+              seconds=f"{round(scan.seconds, 3):.1f}")
+    head = [t("tab.col.part"), t("tab.col.tensors"), t("tab.col.size"), "max |x|", *[label for _, label in kinds]]
+    out = '<div class="modeldoc-scan">' + _table(title, head, rows)
+    out += (f"<p>{e(t('tab.scan.offending'))}</p><ul>" + "".join(bad) + "</ul>") if bad else f"<p>{e(t('tab.scan.clean'))}</p>"
     return out + "</div>"
 
 
-def _known_section(known: KnownComponents) -> str:
+def _known_section(known: KnownComponents, language: Language | str = Language.EN) -> str:
     rows = []
     for part, p in known.components.items():
         matches = "; ".join(f"{k.description} ({k.name})" for k in p.known) or "-"
         metric = p.metric if p.has_metric else None
-        rows.append([component_text(part), "-" if metric is None else metric, matches, p.keys,
+        rows.append([component_text(part, language), "-" if metric is None else metric, matches, p.keys,
                      p.fingerprint[:16]])
-    title = f"Known components — model-toolkit metric (UNET/VAE/CLIP) {known.metric}"
-    return '<div class="modeldoc-known-components">' + _table(
-        title, ["part", "metric", "matches", "tensors", "fingerprint (SHA-256 of fp16 values)"], rows) + "</div>"
+    title = text("tab.known_section.title", language, metric=known.metric)
+    head = [text(f"tab.col.{c}", language) for c in ("part", "metric", "matches", "tensors", "fingerprint")]
+    return '<div class="modeldoc-known-components">' + _table(title, head, rows) + "</div>"
 
 
-def cached_hash_html(sha256: str) -> str:
+def cached_hash_html(sha256: str, language: Language | str = Language.EN) -> str:
     """The SHA-256 the WebUI's hash cache holds for the file (valid: the file has not changed since)."""
-    return (f'<p class="modeldoc-cached-hash"><b>SHA-256</b> (from the WebUI\'s hash cache): <code>{e(sha256)}</code>'
+    return (f'<p class="modeldoc-cached-hash"><b>SHA-256</b> {html.escape(text("tab.hashes.cached_sha", language), quote=False)} <code>{e(sha256)}</code>'
             f' &middot; AutoV2 <code>{e(sha256[:10])}</code></p>')
 
 
-def hashes_html(hashes: Any) -> str:
+def hashes_html(hashes: Any, language: Language | str = Language.EN) -> str:
     """A file's hashes, and the forms Civitai shows and searches by.
 
     BLAKE3 is shown only when it was computed (the optional ``blake3`` package is installed).
@@ -326,12 +343,12 @@ def hashes_html(hashes: Any) -> str:
         if key == "blake3" and not plain[key]:
             continue
         rows.append([label, plain[key] or "-", civitai[key] or "-"])
-    source = ('<p class="modeldoc-cached-hash">SHA-256 and AutoV2 from the WebUI\'s hash cache (the file has not '
-              'changed since the WebUI hashed it); the others computed now.</p>'
+    source = (f'<p class="modeldoc-cached-hash">{html.escape(text("tab.hashes.cached", language), quote=False)}</p>'
               if getattr(hashes, "sha256_cached", False) else "")
-    return (f'<div class="modeldoc-hashes" data-sha256="{e(hashes.sha256)}">'
-            + _table(f"Hashes of {os.path.basename(hashes.path)} ({human_bytes(hashes.size_bytes)})",
-                     ["hash", "value", "as Civitai shows it"], rows) + source + "</div>")
+    title = text("tab.hashes.title", language, name=os.path.basename(hashes.path), size=human_bytes(hashes.size_bytes))
+    head = [text(f"tab.col.{c}", language) for c in ("hash", "value", "civitai")]
+    return (f'<div class="modeldoc-hashes" data-sha256="{e(hashes.sha256)}">' + _table(title, head, rows)
+            + source + "</div>")
 
 
 
@@ -340,39 +357,59 @@ def hashes_html(hashes: Any) -> str:
 
 
 
-def comparison_html(result: Any) -> str:
+def comparison_html(result: Any, language: Language | str = Language.EN) -> str:
     """:func:`~lib_modeldoc.analysis.compare.compare_models` as a table per component, blocks collapsed."""
+    def t(message_id: str, **params: Any) -> str:
+        return text(message_id, language, **params)
+
     differing = [c for c in result.components.values() if not c.identical]
     if result.identical:
-        verdict, state = "Identical: same keys, same values", "ok"
+        verdict, state = t("tab.compare.identical"), "ok"
     else:
-        verdict, state = f"Different: {len(differing)} of {len(result.components)} compared parts differ", "warning"
+        verdict, state = t("tab.compare.different", differing=len(differing), total=len(result.components)), "warning"
     out = [f'<div class="modeldoc-compare" data-identical="{str(result.identical).lower()}">',
            f"<p>A: <code>{e(result.a)}</code> ({e(result.a_architecture)})<br>"
            f"B: <code>{e(result.b)}</code> ({e(result.b_architecture)})</p>",
            message_html(verdict, state)]
-    rows = [[component_text(c.name), c.verdict, c.stats.cosine_text, c.stats.relative_text,
+    rows = [[component_text(c.name, language), _part_verdict(c, language), c.stats.cosine_text, c.stats.relative_text,
              c.stats.keys_compared, c.stats.keys_different] for c in result.components.values()]
     if rows:
-        out.append(_table("Per component", ["part", "verdict", "cosine", "rel. difference", "keys", "keys different"], rows))
+        head = [t(f"tab.col.{n}") for n in ("part", "verdict", "cosine", "relative", "keys", "keys_different")]
+        out.append(_table(t("tab.compare.per_component"), head, rows))
     for side, names in (("A", result.only_in_a), ("B", result.only_in_b)):
         if names:
-            out.append(f"<p>Only in {side}: {e(', '.join(names))}</p>")
+            shown = ", ".join(component_text(n, language) for n in names)
+            out.append(f"<p>{e(t('tab.compare.only_in', side=side, names=shown))}</p>")
     for side, keys in (("A", result.missing_in_a), ("B", result.missing_in_b)):
         if keys:
             shown = ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
-            out.append(f"<p>Missing in {side}: {len(keys)} key{'s' * (len(keys) != 1)} (<code>{e(shown)}</code>)</p>")
+            line = t("tab.compare.missing_in", side=side, keys=Counted("key", len(keys)))
+            out.append(f"<p>{e(line)} (<code>{e(shown)}</code>)</p>")
     for c in result.components.values():
         if not c.blocks:
             continue
         changed = sum(1 for _, s in c.blocks if not s.identical)
-        rows = [[name, "identical" if s.identical else "different", s.cosine_text, s.relative_text,
-                 f"{s.keys_different}/{s.keys_compared}"] for name, s in c.blocks]
-        out.append(f"<details><summary>{e(component_text(c.name))}: {changed} of {len(c.blocks)} blocks "
-                   f"differ</summary>" + _table("Blocks", ["block", "verdict", "cosine", "rel. difference",
-                                                            "keys different"], rows) + "</details>")
+        rows = [[name, t("tab.compare.identical_word") if s.identical else t("tab.compare.different_word"),
+                 s.cosine_text, s.relative_text, f"{s.keys_different}/{s.keys_compared}"] for name, s in c.blocks]
+        head = [t(f"tab.col.{n}") for n in ("block", "verdict", "cosine", "relative", "keys_different")]
+        summary = t("tab.compare.blocks_differ", part=component_text(c.name, language), changed=changed,
+                    total=len(c.blocks))
+        out.append(f"<details><summary>{e(summary)}</summary>" + _table(t("tab.compare.blocks"), head, rows)
+                   + "</details>")
     out.append("</div>")
     return "".join(out)
+
+
+def _part_verdict(part: Any, language: Language | str) -> str:
+    """A compared part's verdict (``ComponentDiff.verdict``) in ``language``."""
+    if part.identical:
+        return text("tab.compare.identical_word", language)
+    if part.stats.keys_different_fp16:
+        return text("tab.compare.different_word", language)
+    values = text("tab.compare.same_values" if part.stats.keys_different == 0 else "tab.compare.same_fp16", language)
+    only = [text("tab.compare.only_keys", language, keys=Counted("key", n), side=side)
+            for n, side in ((part.missing_in_b, "A"), (part.missing_in_a, "B")) if n]
+    return text("list.comma", language).join([values, *only])
 
 
 def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
@@ -382,43 +419,56 @@ def _table(title: str, head: list[str], rows: list[list[Any]]) -> str:
 
 
 def plan_html(plan: Mapping[str, Any], output: str, *, exists: bool, description: str = "", saving: bool = True,
-              refused: str = "") -> str:
+              refused: Any = "", language: Language | str = Language.EN) -> str:
     """The preview before writing: sizes, every change, warnings, where it goes.
 
     ``saving`` is False for a new file that does not replace its source (an exported part, a
-    built model): then only the output size is shown. ``refused`` says why Write will refuse this output.
+    built model): then only the output size is shown. ``refused`` says why Write will refuse this output
+    (a text, or a :func:`~lib_modeldoc.ui.wording.tab_error`). The changes and warnings are the
+    engine's notes: English (marked ``lang="en"`` on a page in another language), their remedies in ``language``.
     """
     before, after = int(plan.get("source_size_bytes", 0)), int(plan.get("size_bytes", 0))
     size = f"{e(human_bytes(before))} → {e(human_bytes(after))}" if saving else e(human_bytes(after))
+    tensors = e(counted("tensor", int(plan.get("keys", 0)), language))
+    saves = f', {e(text("tab.plan.saves", language, size=human_bytes(before - after)))}' if saving and before > after else ""
     out = [
         '<div class="modeldoc-plan">',
-        f'<div class="modeldoc-plan-size"><b>{size}</b> '
-        f'({e(plan.get("format", ""))}, {e(count(int(plan.get("keys", 0)), "tensor"))})'
-        + (f', saves {e(human_bytes(before - after))}' if saving and before > after else "") + "</div>",
-        f'<div>Output: <code>{e(output)}</code>'
-        + (f' <span class="modeldoc-error">{e(refused)}</span>' if refused else
-           ' <span class="modeldoc-warning">exists — tick “Overwrite” to replace it</span>' if exists else "") + "</div>",
+        f'<div class="modeldoc-plan-size"><b>{size}</b> ({e(plan.get("format", ""))}, {tensors}){saves}</div>',
+        f'<div>{e(text("tab.plan.output", language))} <code>{e(output)}</code>'
+        + (f' <span class="modeldoc-error">{english_html(refused, language)}</span>' if refused else
+           f' <span class="modeldoc-warning">{e(text("tab.plan.exists", language))}</span>' if exists else "") + "</div>",
     ]
     changes = list(plan.get("changes") or [])
     if changes:
-        out.append("<ul>" + "".join(f"<li>{e(say(c))}</li>" for c in changes) + "</ul>")
+        out.append("<ul>" + "".join(f"<li>{note_html(c, language)}</li>" for c in changes) + "</ul>")
     for warning in plan.get("warnings") or []:
-        out.append(f'<div class="modeldoc-msg modeldoc-warning">{e(say(warning))}</div>')
+        out.append(f'<div class="modeldoc-msg modeldoc-warning">{note_html(warning, language)}</div>')
     if description:
-        out.append(f'<details><summary>Full plan</summary><pre>{e(description)}</pre></details>')
+        out.append(f'<details><summary>{e(text("tab.plan.full", language))}</summary><pre lang="en">{e(description)}</pre></details>')
     out.append("</div>")
     return "".join(out)
 
 
-def result_html(result: Mapping[str, Any], *, listed_as: str | None = None, stamp: str = "") -> str:
+def note_html(note: Any, language: Language | str = Language.EN) -> str:
+    """A plan note or an error: its text (see :func:`english_html`), its remedies in ``language``."""
+    message = english_html(note, language)
+    found = remedies_of(note)
+    if not found:
+        return message
+    remedies = text("tab.error.or", language).join(text(f"tab.remedy.{r.value}", language) for r in found)
+    return text("tab.error.with_remedy", language, message=message, remedies=e(remedies))
+
+
+def result_html(result: Mapping[str, Any], *, listed_as: str | None = None, stamp: str = "",
+                language: Language | str = Language.EN) -> str:
     """What was written. ``data-written`` (the file and ``stamp``) tells the page's script that a
     new file exists, so it can refresh the WebUI's own checkpoint and VAE dropdowns."""
-    verified = " and verified (every tensor re-read and compared)" if result.get("verified") else ""
-    text = (f"Wrote {result['output']} ({human_bytes(int(result['size_bytes']))}, "
-            f"{count(int(result['keys']), 'tensor')}){verified}.")
+    wrote = "tab.result.wrote_verified" if result.get("verified") else "tab.result.wrote"
+    line = text(wrote, language, path=e(result["output"]), size=e(human_bytes(int(result["size_bytes"]))),
+                tensors=e(counted("tensor", int(result["keys"]), language)))
     if listed_as:
-        text += f" Listed as “{listed_as}”."
-    return f'<div class="modeldoc-msg modeldoc-ok" data-written="{e(result["output"])}|{e(stamp)}">{e(text)}</div>'
+        line += " " + text("tab.result.listed", language, label=e(listed_as))
+    return f'<div class="modeldoc-msg modeldoc-ok" data-written="{e(result["output"])}|{e(stamp)}">{line}</div>'
 
 
 def loaded_html(text: str, title: str | None, stamp: str) -> str:

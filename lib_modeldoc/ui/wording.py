@@ -9,41 +9,55 @@ from __future__ import annotations
 from typing import Any
 
 from ..arch.components import component_name
-from ..report.advice import Remedy, Repair, worded
-from ..report.messages import Language, text
+from ..errors import ModelDocError
+from ..report.advice import Remedy, Repair, remedies_of
+from ..report.messages import Language, templates, text
 
-__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "repair_text", "component_text", "tab_text"]
+__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "engine_text", "is_worded", "tab_error", "repair_text", "component_text", "tab_text"]
 
 REPAIRS: dict[Repair, str] = {r: text(f"tab.repair.{r.value}") for r in Repair}
 """In English; :func:`repair_text` words them in any language of the catalogue (``tab.repair.<id>``)."""
 
-REMEDIES: dict[Remedy, str] = {
-    Remedy.OVERWRITE: "tick “Overwrite an existing file” to replace it",
-    Remedy.KEEP_JUNK: "tick “Keep junk tensors” to convert every tensor as it is",
-    Remedy.FORCE: "tick “Keep junk tensors” to convert it keeping every tensor",
-    Remedy.FIX_CLIP: "tick “Fix CLIP position_ids” to repair",
-    Remedy.ALLOW_MISSING: "tick “Allow a missing part”",
-    Remedy.GIVE_UNET: "pick a file in “UNet from”",
-    Remedy.GIVE_VAE: "pick a file in “VAE from”",
-    Remedy.GIVE_CLIP: "pick a file in “Text encoder(s) from”",
-    Remedy.GIVE_CLIP_G: "pick a file in “SDXL CLIP-G from”",
-    Remedy.DROP_CLIP_G: "leave “SDXL CLIP-G from” empty",
-    Remedy.VAE_COPY: "set VAE to “copy” under “Per part” to keep it as it is",
-    Remedy.VAE_NOT_DELETED: "set VAE to “convert” or “copy” under “Per part”",
-    Remedy.GIVE_TOKENIZERS: "the command line's convert can take them from a diffusers folder that has them",
-}
+REMEDIES: dict[Remedy, str] = {r: text(f"tab.remedy.{r.value}") for r in Remedy}
+"""In English; :func:`say` words them in the tab's language (``tab.remedy.<id>``, naming the tab's
+controls as the translated tab shows them)."""
 
 # The tab's short names for the "part" column of its tables, where they differ from the engine's
-# (``arch.components``: "CLIP-L text encoder" ...).
-COMPONENTS: dict[str, str] = {
-    "clip_l": "CLIP-L", "clip_g": "CLIP-G (OpenCLIP bigG)", "clip_h": "CLIP-H (OpenCLIP)",
-    "ema_unet": "EMA copy of the UNet", "depth": "depth model",
-}
+# (``arch.components``: "CLIP-L text encoder" ...): ``tab.component.<slot>`` in the catalogue.
+COMPONENTS: dict[str, str] = {c: text(f"tab.component.{c}") for c in ("clip_l", "clip_g", "clip_h", "ema_unet", "depth")}
 
 
-def say(item: Any) -> str:
-    """An error, a plan note or any text, with its remedies in the tab's terms."""
-    return worded(item, REMEDIES)
+def tab_error(kind: type[ModelDocError], message_id: str, /, **params: Any) -> ModelDocError:
+    """One of the tab's own errors: ``str()`` is English (logs, the API), ``message_id`` + ``params``
+    let :func:`say` word it in the tab's language."""
+    error = kind(text(message_id, **params))
+    error.message_id, error.params = message_id, params  # type: ignore[attr-defined]
+    return error
+
+
+def say(item: Any, language: Language | str = Language.EN) -> str:
+    """An error, a plan note or any text, with its remedies in the tab's terms and ``language``.
+
+    The tab's own errors (:func:`tab_error`) are worded in ``language``; the engine's errors and
+    notes are English text (see :func:`engine_text`), their remedies in ``language``.
+    """
+    message = engine_text(item, language)
+    found = remedies_of(item)
+    if not found:
+        return message
+    remedies = text("tab.error.or", language).join(text(f"tab.remedy.{r.value}", language) for r in found)
+    return text("tab.error.with_remedy", language, message=message, remedies=remedies)
+
+
+def engine_text(item: Any, language: Language | str = Language.EN) -> str:
+    """``item``'s text without its remedies: a :func:`tab_error` in ``language``, anything else as it is."""
+    message_id = getattr(item, "message_id", None)
+    return text(message_id, language, **getattr(item, "params", {})) if message_id else str(item)
+
+
+def is_worded(item: Any) -> bool:
+    """Whether ``item``'s text comes from the catalogue (so it is in the tab's language)."""
+    return bool(getattr(item, "message_id", None))
 
 
 def repair_text(repair: Repair | None, language: Language | str = Language.EN) -> str:
@@ -51,9 +65,13 @@ def repair_text(repair: Repair | None, language: Language | str = Language.EN) -
     return text(f"tab.repair.{Repair(repair).value}", language) if repair else ""
 
 
-def component_text(component: str) -> str:
-    """A component (a slot name, or ``other``) in the tab's words."""
-    return COMPONENTS.get(component) or component_name(component)
+def component_text(component: str, language: Language | str = Language.EN) -> str:
+    """A component (a slot name, or ``other``) in the tab's words and ``language``."""
+    if component in COMPONENTS or component == "other":
+        return text(f"tab.component.{component}", language)
+    if f"component.{component}" in templates(Language.EN):
+        return text(f"component.{component}", language)
+    return component_name(component)
 
 
 def tab_text(message_id: str, /, **params: Any) -> str:
