@@ -20,7 +20,7 @@ from ..io.model import open_model
 from ..io.sniff import MODEL_SUFFIXES
 from ..progress import Progress
 from ..report.data import Report
-from ..report.messages import Language
+from ..report.messages import Language, Phrase
 from . import views
 from .host import Choice, ClipIds, Host, JobContext
 from .wording import say, tab_error
@@ -252,11 +252,15 @@ class BuildRequest:
                           fix_clip=self.fix_clip, format=self.format)
 
 
+JOBS = ("inspect", "hashing", "compare", "writing", "saving")  # the jobs' names: ``tab.job.<name>``
+
+
 def job_progress(job: JobContext, what: str) -> Progress:
-    """A job's progress callback that also stops the reader (``Cancelled``) when asked to."""
+    """A job's progress callback that also stops the reader (``Cancelled``: "``what``: interrupted",
+    ``what`` one of :data:`JOBS`) when asked to."""
     def progress(done: int, total: int, message: str) -> None:
         if job.cancelled():
-            raise Cancelled(f"{what}: interrupted")
+            raise tab_error(Cancelled, "tab.error.interrupted", what=Phrase(f"tab.job.{what}"))
         job.progress(done, total, message)
 
     return progress

@@ -28,7 +28,7 @@ from .host import Host, JobContext, Session
 from .panels import (
     Panel, build_panel, convert_panel, export_panel, files_panel, labels, loaded_panel, metadata_panel, replace_panel,
 )
-from .wording import tab_error, tab_text
+from .wording import tab_error
 
 __all__ = ["build_ui", "TAB_TITLE", "TAB_ID", "JOB_JS", "read_css", "read_script", "offline_theme"]
 
@@ -449,7 +449,7 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
             return [*keep, actions.error_html(exc, language=actions.host_language(host))]
         sess.metadata_of = form.path
         return [*(form.fields[n] for n in names), form.other_json, form.recipe_html, form.output_name,
-                metadata.loaded_html(form)]
+                metadata.loaded_html(form, actions.host_language(host))]
 
     def do_save(job: JobContext, sess: Session, value: str | None, *values: Any) -> list[Any]:
         same = [gr.update() for _ in lists]
@@ -458,7 +458,7 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
             source = _picked(host, value)
             if not sess.metadata_of or not os.path.exists(sess.metadata_of) or \
                     not os.path.samefile(sess.metadata_of, source):
-                raise PlanError(tab_text("tab.meta.load_first"))
+                raise tab_error(PlanError, "tab.meta.load_first")
             result = metadata.save_form(source, fields, other, name, bool(in_place), host, job)
         except Cancelled as exc:
             return [*same, actions.error_html(exc, "warning", actions.host_language(host))]
@@ -468,7 +468,8 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
         sess.written = None if in_place else result.output
         listed = [gr.update(choices=labels(host), value=value)] + [gr.update(choices=f(host)) for _, f in lists[1:]]
         stamp = str(os.stat(result.output).st_mtime_ns)
-        return [*listed, metadata.saved_html(result, in_place=bool(in_place), stamp=stamp)]
+        return [*listed, metadata.saved_html(result, in_place=bool(in_place), stamp=stamp,
+                                                 language=actions.host_language(host))]
 
     _wire_job_button(host, "meta_load", p["load"], p["load_interrupt"], do_load, [task_id, session, model],
                      form_outputs)

@@ -21,10 +21,11 @@ from ..io.sniff import Format, sniff_bytes
 from ..operations.meta import (
     COMMON_FIELDS, EditResult, MetadataEdit, MetadataView, edit_metadata, read_metadata, resolve_merge_inputs,
 )
+from ..report.messages import Language, text
 from . import actions
 from .host import Host, JobContext
 from .views import e
-from .wording import tab_text
+from .wording import tab_error, tab_text
 
 __all__ = ["MetadataForm", "load_form", "form_metadata", "save_form", "output_for", "recipe_html", "saved_html",
            "NAME_SUFFIX"]
@@ -56,7 +57,7 @@ def require_safetensors(path: str) -> None:
     except OSError as exc:
         raise ModelReadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if sniff_bytes(head, path, b"") is not Format.SAFETENSORS:
-        raise ModelReadError(tab_text("tab.meta.not_safetensors", name=os.path.basename(path)))
+        raise tab_error(ModelReadError, "tab.meta.not_safetensors", name=os.path.basename(path))
 
 
 def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataForm:
@@ -70,7 +71,8 @@ def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataF
     checkpoints = host.checkpoints()
     if view.merge_models:
         candidates = [c.path for c in checkpoints if os.path.realpath(c.path) != os.path.realpath(path)]
-        found = resolve_merge_inputs(view.merge_models, _stoppable(candidates, job) if job is not None else candidates)
+        found = resolve_merge_inputs(view.merge_models, _stoppable(candidates, job, actions.host_language(host))
+                                     if job is not None else candidates)
         view = MetadataView(view.path, view.metadata, view.fields, view.merge_recipe, found, view.undecodable)
     common = set(COMMON_FIELDS.values())
     other = {k: v for k, v in sorted(view.metadata.items()) if k not in common}
@@ -84,12 +86,12 @@ def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataF
     )
 
 
-def _stoppable(paths: list[str], job: JobContext) -> Iterator[str]:
+def _stoppable(paths: list[str], job: JobContext, language: Language = Language.EN) -> Iterator[str]:
     """``paths`` one by one, with progress; stops the lookup (``Cancelled``) when the job is interrupted."""
     for index, path in enumerate(paths):
         if job.cancelled():
-            raise Cancelled(tab_text("tab.meta.load_interrupted"))
-        job.progress(index, len(paths), tab_text("tab.meta.looking_up"))
+            raise tab_error(Cancelled, "tab.meta.load_interrupted")
+        job.progress(index, len(paths), text("tab.meta.looking_up", language))
         yield path
 
 
@@ -105,12 +107,12 @@ def form_metadata(fields: Mapping[str, str | None], other_json: str | None) -> d
     try:
         other = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise PlanError(tab_text("tab.meta.bad_json", error=str(exc))) from None
+        raise tab_error(PlanError, "tab.meta.bad_json", error=str(exc)) from None
     if not isinstance(other, dict):
-        raise PlanError(tab_text("tab.meta.bad_json", error=type(other).__name__))
+        raise tab_error(PlanError, "tab.meta.bad_json", error=type(other).__name__)
     for key, value in other.items():
         if not isinstance(value, str):
-            raise PlanError(tab_text("tab.meta.not_text", key=key))
+            raise tab_error(PlanError, "tab.meta.not_text", key=key)
     metadata = dict(other)
     for short, key in COMMON_FIELDS.items():
         value = fields.get(short) or ""
@@ -130,7 +132,7 @@ def output_for(source: str, name: str | None, in_place: bool, host: Host | None)
     """
     if in_place:
         if host is not None and (loaded := host.loaded_checkpoint()) and _same(loaded, source):
-            raise OutputError(tab_text("tab.meta.loaded_in_place", name=os.path.basename(source), program=host.name))
+            raise tab_error(OutputError, "tab.meta.loaded_in_place", name=os.path.basename(source), program=host.name)
         output = source
     else:
         default = actions.default_output_name(source, "safetensors", NAME_SUFFIX)
@@ -151,7 +153,7 @@ def save_form(source: str, fields: Mapping[str, str | None], other_json: str | N
         if conflict:
             raise conflict
     return edit_metadata(source, output, MetadataEdit(replace=metadata), overwrite=False, in_place=in_place,
-                         progress=actions.job_progress(job, tab_text("tab.meta.saving")))
+                         progress=actions.job_progress(job, "saving"))
 
 
 def _same(a: str, b: str) -> bool:
@@ -166,6 +168,11 @@ def _same(a: str, b: str) -> bool:
 def recipe_html(view: MetadataView, host: Host) -> str:
     """The merge recipe decoded: its settings, and each model it was made from with the name of the
     user's file that is that model (by SHA-256), if any. Empty when the file has no recipe."""
+    language = actions.host_language(host)
+
+    def tab_text(message_id: str, **params: Any) -> str:  # the host's language
+        return text(message_id, language, **params)
+
     if view.merge_recipe is None and not view.merge_models:
         if not view.undecodable:
             return ""
@@ -208,20 +215,21 @@ def recipe_html(view: MetadataView, host: Host) -> str:
     return "".join(out)
 
 
-def loaded_html(form: MetadataForm) -> str:
+def loaded_html(form: MetadataForm, language: Language | str = Language.EN) -> str:
     """The line under Load metadata once the form holds a file's metadata."""
     key = "tab.meta.loaded" if form.keys else "tab.meta.no_metadata"
-    return f'<div class="modeldoc-msg modeldoc-ok">{e(tab_text(key, name=os.path.basename(form.path), keys=form.keys))}</div>'
+    line = text(key, language, name=os.path.basename(form.path), keys=form.keys)
+    return f'<div class="modeldoc-msg modeldoc-ok">{e(line)}</div>'
 
 
-def saved_html(result: EditResult, *, in_place: bool, stamp: str = "") -> str:
+def saved_html(result: EditResult, *, in_place: bool, stamp: str = "", language: Language | str = Language.EN) -> str:
     """What a save wrote, with AutoV2 before and after and the unchanged AutoV3. ``data-written``
     (as :func:`lib_modeldoc.ui.views.result_html`) lets the page refresh the WebUI's lists."""
-    wrote = tab_text("tab.meta.replaced" if in_place else "tab.meta.wrote", path=result.output,
-                     keys=len(result.metadata))
+    wrote = text("tab.meta.replaced" if in_place else "tab.meta.wrote", language, path=result.output,
+                 keys=len(result.metadata))
     lines = [wrote,
-             tab_text("tab.meta.autov2_changed", before=result.autov2_before, after=result.autov2_after),
-             tab_text("tab.meta.autov3_same", autov3=result.autov3[:12])]
+             text("tab.meta.autov2_changed", language, before=result.autov2_before, after=result.autov2_after),
+             text("tab.meta.autov3_same", language, autov3=result.autov3[:12])]
     body = "".join(f"<div>{e(line)}</div>" for line in lines)
     return (f'<div class="modeldoc-msg modeldoc-ok modeldoc-meta-saved" data-written="{e(result.output)}|{e(stamp)}" '
             f'data-autov2-before="{e(result.autov2_before)}" data-autov2-after="{e(result.autov2_after)}" '

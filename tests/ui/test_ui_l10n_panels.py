@@ -20,7 +20,7 @@ from lib_modeldoc.errors import OutputError
 from lib_modeldoc.report.advice import Remedy
 from lib_modeldoc.report.messages import Language
 from lib_modeldoc.samples import write_demo_sample, write_sample
-from lib_modeldoc.ui import actions, views
+from lib_modeldoc.ui import actions, metadata, views
 
 ENGLISH_RUN = re.compile(r"(?<![\w./-])[A-Za-z][A-Za-z'’-]*(?:[ ]+[A-Za-z][A-Za-z'’-]*){2,}(?![\w./-])")
 # Names that stay as they are in every language (architectures, tools), and data from the sample files
@@ -34,10 +34,15 @@ class Host(SimpleNamespace):
     def loaded_checkpoint(self):
         return None
 
+    def checkpoints(self):
+        return []
+
 
 class Job:
+    stopped = False
+
     def cancelled(self):
-        return False
+        return self.stopped
 
     def progress(self, done, total, message):
         pass
@@ -63,6 +68,7 @@ def engine_english(page: str) -> int:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
+    (folder / "notes.ckpt").write_bytes(b"not a model, not safetensors")
     return SimpleNamespace(
         folder=str(folder),
         demo=write_demo_sample(str(folder)),
@@ -70,6 +76,7 @@ def models(tmp_path_factory):
         locon=write_sample(os.path.join(folder, "locon.safetensors"), "locon-sd15"),
         embedding=write_sample(os.path.join(folder, "emb.safetensors"), "embedding-sd15"),
         vae=write_sample(os.path.join(folder, "ae.safetensors"), "flux-ae"),
+        notes=str(folder / "notes.ckpt"),
     )
 
 
@@ -94,6 +101,15 @@ def pages(models, language: Language) -> dict[str, str]:
         "error picked": actions.guard(lambda: actions.compare(models.lora, models.lora, job, language=language),
                                       language=language)[1],
     }
+    stopped = Job()
+    stopped.stopped = True
+    out["interrupted"] = actions.guard(lambda: actions.hashes(models.embedding, stopped), language)[1]
+    out["meta bad json"] = actions.guard(lambda: metadata.form_metadata({}, "[1]"), language)[1]
+    out["meta not safetensors"] = actions.guard(lambda: metadata.require_safetensors(models.notes), language)[1]
+    form = metadata.load_form(models.demo, host, job)
+    out["meta loaded"] = metadata.loaded_html(form, language) + form.recipe_html
+    saved = metadata.save_form(models.embedding, {"title": "x"}, "{}", f"saved-{language.value}", False, host, job)
+    out["meta saved"] = metadata.saved_html(saved, in_place=False, language=language)
     scanned = actions.inspect_file(models.lora, scan=True, identify_components=True, host=host)
     out["details scan"] = scanned.details
     out["chart"] = actions.inspect_file(models.demo, host=host).chart
@@ -109,7 +125,7 @@ def test_the_check_finds_english(models):
     # In English the same pages hold runs of English words: the check can fail.
     english = pages(models, Language.EN)
     for name in ("plan exists", "result", "hashes", "compare same", "compare other", "leftovers",
-                 "error with remedy", "error picked", "details scan"):
+                 "error with remedy", "error picked", "details scan", "meta bad json", "meta loaded", "meta saved"):
         assert visible_english(english[name]), f"{name}: the check sees no English in the English page"
 
 
