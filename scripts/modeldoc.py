@@ -19,6 +19,7 @@ from modules import script_callbacks, sd_models, shared
 
 from lib_modeldoc.errors import ModelDocError
 from lib_modeldoc.io.folders import model_files
+from lib_modeldoc.ui.diffusers_choices import DIFFUSERS_FOLDER, diffusers_choices, is_folder_entry
 from lib_modeldoc.ui.host import Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 logger = logging.getLogger("modeldoc")
@@ -85,10 +86,11 @@ def _lora_dir() -> str:
 
 
 def _scan(folder: str) -> list[str]:
-    """Model files under ``folder`` (links followed, each real folder once, so link loops end)."""
+    """Model files under ``folder`` (links followed, each real folder once, so link loops end); the
+    files inside a diffusers folder are not loose models."""
     if not folder or not os.path.isdir(folder):
         return []
-    return [path for path, _ in model_files(folder)]
+    return [path for path, st in model_files(folder, diffusers=True) if not is_folder_entry(st)]
 
 
 class _Job:
@@ -154,6 +156,7 @@ class WebUIHost:
     def __init__(self) -> None:
         self.name = HOST_NAME
         self.hash_cache = WebUIHashCache()
+        self._diffusers: list[Choice] | None = None  # walked on first use and on every refresh
 
     @property
     def language(self) -> Any:
@@ -165,7 +168,16 @@ class WebUIHost:
 
     # -- lists -----------------------------------------------------------------------------------
     def checkpoints(self) -> list[Choice]:
-        return [Choice(title, info.filename) for title, info in list(sd_models.checkpoints_list.items())]
+        listed = [Choice(title, info.filename) for title, info in list(sd_models.checkpoints_list.items())]
+        return listed + self._diffusers_folders()
+
+    def _diffusers_folders(self) -> list[Choice]:
+        """Diffusers folders among the checkpoints and in models/diffusers (the WebUI lists files only)."""
+        found = self._diffusers
+        if found is None:
+            found = diffusers_choices((_checkpoint_dir(), os.path.join(_models_path(), DIFFUSERS_FOLDER)))
+            self._diffusers = found
+        return list(found)
 
     def vaes(self) -> list[Choice]:
         try:
@@ -203,6 +215,7 @@ class WebUIHost:
 
     def refresh(self) -> None:
         sd_models.list_models()
+        self._diffusers = None
         try:
             from modules import sd_vae
 

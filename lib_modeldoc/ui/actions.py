@@ -85,8 +85,9 @@ def _cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:
 
 
 def default_output_name(source: str, fmt: str = "safetensors", suffix: str = "-fixed") -> str:
-    """``merge.ckpt`` -> ``merge-fixed.safetensors``."""
-    stem = os.path.splitext(os.path.basename(source))[0]
+    """``merge.ckpt`` -> ``merge-fixed.safetensors``; a diffusers folder keeps its whole name (``v1.5``)."""
+    name = os.path.basename(os.path.normpath(source))
+    stem = name if os.path.isdir(source) else os.path.splitext(name)[0]
     return f"{stem}{suffix}{EXTENSIONS.get(fmt, '.safetensors')}"
 
 

@@ -24,6 +24,7 @@ from ..io.folders import model_files
 from ..report.messages import Language, language_from_locale
 from ..samples import family_specs, write_demo_sample, write_safetensors_sample
 from .confinement import Confinement
+from .diffusers_choices import DIFFUSERS_FOLDER, diffusers_choices, is_folder_entry
 from .host import CHECKPOINTS, LORA, VAE, Choice, ClipIds, Defaults, Folders, LiveClip, Session, resolve_choice
 
 __all__ = ["FolderHost", "write_sample_library", "build_standalone", "serve", "default_library", "OutsideError"]
@@ -117,6 +118,9 @@ class FolderHost:
             lists[CHECKPOINTS] = [c for c in lists[CHECKPOINTS] if c.path not in {v.path for v in lists[VAE]}]
         if folders.lora:
             lists[LORA] = [Choice(f"LoRA: {rel}", path, LORA) for rel, path in _scan(folders.lora)]
+        # Diffusers folders (pipelines, ControlNets) among the checkpoints and in models/diffusers: one entry each.
+        lists[CHECKPOINTS] += diffusers_choices((folders.checkpoints, os.path.join(self.root, DIFFUSERS_FOLDER)),
+                                                skip_dirs=special)
         with self._lock:
             self._lists = lists
 
@@ -228,11 +232,14 @@ class FolderHost:
 
 
 def _scan(folder: str, skip: set[str] | None = None) -> list[tuple[str, str]]:
+    """Model files under ``folder`` as ``(relative path, path)``; diffusers folders are not entered
+    (:func:`.diffusers_choices.diffusers_choices` lists them, each as one model)."""
     found = []
     if not folder or not os.path.isdir(folder):
         return found
-    for path, _ in model_files(folder, skip_dirs=skip or ()):  # link loops end (each folder once)
-        found.append((os.path.relpath(path, folder), path))
+    for path, st in model_files(folder, skip_dirs=skip or (), diffusers=True):  # link loops end (each folder once)
+        if not is_folder_entry(st):
+            found.append((os.path.relpath(path, folder), path))
     return found
 
 
