@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .._version import __version__
 from ..arch.families import Base
@@ -23,6 +24,7 @@ from ..errors import PlanError
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
 from ..report.advice import Note, Remedy, count
+from ..report.messages import Phrase
 from .plan import CAST, COPY, Drop, Entry, Plan
 
 __all__ = ["Casting", "stored", "stamped", "PlanBuilder"]
@@ -123,7 +125,10 @@ class PlanBuilder:
             dtype = self.casting.dtype(info.dtype, key, info.shape, keep=keep)
             self.entries.append(stored(key, info, dtype, origin=origin, renamed_from=info.key,
                                        note=f"{component} from {name}"))
-        self.changes.append(f"{verb or f'replaced {component}'} from {name} ({part.architecture})")
+        if verb:
+            self.changes.append(f"{verb} from {name} ({part.architecture})")
+        else:
+            self.changes.append(Note.worded("plan.replaced", part=component, name=name, arch=part.architecture))
 
     def summarise(self, renamed: Iterable[str] = (), *, vae_keys: Iterable[str] = (),
                   vae_remedy: tuple[Remedy, ...] = ()) -> None:
@@ -137,23 +142,20 @@ class PlanBuilder:
         for reason, size in reasons.items():
             if reason.endswith(" replaced"):
                 continue  # said by the replacement's own line
-            self.changes.append(f"dropped {reason} ({size / 1e6:.1f} MB)")
+            self.changes.append(Note.worded("plan.dropped", what=_reason(reason), size=f"{size / 1e6:.1f}"))
         self.changes.extend(renamed)
         kept = self.casting.kept_line()
         if kept:
             self.changes.append(kept)
         casts = {(e.source.dtype, e.dtype) for e in self.entries if e.action == CAST and e.source is not None}
         for src, dst in sorted(casts):
-            self.changes.append(f"cast {DTYPES[src].label} -> {DTYPES[dst].label}")
+            self.changes.append(Note.worded("plan.cast", source=DTYPES[src].label, target=DTYPES[dst].label))
         vae = {e.key for e in self.entries if e.note.startswith("vae from ")} | set(vae_keys)
         vae_dtypes = {e.dtype for e in self.entries if e.key in vae}
         if vae_dtypes & {"F8_E4M3", "F8_E5M2"}:
-            self.warnings.append(Note("the VAE in fp8 visibly degrades images; keep it in fp16/fp32", *vae_remedy))
+            self.warnings.append(Note.worded("plan.vae_fp8", *vae_remedy))
         if "F16" in vae_dtypes and self.ident.family is not None and self.ident.family.base == Base.SDXL:
-            self.warnings.append(Note(
-                "SDXL's original VAE overflows in fp16 (black images) unless it is the fp16-fix; "
-                "the WebUI then retries in fp32 — or keep it fp32", *vae_remedy
-            ))
+            self.warnings.append(Note.worded("plan.vae_sdxl_fp16", *vae_remedy))
 
     def plan(self, format: str, *, strip_metadata: bool = False, spec: Mapping[str, str] | None = None) -> Plan:
         """The plan, its safetensors metadata the source's plus ``spec`` and the provenance (``format=pt``
@@ -168,5 +170,19 @@ class PlanBuilder:
                 metadata = stamped(self.changes, os.path.basename(self.model.path), carried=self.model.metadata,
                                    added=spec)
         elif self.model.metadata and not strip_metadata:
-            self.warnings.append("a .ckpt has no place for the source's metadata; it is not carried over")
+            self.warnings.append(Note.worded("plan.ckpt_no_metadata"))
         return Plan(self.sources, self.entries, self.dropped, metadata, format, self.warnings, self.changes)
+
+
+# Drop reasons (``Drop.reason``) the catalogue words (``plan.reason.<reason>``); others are shown as they are.
+_REASONS = {"ema": "ema", "junk": "junk", "unknown": "unknown", "training state": "training_state",
+            "ema bookkeeping": "ema_bookkeeping", "UNet replaced by its EMA": "unet_by_ema"}
+
+
+def _reason(reason: str) -> Any:
+    """A drop reason as a phrase of the catalogue (``unet deleted`` -> ``plan.reason.deleted``)."""
+    if reason in _REASONS:
+        return Phrase(f"plan.reason.{_REASONS[reason]}")
+    if reason.endswith(" deleted"):
+        return Phrase("plan.reason.deleted", {"part": reason[: -len(" deleted")]})
+    return reason

@@ -16,7 +16,7 @@ from ..arch.parts import Part, find_part, identify_model
 from ..checks.context import POSITION_IDS
 from ..errors import IncompatibleComponentError, PlanError
 from ..io.model import ModelFile
-from ..report.advice import Remedy, count
+from ..report.advice import Note, Remedy, count
 from .builder import Casting, PlanBuilder, stamped, stored
 from .convert import PRECISIONS, check_format, check_precision, position_ids_entry
 from .plan import Entry, Plan
@@ -100,7 +100,7 @@ def plan_export(
         out_slot = standalone.slot(facts.export_slot)
         assert out_slot is not None
         entries += _entries(part, out_slot.mounts[0], casting, 0, fix_clip, changes)
-        changes.append(f"exported {slot_name} ({part.table}) as {standalone.name}")
+        changes.append(Note.worded("plan.exported", part=slot_name, table=part.table, family=standalone.name))
     changes.extend(filter(None, [casting.kept_line()]))
     return _plan([model], entries, format, changes, warnings, model.path)
 
@@ -243,7 +243,8 @@ def plan_build(
         if origin == len(sources):
             sources.append(source)
         entries += _entries(part, slot.mounts[0], casting, origin, fix_clip, changes)
-        changes.append(f"{slot.component} from {os.path.basename(source.path)} ({part.architecture})")
+        changes.append(Note.worded("plan.part_from", part=slot.component, name=os.path.basename(source.path),
+                                   arch=part.architecture))
     if not entries:
         raise PlanError(f"nothing to build: give at least one part for {arch}")
     changes.extend(filter(None, [casting.kept_line()]))

@@ -129,12 +129,12 @@ def position_ids_entry(model: ModelFile, info: TensorInfo, dst: str, *, fix: boo
     entry = Entry(dst, "I64", tuple(value.shape), FIX, value=value, renamed_from=renamed, note=note)
     if fix and not correct:
         wrong = np.nonzero(as_read != expected[: len(as_read)])[0].tolist() if len(as_read) <= CLIP_LENGTH else []
-        return entry, f"fixed CLIP position_ids ({key}): reset to int64 0..76 (were wrong at {wrong})"
+        return entry, Note.worded("plan.position_ids.fixed", key=key, wrong=wrong)
     if fix:
-        return entry, f"CLIP position_ids ({key}) stored as int64 0..76 (were {info.dtype})"
+        return entry, Note.worded("plan.position_ids.int64_range", key=key, dtype=info.dtype)
     if not correct:
-        return entry, Note(f"CLIP position_ids ({key}) kept as the WebUI reads them, still wrong", Remedy.FIX_CLIP)
-    return entry, f"CLIP position_ids ({key}) stored as int64 (were {info.dtype})"
+        return entry, Note.worded("plan.position_ids.kept_wrong", Remedy.FIX_CLIP, key=key)
+    return entry, Note.worded("plan.position_ids.int64", key=key, dtype=info.dtype)
 
 
 def _refuse_blind_pruning(model: ModelFile, ident: Identification, options: ConvertOptions) -> None:

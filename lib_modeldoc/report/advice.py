@@ -63,10 +63,22 @@ class Note(str):
     """A line of text for people that carries remedies; everywhere else (JSON, metadata) it is the plain text."""
 
     remedies: tuple[Remedy, ...]
+    message_id: str | None = None
+    params: Mapping[str, Any] = {}
 
     def __new__(cls, text: str, *remedies: Remedy) -> Note:
         note = super().__new__(cls, text)
         note.remedies = tuple(remedies)
+        return note
+
+    @classmethod
+    def worded(cls, message_id: str, *remedies: Remedy, **params: Any) -> Note:
+        """A note from the message catalogue: its text is the English (plans, provenance, the CLI), and
+        ``message_id`` + ``params`` let a front end word it in another language."""
+        from .messages import Language, text
+
+        note = cls(text(message_id, Language.EN, **params), *remedies)
+        note.message_id, note.params = message_id, dict(params)
         return note
 
 
