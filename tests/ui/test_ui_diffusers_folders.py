@@ -92,12 +92,12 @@ def test_default_output_name_keeps_a_dotted_folder_name(tmp_path):
     assert default_output_name(str(tmp_path / "merge.ckpt")) == "merge-fixed.safetensors"
 
 
-@pytest.fixture
-def webui_with_folders(tmp_path, monkeypatch, pipeline, controlnet):
-    """The stand-in WebUI (A1111) with a pipeline in models/diffusers and a ControlNet among the checkpoints."""
+@pytest.fixture(params=["automatic1111", "forge"])
+def webui_with_folders(request, tmp_path, monkeypatch, pipeline, controlnet):
+    """The stand-in WebUI (A1111, then Forge) with a pipeline in models/diffusers and a ControlNet among the checkpoints."""
     from test_ui_webui_script import _webui
 
-    run = _webui(tmp_path, monkeypatch, forge=False)
+    run = _webui(tmp_path, monkeypatch, forge=request.param == "forge")
     module, models = next(run)
     shutil.copytree(pipeline, models / "diffusers" / "sd15")
     shutil.copytree(controlnet, models / "Stable-diffusion" / "control-canny")
