@@ -40,6 +40,19 @@ class ModelDocError(Exception):
             args = (_one_line(args[0]), *args[1:])
         super().__init__(*args)
         self.remedies: tuple = tuple(remedy) if isinstance(remedy, (tuple, list)) else ((remedy,) if remedy else ())
+        self.message_id: str | None = None
+        self.params: dict = {}
+
+    @classmethod
+    def worded(cls, message_id: str, *, remedy: object = None, **params: object) -> ModelDocError:
+        """An error from the message catalogue (:mod:`lib_modeldoc.report.messages`): ``str()`` is the
+        English (the CLI's ``modeldoc: error:`` line, logs); ``message_id`` + ``params`` let the tab word
+        it in its language."""
+        from .report.messages import Language, text
+
+        error = cls(text(message_id, Language.EN, **params), remedy=remedy)
+        error.message_id, error.params = message_id, dict(params)
+        return error
 
 
 class ModelReadError(ModelDocError):

@@ -39,5 +39,5 @@ class Tracker:
         try:
             self._progress(self.done, self.total, message)
         except Cancelled:
-            raise Cancelled(f"{self._what}: interrupted; nothing was written" if self._what
-                            else "interrupted; nothing was written") from None
+            raise (Cancelled.worded("error.interrupted_named", what=self._what) if self._what
+                   else Cancelled.worded("error.interrupted")) from None

@@ -166,7 +166,7 @@ def atomic_output(path: str, *, expected_size: int | None = None, like: str | No
             raise
         if isinstance(exc, OSError):
             if exc.errno == errno.ENOSPC:
-                raise OutputError(f"{path}: disk full while writing; nothing was written") from None
+                raise OutputError.worded("error.output.disk_full", path=path) from None
             raise OutputError(f"{path}: write failed ({exc.strerror or exc}); nothing was written") from None
         raise
 

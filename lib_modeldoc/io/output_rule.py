@@ -73,17 +73,17 @@ def check_output(
     target = native_path(os.path.abspath(path))  # Windows: a long path in its \\?\ form, or it "does not exist"
     for source in sources:
         if source and _same(source, target):
-            raise OutputError(f"{path}: output is the same file as the source {source}; choose another name")
+            raise OutputError.worded("error.output.is_source", path=path, source=source)
     for loaded in protected:
         if loaded and _same(loaded, target):
-            raise OutputError(f"{path}: this file is loaded by the WebUI; choose another name")
+            raise OutputError.worded("error.output.loaded", path=path)
     if os.path.isdir(target):
-        raise OutputError(f"{path}: is a directory; give a file name for the output")
+        raise OutputError.worded("error.output.directory", path=path)
     if os.path.lexists(target):
         if kind is OutputKind.REPORT and is_model_file(target):
             raise OutputError(f"{path}: is a model file; choose another name for the {kind.value}")
         if kind is OutputKind.MODEL and not overwrite:
-            raise OutputError(f"{path}: already exists", remedy=Remedy.OVERWRITE)
+            raise OutputError.worded("error.output.exists", remedy=Remedy.OVERWRITE, path=path)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise OutputError(f"{path}: folder {os.path.dirname(os.path.abspath(path))} does not exist")
+        raise OutputError.worded("error.output.no_folder", path=path, folder=os.path.dirname(os.path.abspath(path)))

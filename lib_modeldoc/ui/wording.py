@@ -30,9 +30,7 @@ COMPONENTS: dict[str, str] = {c: text(f"tab.component.{c}") for c in ("clip_l", 
 def tab_error(kind: type[ModelDocError], message_id: str, /, **params: Any) -> ModelDocError:
     """One of the tab's own errors: ``str()`` is English (logs, the API), ``message_id`` + ``params``
     let :func:`say` word it in the tab's language."""
-    error = kind(text(message_id, **params))
-    error.message_id, error.params = message_id, params  # type: ignore[attr-defined]
-    return error
+    return kind.worded(message_id, **params)
 
 
 def say(item: Any, language: Language | str = Language.EN) -> str:

@@ -110,6 +110,8 @@ def pages(models, language: Language) -> dict[str, str]:
     out["meta loaded"] = metadata.loaded_html(form, language) + form.recipe_html
     saved = metadata.save_form(models.embedding, {"title": "x"}, "{}", f"saved-{language.value}", False, host, job)
     out["meta saved"] = metadata.saved_html(saved, in_place=False, language=language)
+    out["error exists"] = actions.guard(lambda: metadata.save_form(  # the same name again: the output rule's error
+        models.embedding, {"title": "x"}, "{}", f"saved-{language.value}", False, host, job), language)[1]
     scanned = actions.inspect_file(models.lora, scan=True, identify_components=True, host=host)
     out["details scan"] = scanned.details
     out["chart"] = actions.inspect_file(models.demo, host=host).chart
@@ -125,7 +127,8 @@ def test_the_check_finds_english(models):
     # In English the same pages hold runs of English words: the check can fail.
     english = pages(models, Language.EN)
     for name in ("plan exists", "result", "hashes", "compare same", "compare other", "leftovers",
-                 "error with remedy", "error picked", "details scan", "meta bad json", "meta loaded", "meta saved"):
+                 "error with remedy", "error picked", "details scan", "meta bad json", "meta loaded", "meta saved",
+                 "error exists"):
         assert visible_english(english[name]), f"{name}: the check sees no English in the English page"
 
 
@@ -143,4 +146,4 @@ def test_only_the_engine_notes_stay_english(rendered):
     marked = {name: engine_english(page) for name, page in found.items() if engine_english(page)}
     assert set(marked) <= {"plan convert", "plan export", "plan replace", "plan exists", "error with remedy",
                            "details scan"}, marked
-    assert "error picked" not in marked and "hashes" not in marked
+    assert not {"error picked", "error exists", "interrupted", "hashes"} & set(marked)
