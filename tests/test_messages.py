@@ -15,7 +15,7 @@ from lib_modeldoc.report.messages import (
 PLURAL = re.compile(r"^(count\.[a-z0-9_]+)\.(one|few|many|other)$")
 SAME_NAMES = {"component.unet", "component.vae", "component.controlnet", "component.ema_unet", "tab.shell.powershell",
               "finding.lora.rank", "finding.lora.alpha", "tab.component.clip_l", "tab.component.clip_g",
-              "tab.component.clip_h"}  # LoRA terms the communities keep  # names in every language
+              "tab.component.clip_h", "vae.alt"}  # LoRA terms the communities keep  # names in every language
 
 
 def base_ids(language: Language) -> dict[str, set[str]]:

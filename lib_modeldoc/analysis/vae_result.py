@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # numpy only where values are computed: rendering a report mu
 
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
+from ..report.messages import Language, Phrase, text
 
 __all__ = [
     "FP16_MAX", "BF16_MAX", "FAR_BELOW_DB", "CONSTANT_STD", "SATURATED_SHARE", "SAME_LATENT_SPACE",
@@ -118,13 +119,19 @@ class VaeTestResult:
 
     @property
     def broken_reason(self) -> str | None:
-        """Why the decoded image is physically broken, or ``None``."""
+        """Why the decoded image is physically broken, or ``None`` (English; :attr:`broken_phrase` per language)."""
+        phrase = self.broken_phrase
+        return None if phrase is None else text(phrase.message_id, Language.EN, **phrase.params)
+
+    @property
+    def broken_phrase(self) -> Phrase | None:
+        """:attr:`broken_reason` as a phrase of the message catalogue (``vae.broken.*``)."""
         if self.output_nonfinite:
-            return f"{self.output_nonfinite} NaN/Inf values in the decoded image even in fp32"
+            return Phrase("vae.broken.nonfinite", {"n": self.output_nonfinite})
         if self.output_std < CONSTANT_STD:
-            return f"the decoded image is constant (std {self.output_std:.4f} on a 0..1 scale): a flat grey or black picture"
+            return Phrase("vae.broken.constant", {"std": f"{self.output_std:.4f}"})
         if self.saturated_share > SATURATED_SHARE:
-            return f"{100 * self.saturated_share:.0f}% of the decoded values are clipped at black or white (saturated output)"
+            return Phrase("vae.broken.saturated", {"share": f"{100 * self.saturated_share:.0f}"})
         return None
 
     @property

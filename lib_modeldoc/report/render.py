@@ -12,7 +12,7 @@ from ..commands.wording import repair_text
 from ..shell import Shell, join, shells_for
 from .advice import count
 from .data import Finding, Health, Report, Severity, verdict
-from .messages import Counted, Language, text
+from .messages import Counted, Language, Phrase, text
 from .units import human_bytes
 
 if TYPE_CHECKING:
@@ -146,44 +146,49 @@ def render_report(report: Report, *, details: bool = True, language: Language | 
     return "\n".join(lines)
 
 
-def vae_test_lines(test: VaeTestResult) -> list[str]:
-    """``inspect --vae-test``: half-precision safety, reconstruction, alternatives (the JSON's figures)."""
-    lines = [f"VAE test ({test.family} VAE, {test.image_size}x{test.image_size} test image, "
-             f"{round(test.seconds, 3):.1f} s on {test.device}):"]
+def vae_test_lines(test: VaeTestResult, language: Language | str = Language.EN) -> list[str]:
+    """``inspect --vae-test``: half-precision safety, reconstruction, alternatives (the JSON's figures),
+    worded in ``language`` (the tab's; the command line's text is English)."""
+    def t(message_id: str, **params: Any) -> str:
+        return text(message_id, language, **params)
+
+    lines = [t("vae.title", family=test.family, size=test.image_size, seconds=f"{round(test.seconds, 3):.1f}",
+               device=test.device)]
     peak = reported(test.peak_abs, None)
     peak_text = "NaN" if peak is None else f"{peak:.4g}"
     over = test.first_overflow_layer
-    run = "an fp16 run" if test.fp16_mode is Fp16Mode.NATIVE else "an fp16-rounded run"
-    fp16 = {Fp16Run.NONFINITE: f"{run} gives NaN/Inf", Fp16Run.CLEAN: f"{run} stays finite",
-            Fp16Run.UNSUPPORTED: "fp16 run not possible on this device (unconfirmed)",
-            Fp16Run.SKIPPED: "no fp16 run"}[test.fp16_run]
+    run = Phrase("vae.run.native" if test.fp16_mode is Fp16Mode.NATIVE else "vae.run.rounded")
+    fp16 = {Fp16Run.NONFINITE: t("vae.fp16.nonfinite", run=run), Fp16Run.CLEAN: t("vae.fp16.clean", run=run),
+            Fp16Run.UNSUPPORTED: t("vae.fp16.unsupported"), Fp16Run.SKIPPED: t("vae.fp16.skipped")}[test.fp16_run]
     if over:
-        lines.append(f"  fp16: OVERFLOWS first at {over} (peak |activation| {peak_text} in {test.peak_layer}, "
-                     f"{test.layers_over_fp16} layers over 65504); {fp16}")
+        lines.append("  " + t("vae.fp16_overflows", layer=over, peak=peak_text, peak_layer=test.peak_layer,
+                              layers=test.layers_over_fp16, fp16=fp16))
     else:
-        lines.append(f"  fp16: safe (peak |activation| {peak_text} in {test.peak_layer}, limit 65504); {fp16}")
+        lines.append("  " + t("vae.fp16_safe", peak=peak_text, peak_layer=test.peak_layer, fp16=fp16))
     if test.first_bf16_overflow_layer:
-        lines.append(f"  bf16: OVERFLOWS first at {test.first_bf16_overflow_layer}")
+        lines.append("  " + t("vae.bf16_overflows", layer=test.first_bf16_overflow_layer))
     psnr = reported(test.psnr_db)
     shift = "/".join(f"{255 * round(v, 4):+.1f}" for v in test.colour_shift)
     contrast = "/".join(f"{round(v, 4):.2f}" for v in test.contrast)
-    lines.append(f"  reconstruction: PSNR {'n/a' if psnr is None else f'{psnr:.2f} dB'}, colour shift R/G/B "
-                 f"{shift} levels, contrast R/G/B {contrast}")
-    broken = test.broken_reason
+    lines.append("  " + t("vae.reconstruction", psnr="n/a" if psnr is None else f"{psnr:.2f} dB", shift=shift,
+                          contrast=contrast))
+    broken = test.broken_phrase
     if broken:
-        lines.append(f"  output: BROKEN - {broken}")
+        lines.append("  " + t("vae.broken", reason=broken))
     if test.folder:
         alts = test.alternatives
-        lines.append(f"  VAEs in {test.folder}: {len(alts)} of the same structure tested")
+        lines.append("  " + t("vae.folder", folder=test.folder, n=len(alts)))
         for alt in sorted(alts, key=lambda a: -(reported(a.psnr_db) or 0.0)):
             name = os.path.basename(alt.path)
-            state = "passes" if alt.passes else ", ".join(
-                w for w, bad in (("fp16 overflow", not alt.fp16_safe), ("bf16 overflow", not alt.bf16_safe),
-                                 ("broken output", alt.broken)) if bad)
+            state = t("vae.alt.passes") if alt.passes else t("list.comma").join(
+                t(w) for w, bad in (("vae.alt.fp16", not alt.fp16_safe), ("vae.alt.bf16", not alt.bf16_safe),
+                                    ("vae.alt.broken", alt.broken)) if bad)
             match = reported(alt.latent_match, 3)
-            space = "" if match is None else f", latent match {match:.2f}" + (" (other latent space)" if match < 0.8 else "")
+            space = "" if match is None else t("vae.alt.match", match=f"{match:.2f}") + (
+                t("vae.alt.other_space") if match < 0.8 else "")
             psnr_alt = reported(alt.psnr_db)
-            lines.append(f"    {name}: PSNR {'n/a' if psnr_alt is None else f'{psnr_alt:.2f} dB'}{space}, {state}")
+            lines.append("    " + t("vae.alt", name=name, psnr="n/a" if psnr_alt is None else f"{psnr_alt:.2f} dB",
+                                    space=space, state=state))
     return lines
 
 

@@ -223,7 +223,7 @@ def _bar(kind: str, label: str, parts: Iterable[tuple[str, str, int]], total: in
 
 def details_html(report: Report, *, dropped_by: str | None = None, language: Language | str = Language.EN) -> str:
     """Components, every finding, position_ids, junk groups, storage, evidence (headings and findings
-    in ``language``; the VAE test's figures are the command line's lines, in English)."""
+    in ``language``; the engine's evidence lines in English)."""
     def t(message_id: str, **params: Any) -> str:
         return text(message_id, language, **params)
 
@@ -274,9 +274,9 @@ def _vae_section(test: VaeTestResult, findings: Iterable[Finding], language: Lan
     """The VAE test: its figures (the CLI's lines) and the test image beside its reconstruction."""
     from ..analysis.vae_image import png_bytes, side_by_side
 
-    lines = vae_test_lines(test)
-    out = f'<div class="modeldoc-vae-test"><p><b>{english_html(lines[0], language)}</b></p><ul>'
-    out += "".join(f"<li>{english_html(line.strip(), language)}</li>" for line in lines[1:]) + "</ul>"
+    lines = vae_test_lines(test, language)
+    out = f'<div class="modeldoc-vae-test"><p><b>{e(lines[0])}</b></p><ul>'
+    out += "".join(f"<li>{e(line.strip())}</li>" for line in lines[1:]) + "</ul>"
     passing = [a.path for a in test.passing]
     if passing and any(f.id.startswith("vae.") for f in findings):
         names = ", ".join(os.path.basename(path) for path in passing[:3])

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from lib_modeldoc.analysis.vae_test import VaeTestOptions
 from lib_modeldoc.errors import OutputError
 from lib_modeldoc.report.advice import Remedy
 from lib_modeldoc.report.messages import Language
@@ -115,6 +116,9 @@ def pages(models, language: Language) -> dict[str, str]:
     scanned = actions.inspect_file(models.lora, scan=True, identify_components=True, host=host)
     out["details scan"] = scanned.details
     out["chart"] = actions.inspect_file(models.demo, host=host).chart
+    # The VAE test's section (its findings are the engine's English, checked by the verdict's own tests).
+    tested = actions.inspect_file(models.vae, vae_test=VaeTestOptions(size=64, device="cpu"), host=host).details
+    out["vae test"] = re.search(r'<div class="modeldoc-vae-test">.*?</div>', tested, flags=re.S).group(0)
     return out
 
 
@@ -128,7 +132,7 @@ def test_the_check_finds_english(models):
     english = pages(models, Language.EN)
     for name in ("plan exists", "result", "hashes", "compare same", "compare other", "leftovers",
                  "error with remedy", "error picked", "details scan", "meta bad json", "meta loaded", "meta saved",
-                 "error exists"):
+                 "error exists", "vae test"):
         assert visible_english(english[name]), f"{name}: the check sees no English in the English page"
 
 
