@@ -153,42 +153,38 @@ class VaeTestResult:
     def findings(self) -> list[Finding]:
         """``vae.*`` findings: only what is physical, or relative to the user's own VAEs."""
         out: list[Finding] = []
-        advice = "Black images in fp16: use the fp32 VAE, or bake a VAE that passes"
         instead = self._instead()
         if self.first_overflow_layer or self.fp16_run is Fp16Run.NONFINITE:
             layer = self.first_overflow_layer or self.fp16_first_nonfinite_layer
             if self.first_overflow_layer:
                 peak = self.layers[self.first_overflow_layer]
-                what = f"layer {layer} reaches |{peak:.4g}| in fp32, over fp16's largest value {FP16_MAX:g}"
+                what = Phrase("vae.what.layer", {"layer": layer, "peak": f"{peak:.4g}", "max": f"{FP16_MAX:g}"})
             else:
-                what = f"the fp16 run turns non-finite at layer {layer} (no fp32 activation exceeds {FP16_MAX:g})"
-            run = "an fp16 run" if self.fp16_mode is Fp16Mode.NATIVE else "an fp16-rounded run (every layer's output rounded to fp16)"
-            confirm = {
-                Fp16Run.NONFINITE: f"; confirmed: {run} gives NaN/Inf",
-                Fp16Run.CLEAN: f"; {run} stayed finite on this image (the overflow may still hit other images)",
-                Fp16Run.UNSUPPORTED: "; unconfirmed (this device's torch has no fp16 convolution)",
+                what = Phrase("vae.what.nonfinite", {"layer": layer, "max": f"{FP16_MAX:g}"})
+            run = Phrase("vae.run.native" if self.fp16_mode is Fp16Mode.NATIVE else "vae.run.rounded_long")
+            confirm: Any = {
+                Fp16Run.NONFINITE: Phrase("vae.confirm.nonfinite", {"run": run}),
+                Fp16Run.CLEAN: Phrase("vae.confirm.clean", {"run": run}),
+                Fp16Run.UNSUPPORTED: Phrase("vae.confirm.unsupported"),
                 Fp16Run.SKIPPED: "",
             }[self.fp16_run]
-            out.append(Finding("vae.fp16_overflow", Severity.WARNING, f"VAE overflows in fp16: {what}{confirm}. {advice}{instead}",
-                               keys=(layer,) if layer else (), repair=Repair.FP32_VAE))
+            out.append(Finding.worded("vae.fp16_overflow", Severity.WARNING, keys=(layer,) if layer else (),
+                                      repair=Repair.FP32_VAE, what=what, confirm=confirm, instead=instead))
         if self.first_bf16_overflow_layer:
             peak = self.layers[self.first_bf16_overflow_layer]
-            out.append(Finding("vae.bf16_overflow", Severity.ERROR,
-                               f"VAE overflows even in bf16: layer {self.first_bf16_overflow_layer} reaches |{peak:.4g}|; "
-                               f"use another VAE{instead}", keys=(self.first_bf16_overflow_layer,)))
-        reason = self.broken_reason
+            out.append(Finding.worded("vae.bf16_overflow", Severity.ERROR, keys=(self.first_bf16_overflow_layer,),
+                                      layer=self.first_bf16_overflow_layer, peak=f"{peak:.4g}", instead=instead))
+        reason = self.broken_phrase
         if reason:
-            out.append(Finding("vae.broken_output", Severity.ERROR,
-                               f"VAE output is broken: {reason}; use another VAE{instead}"))
+            out.append(Finding.worded("vae.broken_output", Severity.ERROR, reason=reason, instead=instead))
         below = self.below_best_db
         if not reason and below is not None and below >= FAR_BELOW_DB:
             best = self.best_alternative
             assert best is not None
-            out.append(Finding(
-                "vae.reconstruction", Severity.WARNING,
-                f"VAE reconstructs the test image {below:.1f} dB worse than {os.path.basename(best.path)} in "
-                f"{self.folder} (PSNR {self.psnr_db:.1f} dB against {best.psnr_db:.1f} dB; contrast "
-                f"{_fmt_list(self.contrast)}): a washed-out or damaged VAE{instead}"))
+            out.append(Finding.worded(
+                "vae.reconstruction", Severity.WARNING, below=f"{below:.1f}", best=os.path.basename(best.path),
+                folder=self.folder, psnr=f"{self.psnr_db:.1f}", best_psnr=f"{best.psnr_db:.1f}",
+                contrast=_fmt_list(self.contrast), instead=instead))
         return out
 
     @property
@@ -197,9 +193,10 @@ class VaeTestResult:
         found = [a for a in self.alternatives if a.passes and self._same_space(a)]
         return sorted(found, key=lambda a: -(a.psnr_db or 0.0))
 
-    def _instead(self) -> str:
+    def _instead(self) -> Any:
+        """`` (passing VAEs in <folder>: a, b)`` as a phrase, or ``""`` when none passes."""
         names = ", ".join(os.path.basename(a.path) for a in self.passing[:3])
-        return f" (passing VAEs in {self.folder}: {names})" if names else ""
+        return Phrase("vae.instead", {"folder": self.folder, "names": names}) if names else ""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON ``vae_test`` field."""
