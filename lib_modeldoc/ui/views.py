@@ -280,7 +280,7 @@ def _vae_section(test: VaeTestResult, findings: Iterable[Finding], language: Lan
     passing = [a.path for a in test.passing]
     if passing and any(f.id.startswith("vae.") for f in findings):
         names = ", ".join(os.path.basename(path) for path in passing[:3])
-        out += f"<p>{text('tab.vae.use_passing', language, names=f'<code>{e(names)}</code>')}</p>"
+        out += f"<p>{text('tab.vae.use_passing', language, names=e(names))}</p>"
     data = base64.b64encode(png_bytes(side_by_side(test.original, test.decoded))).decode("ascii")
     out += (f'<p>{e(text("tab.vae.image", language))}</p>'
             f'<img class="modeldoc-vae-image" alt="{e(text("tab.vae.image_alt", language))}" '
