@@ -23,8 +23,8 @@ from ..dtypes import DTYPES
 from ..errors import PlanError
 from ..io.model import ModelFile
 from ..io.tensor import TensorInfo
-from ..report.advice import Note, Remedy, count
-from ..report.messages import Phrase
+from ..report.advice import Note, Remedy
+from ..report.messages import Counted, Phrase
 from .plan import CAST, COPY, Drop, Entry, Plan
 
 __all__ = ["Casting", "stored", "stamped", "PlanBuilder"]
@@ -54,11 +54,11 @@ class Casting:
             return dtype if dtype in ("F16", "BF16") or dtype in FP8_DTYPES else sixteen_bit_for(dtype)
         return target
 
-    def kept_line(self) -> str | None:
+    def kept_line(self) -> Note | None:
         """The change line saying how many tensors kept 16 bit in an fp8 output (``None``: none did)."""
         if not self.kept_16bit:
             return None
-        return f"kept {count(self.kept_16bit, 'tensor')} (norms, biases, embedders) in 16 bit, not fp8"
+        return Note.worded("plan.kept_16bit", tensors=Counted("tensor", self.kept_16bit))
 
 
 def stored(key: str, source: TensorInfo, dtype: str, **extra: object) -> Entry:

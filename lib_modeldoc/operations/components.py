@@ -16,7 +16,8 @@ from ..arch.parts import Part, find_part, identify_model
 from ..checks.context import POSITION_IDS
 from ..errors import IncompatibleComponentError, PlanError
 from ..io.model import ModelFile
-from ..report.advice import Note, Remedy, count
+from ..report.advice import Note, Remedy
+from ..report.messages import Counted
 from .builder import Casting, PlanBuilder, stamped, stored
 from .convert import PRECISIONS, check_format, check_precision, position_ids_entry
 from .plan import Entry, Plan
@@ -92,7 +93,8 @@ def plan_export(
         if part is None:
             raise PlanError(f"{model.path}: this {ident.architecture} has no {slot_name} to export")
         if not part.complete:
-            warnings.append(f"the {slot_name} is incomplete ({count(len(part.tensors), 'tensor')}); the export is too")
+            warnings.append(Note.worded("plan.export_incomplete", part=slot_name,
+                                        tensors=Counted("tensor", len(part.tensors))))
         facts = component_facts(part.component)
         if facts is None or part.base not in facts.export_as:
             raise PlanError(f"{model.path}: the {slot_name} of a {ident.architecture} has no file format of its own")
@@ -231,10 +233,10 @@ def plan_build(
                 )
             source = None
         if source is None:
-            message = f"no {slot.component} given for {arch}"
             if not allow_missing:
-                raise PlanError(message, remedy=(Remedy.give(option), Remedy.ALLOW_MISSING))
-            warnings.append(f"{message}: the WebUI keeps the previous model's {slot.component} when it loads this file")
+                raise PlanError.worded("error.build.part_missing", remedy=(Remedy.give(option), Remedy.ALLOW_MISSING),
+                                       part=slot.component, arch=arch)
+            warnings.append(Note.worded("plan.part_missing", part=slot.component, arch=arch))
             continue
         part = _source_part(source, slot.component, "the new model", arch)
         _check_fit(part, slot.tables, "the new model", arch)
