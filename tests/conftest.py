@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import sys
 
 import numpy as np
@@ -134,3 +135,12 @@ def english_locale(monkeypatch):
     for name in ("LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "C.UTF-8")
+
+
+@pytest.fixture(autouse=True)
+def free_the_disk(tmp_path):
+    """Remove a test's temporary folder when it ends. Outputs written from sparse real-size samples are
+    not sparse (2-7 GB each), and pytest keeps every folder of a run until a later run prunes it: a
+    whole run left 17 GB behind, enough to fill a CI disk before the next pass (gradio 4, Windows I/O)."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def free_the_disk(tmp_path):
-    """Remove a test's outputs when it ends: real-shape folders and files written from sparse sources are not
-    sparse (a few GB each), and a whole run would otherwise keep tens of GB until pytest prunes its temp dirs."""
-    yield
-    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
