@@ -225,3 +225,27 @@ def test_merge_inputs_resolve_by_autov1_then_sha256(tmp_path, cli, model):
     code, out, _ = cli("meta", merged, "--models", lib, "--json")
     found = {m["name"]: m["found"] for m in json.loads(out)["merge_models"]}
     assert found == {"A": a, "B": b, "gone": None, "same AutoV1, other file": None}
+
+
+def test_merge_inputs_take_a_cached_sha256_without_reading_the_file(tmp_path, monkeypatch):
+    """The tab passes the WebUI's hash cache: a candidate it knows is matched by that SHA-256 alone
+    (the journey in a real WebUI took 44-50 s hashing 2 GB candidates the WebUI had already hashed),
+    and an input without a legacy hash is found too."""
+    from lib_modeldoc.operations import meta as meta_module
+
+    lib = tmp_path / "models"
+    lib.mkdir()
+    a = big_model(lib, "a.safetensors", 1)
+    b = big_model(lib, "b.safetensors", 2)
+    digest_a, digest_b = sha256_of(a), sha256_of(b)
+    inputs = [MergeInput(digest_a, "A", autov1(a)), MergeInput(digest_b, "B, no legacy hash", "")]
+    candidates = [a, b]
+    assert [r.found for r in resolve_merge_inputs(inputs, candidates)] == [a, None]
+
+    def no_full_read(path):
+        raise AssertionError(f"{path} hashed in full although its SHA-256 was cached")
+
+    monkeypatch.setattr(meta_module, "_sha256_file", no_full_read)
+    cache = {a: digest_a, b: digest_b}
+    resolved = resolve_merge_inputs(inputs, candidates, known_sha256=cache.get)
+    assert [r.found for r in resolved] == [a, b]

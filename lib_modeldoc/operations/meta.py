@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,14 +240,16 @@ def edit_metadata(
 
 
 def resolve_merge_inputs(
-    inputs: Iterable[MergeInput], candidates: Iterable[str | os.PathLike[str]]
+    inputs: Iterable[MergeInput], candidates: Iterable[str | os.PathLike[str]],
+    known_sha256: Callable[[str], str | None] | None = None,
 ) -> tuple[MergeInput, ...]:
     """Find each merge input among ``candidates`` (paths of the user's model files).
 
     A candidate is hashed in full only when its AutoV1 (64 KiB at 1 MiB) equals the input's
     legacy hash, so resolving against a whole models folder costs one small read per file.
     Inputs without a legacy hash are matched by full SHA-256 only against candidates already
-    hashed. Unreadable candidates are skipped.
+    hashed. Unreadable candidates are skipped. ``known_sha256`` (e.g. the WebUI's hash cache) gives a
+    candidate's SHA-256 when it is known for the file as it is now: such a file is not read at all.
     """
     wanted = list(inputs)
     by_legacy: dict[str, list[int]] = {}
@@ -258,6 +260,10 @@ def resolve_merge_inputs(
     hashed: dict[str, str] = {}  # sha256 -> path
     for candidate in candidates:
         path = os.fspath(candidate)
+        cached = known_sha256(path) if known_sha256 is not None else None
+        if cached:
+            hashed.setdefault(cached.lower(), path)
+            continue
         try:
             legacy = _autov1(path)
         except OSError:

@@ -62,7 +62,7 @@ def inspect_file(path: str, *, scan: bool = False, identify_components: bool = F
     dropped_by = host.name if host is not None and getattr(host, "clip_ids", None) is ClipIds.DROPPED else None
     language = host_language(host)
     details = views.details_html(report, dropped_by=dropped_by, language=language)
-    cached = _cached_sha256(hash_cache, path)
+    cached = cached_sha256(hash_cache, path)
     if cached:
         details += views.cached_hash_html(cached, language)
     return Inspection(report, views.verdict_html(report, dropped_by=dropped_by, language=language),
@@ -75,7 +75,8 @@ def host_language(host: Host | None) -> Language:
     return Language(getattr(host, "language", None) or Language.EN)
 
 
-def _cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:
+def cached_sha256(hash_cache: HashCache | None, path: str) -> str | None:
+    """The SHA-256 the host's cache holds for ``path`` as it is now, or ``None`` (no cache, stale, broken)."""
     if hash_cache is None:
         return None
     try:
@@ -291,7 +292,7 @@ def hashes(path: str, job: JobContext, hash_cache: HashCache | None = None,
     """
     from ..analysis.hashing import hash_file
 
-    result = hash_file(path, progress=job_progress(job, "hashing"), known_sha256=_cached_sha256(hash_cache, path))
+    result = hash_file(path, progress=job_progress(job, "hashing"), known_sha256=cached_sha256(hash_cache, path))
     if hash_cache is not None and not result.sha256_cached:
         try:
             hash_cache.store(path, result.sha256)

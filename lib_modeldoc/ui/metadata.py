@@ -63,16 +63,19 @@ def require_safetensors(path: str) -> None:
 def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataForm:
     """Read ``path``'s metadata for the form; the merge recipe's models are looked up among the host's checkpoints.
 
-    Looking them up reads 64 KiB of each checkpoint (a full read only where that matches), so it
-    runs as a job; ``job`` stops it between files.
+    Looking them up takes a checkpoint's SHA-256 from the host's hash cache when the WebUI has
+    hashed it, else reads 64 KiB of it (a full read only where that matches), so it runs as a job;
+    ``job`` stops it between files.
     """
     require_safetensors(path)
     view = read_metadata(path)
     checkpoints = host.checkpoints()
     if view.merge_models:
         candidates = [c.path for c in checkpoints if os.path.realpath(c.path) != os.path.realpath(path)]
+        cache = getattr(host, "hash_cache", None)  # the WebUI's: files it has hashed are not read again
         found = resolve_merge_inputs(view.merge_models, _stoppable(candidates, job, actions.host_language(host))
-                                     if job is not None else candidates)
+                                     if job is not None else candidates,
+                                     known_sha256=lambda p: actions.cached_sha256(cache, p))
         view = MetadataView(view.path, view.metadata, view.fields, view.merge_recipe, found, view.undecodable)
     common = set(COMMON_FIELDS.values())
     other = {k: v for k, v in sorted(view.metadata.items()) if k not in common}

@@ -98,6 +98,40 @@ def test_load_shows_fields_other_keys_and_the_recipe_with_the_users_model(driver
     assert out["modeldoc_meta_out_name"] == "merge-meta.safetensors"
 
 
+class DictHashCache:
+    """The WebUI's hash cache as the tab sees it (lookup/store), holding what the WebUI hashed."""
+
+    def __init__(self, known):
+        self.known = dict(known)
+
+    def lookup(self, path):
+        return self.known.get(path)
+
+    def store(self, path, sha256):
+        self.known[path] = sha256
+
+
+def test_the_recipe_takes_the_webuis_cached_hashes_and_reads_no_file_in_full(folder, monkeypatch):
+    """A real WebUI spent 44-50 s hashing 2 GB checkpoints it had already hashed; with the cache the
+    candidates are not read, and an input recorded without a legacy hash is found as well."""
+    from lib_modeldoc.operations import meta as meta_module
+
+    parent_a = str(folder / "Stable-diffusion" / "parent-a.safetensors")
+    models = {sha256_of(parent_a): {"name": "parentA.safetensors"}}  # no legacy_hash: AutoV1 cannot find it
+    source = write_model(folder / "Stable-diffusion" / "merge2.safetensors", seed=3,
+                         metadata={"sd_merge_models": json.dumps(models)})
+    host = LoadedHost(str(folder))
+    host.hash_cache = DictHashCache({c.path: sha256_of(c.path) for c in host.checkpoints()})
+
+    def no_full_read(path):
+        raise AssertionError(f"{path} hashed in full although the WebUI's cache has it")
+
+    monkeypatch.setattr(meta_module, "_sha256_file", no_full_read)
+    out = Driver(build_ui(host)).click("modeldoc_meta_load", modeldoc_model=source)
+    label = next(c.label for c in host.checkpoints() if c.path.endswith("parent-a.safetensors"))
+    assert f'<td class="modeldoc-ok">{label}</td>' in out["modeldoc_meta_recipe"], out["modeldoc_meta_recipe"]
+
+
 def test_save_as_new_file_keeps_autov3_changes_autov2_and_never_overwrites(driver, folder):
     drv, host = driver
     source = merge_path(folder)
