@@ -448,6 +448,7 @@ SDXL_FP16 = "sdxl-fp16.safetensors"
 SD_VAE = "sd-vae-fp16.safetensors"
 INSPECT_GOAL = Goal(wall_s=0.5, rss_mb=120)
 READ, SHA256, SHA256_TWO, STARTUP = "read pass", "sha256 pass", "2 sha256 streams", "python start-up"
+READ_WRITE = "read + write"  # read the sources, write and fsync as many bytes as the job's output
 NO_LIBDEFLATE = (("MODELDOC_NO_LIBDEFLATE", "1"),)  # CRC-32 by zlib, as where the system has no libdeflate
 CONVERT_GOAL = Goal(wall_s=12, rss_mb=1000)
 
@@ -456,12 +457,12 @@ JOBS: list[Job] = [
     Job("inspect-json", ("inspect", "{file}", "--json"), (SD15_CKPT,), INSPECT_GOAL, floor=STARTUP),
     # Prune + fp16 of the 8 GB fp32 .ckpt (EMA, junk, broken CLIP) to a 2.1 GB .safetensors.
     Job("convert", ("convert", "{file}", "-o", "{out}", "--fix-clip"), (SD15_CKPT,), CONVERT_GOAL,
-        out_suffix=".safetensors", floor=READ),
+        out_suffix=".safetensors", floor=READ_WRITE),
     # A plain prune of an fp16 model (nothing to drop or cast: a streamed copy).
     Job("convert-prune", ("convert", "{file}", "-o", "{out}"), (SD15_FP16,), Goal(wall_s=12, rss_mb=1000),
-        out_suffix=".safetensors", floor=READ),
+        out_suffix=".safetensors", floor=READ_WRITE),
     Job("convert-ckpt", ("convert", "{file}", "-o", "{out}"), (SD15_CKPT,), CONVERT_GOAL, out_suffix=".ckpt",
-        floor=READ),
+        floor=READ_WRITE),
     Job("export-vae", ("export", "{file}", "--component", "vae", "-o", "{out}"), (SDXL_FP16,),
         out_suffix=".safetensors"),
     Job("replace-vae", ("replace", "{file0}", "--component", "vae", "--from", "{file1}", "-o", "{out}"),
@@ -530,6 +531,23 @@ _SHA256_ALL = (
     "            h.update(block)\n"
 )
 
+# What a conversion cannot beat: read its sources once, write as many bytes as its output (known from
+# the warm-up run) into a file beside the samples, fsync it (as the writer does) and remove it.
+_READ_WRITE = (
+    "import os, sys\n"
+    "out, size = sys.argv[1], int(sys.argv[2])\n"
+    "buffer = bytearray(16 << 20)\n"
+    "for path in sys.argv[3:]:\n"
+    "    with open(path, 'rb', buffering=0) as f:\n"
+    "        while f.readinto(buffer):\n"
+    "            pass\n"
+    "with open(out, 'wb', buffering=0) as f:\n"
+    "    while size > 0:\n"
+    "        size -= f.write(memoryview(buffer)[:min(size, len(buffer))])\n"
+    "    os.fsync(f.fileno())\n"
+    "os.remove(out)\n"
+)
+
 # What hash cannot beat while it computes AutoV3: the file's SHA-256 and the data section's
 # (from 8 + header length), each in its own thread reading its own blocks.
 _SHA256_TWO = (
@@ -551,13 +569,15 @@ _SHA256_TWO = (
 )
 
 # The floor of a job, timed in the same run, each floor run just before the job's run: a read-only
-# pass over the job's files, one hashlib SHA-256 pass over them, or bare Python start-up. A busy
+# pass over the job's files, that pass plus writing and fsyncing as many bytes as the job writes,
+# one hashlib SHA-256 pass over them, or bare Python start-up. A busy
 # machine slows both alike, so the ratio job/floor means something where the seconds do not.
 FLOORS: dict[str, tuple[str, ...]] = {
     READ: ("-c", _READ),
     SHA256: ("-c", _SHA256_ALL),
     SHA256_TWO: ("-c", _SHA256_TWO),
     STARTUP: ("-c", "pass"),
+    READ_WRITE: ("-c", _READ_WRITE),  # + the scratch file, the output's size, the sources (floor_argv)
 }
 # Start-up references printed once per run (same interleaving): Python alone, Python + numpy.
 REFERENCES: dict[str, tuple[str, ...]] = {"python -c pass": ("-c", "pass"), "python -c 'import numpy'": ("-c", "import numpy")}
@@ -696,6 +716,21 @@ def output_folder(job: Job, cache: str) -> Iterator[str | None]:
             os.rmdir(scratch)  # only when empty
 
 
+def floor_argv(floor: str, sources: tuple[str, ...], cache: str, output_size: int) -> list[str]:
+    """The arguments of a floor's ``python -c`` run over the job's ``sources``."""
+    if floor == STARTUP:
+        return list(FLOORS[floor])
+    if floor == READ_WRITE:
+        scratch = os.path.join(cache, f"floor-write-{os.getpid()}.tmp")
+        return [*FLOORS[floor], scratch, str(output_size), *sources]
+    return [*FLOORS[floor], *sources]
+
+
+def folder_size(folder: str) -> int:
+    """Bytes of the files a run wrote into ``folder``."""
+    return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+
+
 def job_argv(job: Job, python: str, files: FileSet, outdir: str | None) -> list[str]:
     prefix = [python, "-m", "lib_modeldoc"] if job.runner == "modeldoc" else [python]
     return prefix + expand(job.argv_template, files, outdir, job.out_suffix)
@@ -765,13 +800,15 @@ def measure(job: Job, files: FileSet, paths: dict[str, str], python: str, repeat
     real = tuple(paths[f] for f in files)
     result = Result(f"{job.name} ({job.note})" if job.note else job.name, list(files), sum(os.path.getsize(p) for p in real), job.baseline,
                     job.goal.describe() if job.goal else None, loadavg_before=os.getloadavg()[0], floor=job.floor)
+    output_size = 0  # of the last run: the read + write floor writes as much (0 before the warm-up)
     for attempt in range(repeat + 1):
         floor = None
         if job.floor is not None:  # interleaved: the floor's run, then the job's, under the same load
-            floor = run_child([python, *FLOORS[job.floor], *(real if job.floor != STARTUP else ())])
+            floor = run_child([python, *floor_argv(job.floor, real, cache, output_size)])
         load = os.getloadavg()[0]
         with output_folder(job, cache) as outdir:
             run = run_child(job_argv(job, python, real, outdir), job.env)
+            output_size = folder_size(outdir) if outdir is not None else 0
         if run.returncode != 0:
             last = run.stderr_tail.strip().splitlines()
             result.error = f"exit {run.returncode}: {last[-1] if last else '(no stderr)'}"

@@ -33,8 +33,9 @@ def bench():
 def test_every_reading_job_has_a_floor(bench):
     floors = {job.name: job.floor for job in bench.JOBS}
     assert floors["inspect"] == bench.STARTUP
-    assert floors["convert"] == floors["inspect-scan"] == bench.READ
-    assert set(bench.FLOORS) == {bench.READ, bench.SHA256, bench.SHA256_TWO, bench.STARTUP}
+    assert floors["inspect-scan"] == floors["compare"] == bench.READ
+    assert floors["convert"] == floors["convert-prune"] == floors["convert-ckpt"] == bench.READ_WRITE
+    assert set(bench.FLOORS) == {bench.READ, bench.READ_WRITE, bench.SHA256, bench.SHA256_TWO, bench.STARTUP}
     hashes = [(job.floor, job.env) for job in bench.JOBS if job.name == "hash"]
     # one SHA-256 pass and two side by side; with libdeflate where the system has it, and without
     assert hashes == [(bench.SHA256, ()), (bench.SHA256_TWO, ()), (bench.SHA256, bench.NO_LIBDEFLATE)]
@@ -51,6 +52,20 @@ def test_the_two_stream_floor_hashes_the_file_and_its_data_section(bench, tmp_pa
     n = int.from_bytes(data[:8], "little")
     assert sorted(done.stdout.split()) == sorted(["0", hashlib.sha256(data).hexdigest(),
                                                   str(8 + n), hashlib.sha256(data[8 + n:]).hexdigest()])
+
+
+def test_the_read_write_floor_reads_the_sources_and_writes_the_outputs_size(bench, tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"x" * 3_000_000)
+    argv = bench.floor_argv(bench.READ_WRITE, (str(source),), str(tmp_path), 40_000_123)
+    scratch = argv[2]
+    probe = argv[1].replace("os.remove(out)", "print(os.path.getsize(out)); os.remove(out)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv[2:]], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["40000123"]
+    assert not os.path.exists(scratch)  # removed, nothing left beside the samples
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_bytes(b"1" * 10)
+    assert bench.folder_size(str(tmp_path / "out")) == 10
 
 
 def test_a_job_runs_with_its_environment(bench):
