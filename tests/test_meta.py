@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import struct
 
 import pytest
@@ -249,3 +250,23 @@ def test_merge_inputs_take_a_cached_sha256_without_reading_the_file(tmp_path, mo
     cache = {a: digest_a, b: digest_b}
     resolved = resolve_merge_inputs(inputs, candidates, known_sha256=cache.get)
     assert [r.found for r in resolved] == [a, b]
+
+
+def test_merge_inputs_stop_searching_once_every_input_is_found(tmp_path, monkeypatch):
+    """A real WebUI folder holds converted copies of a model whose AutoV1 matches the recipe's: once
+    the input is found (here through the cache), no further copy is hashed in full."""
+    from lib_modeldoc.operations import meta as meta_module
+
+    lib = tmp_path / "models"
+    lib.mkdir()
+    original = big_model(lib, "a.safetensors", 1)
+    copy = str(lib / "a-copy.safetensors")
+    shutil.copyfile(original, copy)
+    inputs = [MergeInput(sha256_of(original), "A", autov1(original))]
+
+    def no_full_read(path):
+        raise AssertionError(f"{path} hashed in full after every input was found")
+
+    monkeypatch.setattr(meta_module, "_sha256_file", no_full_read)
+    resolved = resolve_merge_inputs(inputs, [original, copy], known_sha256={original: sha256_of(original)}.get)
+    assert [r.found for r in resolved] == [original]

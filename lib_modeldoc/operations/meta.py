@@ -250,6 +250,7 @@ def resolve_merge_inputs(
     Inputs without a legacy hash are matched by full SHA-256 only against candidates already
     hashed. Unreadable candidates are skipped. ``known_sha256`` (e.g. the WebUI's hash cache) gives a
     candidate's SHA-256 when it is known for the file as it is now: such a file is not read at all.
+    The search stops as soon as every input is found, so candidates with known hashes go first.
     """
     wanted = list(inputs)
     by_legacy: dict[str, list[int]] = {}
@@ -258,7 +259,12 @@ def resolve_merge_inputs(
             by_legacy.setdefault(item.legacy_hash.lower(), []).append(index)
     found: dict[int, str] = {}
     hashed: dict[str, str] = {}  # sha256 -> path
+    def all_found() -> bool:
+        return all(index in found or item.sha256.lower() in hashed for index, item in enumerate(wanted))
+
     for candidate in candidates:
+        if all_found():
+            break
         path = os.fspath(candidate)
         cached = known_sha256(path) if known_sha256 is not None else None
         if cached:

@@ -73,9 +73,10 @@ def load_form(path: str, host: Host, job: JobContext | None = None) -> MetadataF
     if view.merge_models:
         candidates = [c.path for c in checkpoints if os.path.realpath(c.path) != os.path.realpath(path)]
         cache = getattr(host, "hash_cache", None)  # the WebUI's: files it has hashed are not read again
+        known = {p: actions.cached_sha256(cache, p) for p in candidates}
+        candidates.sort(key=lambda p: known[p] is None)  # those first: the search stops once all are found
         found = resolve_merge_inputs(view.merge_models, _stoppable(candidates, job, actions.host_language(host))
-                                     if job is not None else candidates,
-                                     known_sha256=lambda p: actions.cached_sha256(cache, p))
+                                     if job is not None else candidates, known_sha256=known.get)
         view = MetadataView(view.path, view.metadata, view.fields, view.merge_recipe, found, view.undecodable)
     common = set(COMMON_FIELDS.values())
     other = {k: v for k, v in sorted(view.metadata.items()) if k not in common}
