@@ -5,7 +5,6 @@ No torch here: :mod:`lib_modeldoc.analysis.vae_test` runs the VAE and fills a :c
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ if TYPE_CHECKING:  # numpy only where values are computed: rendering a report mu
 from ..report.advice import Repair
 from ..report.data import Finding, Severity
 from ..report.messages import Language, Phrase, text
+from ..strenum import StrEnum
 
 __all__ = [
     "FP16_MAX", "BF16_MAX", "FAR_BELOW_DB", "CONSTANT_STD", "SATURATED_SHARE", "SAME_LATENT_SPACE",
@@ -32,7 +32,7 @@ SATURATED_SHARE = 0.5  # more than this share of decoded values clipped at black
 SAME_LATENT_SPACE = 0.8  # mean per-channel latent correlation of two VAEs sharing a latent space
 
 
-class Fp16Mode(str, enum.Enum):
+class Fp16Mode(StrEnum):
     """How the confirming half-precision pass runs."""
 
     AUTO = "auto"  # native on an accelerator; emulated on the CPU (native fp16 conv is ~100x slower there)
@@ -41,7 +41,7 @@ class Fp16Mode(str, enum.Enum):
     NONE = "none"  # no confirming pass; the fp32 peaks still predict overflow
 
 
-class Fp16Run(str, enum.Enum):
+class Fp16Run(StrEnum):
     """What the half-precision pass showed."""
 
     NONFINITE = "nonfinite"  # NaN/Inf in the fp16 output: black images confirmed

@@ -15,7 +15,6 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..arch.diffusers_map import (
 from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CLIP_G, XL_CLIP_L
 from ..dtypes import DTYPES
 from ..errors import ModelReadError
+from ..strenum import StrEnum
 from .model import ModelFile, ModelFormat, open_model
 from .tensor import TensorInfo
 
@@ -40,7 +40,7 @@ MODEL_INDEX = "model_index.json"
 CONFIG = "config.json"
 
 
-class Pipeline(str, Enum):
+class Pipeline(StrEnum):
     """The diffusers pipeline classes this reader knows."""
 
     SD = "StableDiffusionPipeline"
@@ -64,7 +64,7 @@ PIPELINE_BY_INPUT: Mapping[tuple[bool, int], Pipeline] = {
 }
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """What a component is, which decides its key map."""
 
     UNET = "unet"

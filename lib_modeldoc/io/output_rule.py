@@ -8,13 +8,13 @@ report of the same name, but never a model: whether a file is a model is told by
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Iterable
 
 from ..errors import OutputError
 from ..report.advice import Remedy
-from .paths import native_path
+from ..strenum import StrEnum
+from .paths import native_path, same_file
 from .sniff import MODEL_SUFFIXES, Format, sniff_bytes
 
 __all__ = ["OutputKind", "check_output", "is_model_file", "MODEL_SUFFIXES"]
@@ -22,7 +22,7 @@ __all__ = ["OutputKind", "check_output", "is_model_file", "MODEL_SUFFIXES"]
 _MODEL_FORMATS = (Format.SAFETENSORS, Format.TORCH_ZIP, Format.TORCH_LEGACY)
 
 
-class OutputKind(str, enum.Enum):
+class OutputKind(StrEnum):
     """What is written: a model (replaced only with ``overwrite``) or a report (plot, CSV, JSON)."""
 
     MODEL = "model"
@@ -39,15 +39,6 @@ def is_model_file(path: str) -> bool:
     except OSError:
         return False
     return sniff_bytes(head, os.path.basename(path)) in _MODEL_FORMATS
-
-
-def _same(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(native_path(a), native_path(b))
-    except OSError:
-        return False
 
 
 def check_output(
@@ -72,10 +63,10 @@ def check_output(
     """
     target = native_path(os.path.abspath(path))  # Windows: a long path in its \\?\ form, or it "does not exist"
     for source in sources:
-        if source and _same(source, target):
+        if source and same_file(source, target):
             raise OutputError.worded("error.output.is_source", path=path, source=source)
     for loaded in protected:
-        if loaded and _same(loaded, target):
+        if loaded and same_file(loaded, target):
             raise OutputError.worded("error.output.loaded", path=path)
     if os.path.isdir(target):
         raise OutputError.worded("error.output.directory", path=path)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ntpath
 import os
 
-__all__ = ["native_path", "LONG_PATH"]
+__all__ = ["native_path", "same_file", "LONG_PATH"]
 
 # CreateDirectory's limit (MAX_PATH less room for an 8.3 file name); files allow 259 characters.
 LONG_PATH = 248
@@ -35,3 +35,13 @@ def native_path(path: str | os.PathLike[str], *, os_name: str = os.name) -> str:
     if full.startswith("\\\\"):  # \\server\share\... -> \\?\UNC\server\share\...
         return _PREFIX + "UNC\\" + full[2:]
     return _PREFIX + full
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same real path, or the same file through a hard link."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(native_path(a), native_path(b))
+    except OSError:
+        return False

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
+
+from ..strenum import StrEnum
 
 __all__ = ["Format", "sniff_bytes", "MODEL_SUFFIXES", "PICKLE_SUFFIXES"]
 
@@ -17,7 +18,7 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, ".sft")
 
 
-class Format(str, enum.Enum):
+class Format(StrEnum):
     """What a file's bytes say it is."""
 
     SAFETENSORS = "safetensors"

@@ -10,7 +10,6 @@ appear complete (they are renamed into place after they are checked).
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 from dataclasses import dataclass
@@ -21,12 +20,13 @@ from ..arch.identify import identify_model
 from ..errors import ModelDocError, PlanError
 from ..io.model import open_model
 from ..report.advice import Note, Remedy
+from ..strenum import StrEnum
 
 __all__ = ["BatchAction", "BatchItem", "plan_batch"]
 
 
 
-class BatchAction(str, enum.Enum):
+class BatchAction(StrEnum):
     """What the batch does with one file."""
 
     CONVERT = "convert"

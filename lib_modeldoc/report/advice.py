@@ -9,14 +9,15 @@ every id has wording in both.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from typing import Any
+
+from ..strenum import StrEnum
 
 __all__ = ["Repair", "Remedy", "Note", "remedies_of", "worded", "count"]
 
 
-class Repair(str, enum.Enum):
+class Repair(StrEnum):
     """What fixes a finding (``Finding.repair``; ``repair`` in ``inspect --json``)."""
 
     FIX_CLIP = "fix_clip"
@@ -35,7 +36,7 @@ class Repair(str, enum.Enum):
     """Run the VAE in fp32 in the WebUI."""
 
 
-class Remedy(str, enum.Enum):
+class Remedy(StrEnum):
     """What a user can do about an error or a note in a plan."""
 
     OVERWRITE = "overwrite"

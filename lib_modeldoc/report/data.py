@@ -7,12 +7,12 @@ server's routes). :func:`verdict` is the one judgement of a report that every fr
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
+from ..strenum import StrEnum
 from .advice import Repair
 from .messages import Language, text
 
@@ -34,7 +34,7 @@ FINDING_KEYS_SHOWN = 20
 """How many of a finding's keys its JSON form lists."""
 
 
-class Severity(str, enum.Enum):
+class Severity(StrEnum):
     """How much a finding matters."""
 
     INFO = "info"
@@ -244,7 +244,7 @@ class Report:
         return out
 
 
-class Health(str, enum.Enum):
+class Health(StrEnum):
     """The verdict on a file, from its worst finding."""
 
     HEALTHY = "healthy"

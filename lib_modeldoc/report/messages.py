@@ -12,7 +12,6 @@ the WebUI tab follows the WebUI's *Localization* setting (:func:`language_from_w
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
@@ -22,12 +21,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ..strenum import StrEnum
+
 __all__ = ["Language", "Phrase", "Counted", "Listed", "text", "language_for_stream", "counted", "plural_form", "PLURAL_FORMS", "language_from_locale", "language_from_webui", "templates", "fields"]
 
 _LOCALES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locales")
 
 
-class Language(str, enum.Enum):
+class Language(StrEnum):
     """The languages the catalogue speaks."""
 
     EN = "en"

@@ -17,6 +17,7 @@ from ..checks.diagnose import inspect_model
 from ..errors import Cancelled, ModelDocError, OutputError
 from ..io.atomic import Partial, find_partials
 from ..io.model import open_model
+from ..io.paths import same_file
 from ..io.sniff import MODEL_SUFFIXES
 from ..progress import Progress
 from ..report.data import Report
@@ -317,11 +318,7 @@ def loaded_conflict(output: str, host: Host | None) -> ModelDocError | None:
     with the file, so it is refused whether or not "Overwrite" is ticked.
     """
     loaded = host.loaded_checkpoint() if host is not None else None
-    try:
-        same = bool(loaded) and os.path.exists(output) and os.path.samefile(output, loaded)
-    except OSError:
-        same = False
-    if not same:
+    if not (loaded and os.path.exists(output) and same_file(output, loaded)):
         return None
     return tab_error(OutputError, "tab.plan.loaded", name=os.path.basename(output), program=host.name)
 

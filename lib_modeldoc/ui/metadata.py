@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Cancelled, ModelReadError, OutputError, PlanError
+from ..io.paths import same_file
 from ..io.sniff import Format, sniff_bytes
 from ..operations.meta import (
     COMMON_FIELDS, EditResult, MetadataEdit, MetadataView, edit_metadata, read_metadata, resolve_merge_inputs,
@@ -135,7 +136,7 @@ def output_for(source: str, name: str | None, in_place: bool, host: Host | None)
         OutputError: in place on the checkpoint the host has loaded, or a place the host does not write to.
     """
     if in_place:
-        if host is not None and (loaded := host.loaded_checkpoint()) and _same(loaded, source):
+        if host is not None and (loaded := host.loaded_checkpoint()) and same_file(loaded, source):
             raise tab_error(OutputError, "tab.meta.loaded_in_place", name=os.path.basename(source), program=host.name)
         output = source
     else:
@@ -158,13 +159,6 @@ def save_form(source: str, fields: Mapping[str, str | None], other_json: str | N
             raise conflict
     return edit_metadata(source, output, MetadataEdit(replace=metadata), overwrite=False, in_place=in_place,
                          progress=actions.job_progress(job, "saving"))
-
-
-def _same(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 # --- HTML ----------------------------------------------------------------------------------------
