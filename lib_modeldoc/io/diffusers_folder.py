@@ -27,6 +27,7 @@ from ..arch.families import REFINER_CLIP_G, SD1_CLIP, SD2_CLIP, UNET, VAE, XL_CL
 from ..dtypes import DTYPES
 from ..errors import ModelReadError
 from ..strenum import StrEnum
+from .buffers import BufferRing
 from .model import ModelFile, ModelFormat, open_model
 from .tensor import TensorInfo
 
@@ -295,7 +296,7 @@ class DiffusersFolder(ModelFile):
         return super().read_bytes(info)
 
     def read_chunks(self, key: str | TensorInfo, chunk_bytes: int = 32 << 20,
-                    buffer: bytearray | None = None) -> Iterator[bytes | memoryview]:
+                    buffer: bytearray | BufferRing | None = None) -> Iterator[bytes | memoryview]:
         info = key if isinstance(key, TensorInfo) else self._lookup(key)
         if info.key in self._fused:  # q, k, v one after the other: the fused projection's bytes
             for model, own in self._fused[info.key]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..dtypes import DTYPES, to_float32
 from ..errors import ModelReadError
 from ..strenum import StrEnum
+from .buffers import BufferRing
 from .paths import native_path
 from .positioned import PositionedFile
 from .regular import open_regular
@@ -129,13 +130,15 @@ class ModelFile(Mapping[str, TensorInfo]):
         return self.read_raw(info).tobytes()
 
     def read_chunks(
-        self, key: str | TensorInfo, chunk_bytes: int = 32 << 20, buffer: bytearray | None = None
+        self, key: str | TensorInfo, chunk_bytes: int = 32 << 20, buffer: bytearray | BufferRing | None = None
     ) -> Iterator[bytes | memoryview]:
         """A tensor's bytes (as :meth:`read_bytes`) in pieces of at most ``chunk_bytes``.
 
         Pieces end on element boundaries, so each can be cast on its own; memory stays bounded
         whatever the tensor's size. With ``buffer``, pieces are read into it and yielded as
-        views of it: each is valid only until the next one is requested.
+        views of it: each is valid only until the next one is requested. With a
+        :class:`~lib_modeldoc.io.buffers.BufferRing`, pieces fill its buffers in turn and each
+        stays valid until its buffer's turn comes again.
         """
         info = key if isinstance(key, TensorInfo) else self._lookup(key)
         if info.strides is not None or info.array is not None or info.member is not None or not info.numel:
@@ -149,7 +152,7 @@ class ModelFile(Mapping[str, TensorInfo]):
             if buffer is None:
                 yield self._pread(info, info.data_offset + start, length)
                 continue
-            view = memoryview(buffer)[:length]
+            view = memoryview(buffer.next() if isinstance(buffer, BufferRing) else buffer)[:length]
             assert self._file is not None
             if self._file.readinto_at(view, info.data_offset + start) != length:
                 raise ModelReadError(f"{self.path}: file is truncated: tensor '{info.key}' runs past its end")

@@ -9,6 +9,7 @@ cast to floats.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 
@@ -28,13 +29,16 @@ def torch_available() -> bool:
 
 
 class Caster:
-    """Casts chunks into one reusable output buffer (no allocation per chunk with torch).
+    """Casts chunks into reusable output buffers (no allocation per chunk with torch).
 
-    The returned buffer is valid until the next call.
+    With ``outputs`` buffers used in turn, a result stays valid until ``outputs`` more calls
+    have been made (one by default: until the next call). The writer keeps two, so one chunk
+    can be written while the next is cast.
     """
 
-    def __init__(self) -> None:
-        self._out = None
+    def __init__(self, outputs: int = 1) -> None:
+        self._outs: list[Any] = [None] * outputs
+        self._turn = 0
 
     def __call__(self, data: bytes | bytearray | memoryview, src: str, dst: str) -> bytes | memoryview | np.ndarray:
         if src == dst:
@@ -47,28 +51,47 @@ class Caster:
             return self._torch(data, src, dst)
         return _cast_numpy(data, src, dst)
 
+    def _output(self, nbytes: int) -> Any:
+        import torch
+
+        turn, self._turn = self._turn, (self._turn + 1) % len(self._outs)
+        out = self._outs[turn]
+        if out is None or out.numel() < nbytes:
+            out = self._outs[turn] = torch.empty(max(nbytes, 1), dtype=torch.uint8)
+        return out[:nbytes]
+
     def _torch(self, data: bytes | bytearray | memoryview, src: str, dst: str) -> np.ndarray:
         import torch
 
         writable = not (isinstance(data, bytes) or (isinstance(data, memoryview) and data.readonly))
         source = torch.frombuffer(data if writable else bytearray(data), dtype=getattr(torch, DTYPES[src].torch))
         target = getattr(torch, DTYPES[dst].torch)
-        nbytes = source.numel() * DTYPES[dst].itemsize
-        if self._out is None or self._out.numel() < nbytes:
-            self._out = torch.empty(max(nbytes, 1), dtype=torch.uint8)
-        out = self._out[:nbytes].view(target)
+        out = self._output(source.numel() * DTYPES[dst].itemsize).view(target)
         limit = _finite_max(dst)
-        narrowing = _finite_max(src) > limit
-        if narrowing and dst.startswith("F8"):
-            # fp8 has no infinity (e4m3fn turns overflow into NaN): clamp before casting.
+        if _finite_max(src) > limit and _may_overflow(source, limit):
+            # Saturate in float32 (where fp16's 65504 and fp8's 448 are exact); fp8 has no
+            # infinity at all (e4m3fn turns overflow into NaN), so it cannot be cast first.
             out.copy_(source.float().clamp_(-limit, limit))
         else:
             out.copy_(source)
-            # Overflow is rare: cast first, and clamp (in float32, where fp16's 65504 is exact)
-            # only the chunks that overflowed.
-            if narrowing and bool(torch.isinf(out).any()):
-                out.copy_(source.float().clamp_(-limit, limit))
         return out.view(torch.uint8).numpy()
+
+
+def _may_overflow(source: Any, limit: float) -> bool:
+    """Whether any value of ``source`` lies outside ``±limit`` (an infinity counts; NaN does not).
+
+    One min/max pass over the source is several times cheaper than casting and then looking
+    for infinities. A NaN hides the minimum and maximum, so then the values are asked directly.
+    """
+    import torch
+
+    if source.element_size() == 1:
+        source = source.float()  # torch has no min/max of fp8: widened, one chunk at a time
+    low, high = torch.aminmax(source)
+    low, high = float(low), float(high)
+    if low != low or high != high:  # NaN somewhere
+        return bool((source.abs() > limit).any())
+    return low < -limit or high > limit
 
 
 def cast_bytes(data: bytes | memoryview, src: str, dst: str) -> bytes:

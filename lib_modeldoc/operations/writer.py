@@ -18,10 +18,12 @@ import numpy as np
 from ..dtypes import DTYPES
 from ..errors import ModelReadError, OutputError
 from ..io.atomic import atomic_output
+from ..io.buffers import BufferRing
 from ..io.ckpt_write import write_torch_zip
 from ..io.model import ModelFormat, open_model
 from ..io.output_rule import OutputKind, check_output
 from ..io.safetensors_write import OutTensor, write_safetensors
+from ..io.write_behind import WriteBehind
 from ..progress import Progress, Tracker
 from .cast import Caster
 from .plan import Entry, Plan
@@ -45,16 +47,20 @@ class WriteResult:
                 "format": self.format, "verified": self.verified, **{k: v for k, v in self.plan.items() if k not in ("size_bytes", "keys", "format")}}
 
 
-CHUNK_BYTES = 32 << 20  # one read buffer and one cast buffer of this size: memory stays flat
+CHUNK_BYTES = 32 << 20  # two read buffers and two cast buffers of this size: memory stays flat
 
 
 class _Pipeline:
-    """Produces each entry's output bytes through one reusable read buffer and one cast buffer."""
+    """Produces each entry's output bytes through two read buffers and two cast buffers used in turn.
+
+    Each chunk handed to :class:`~lib_modeldoc.io.write_behind.WriteBehind` must stay intact
+    until the next chunk's write has been queued: two of each, taken in turn, guarantee it.
+    """
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        self.buffer = bytearray(CHUNK_BYTES)
-        self.caster = Caster()
+        self.buffers = BufferRing(CHUNK_BYTES, count=2)
+        self.caster = Caster(outputs=2)
 
     def chunks(self, entry: Entry) -> Iterator[bytes | memoryview | np.ndarray]:
         if entry.value is not None:
@@ -62,7 +68,7 @@ class _Pipeline:
             return
         assert entry.source is not None
         model = self.plan.sources[entry.origin]
-        for piece in model.read_chunks(entry.source, buffer=self.buffer):
+        for piece in model.read_chunks(entry.source, buffer=self.buffers):
             yield self.caster(piece, entry.source.dtype, entry.dtype)
 
 
@@ -111,11 +117,11 @@ def write_plan(
         tracker.advance(len(data), t.key)
 
     with atomic_output(path, expected_size=plan.output_size, like=own[0] if own else None) as f:
-        if plan.format == ModelFormat.SAFETENSORS:
-            write_safetensors(f, tensors, plan.metadata, on_chunk)
-        else:
-            write_torch_zip(f, tensors, on_chunk=on_chunk)
-        f.flush()
+        with WriteBehind(f) as out:  # the next chunk is read and cast while this one is written
+            if plan.format == ModelFormat.SAFETENSORS:
+                write_safetensors(out, tensors, plan.metadata, on_chunk)
+            else:
+                write_torch_zip(out, tensors, on_chunk=on_chunk)
         _check_written(path, f.name, plan, {k: h.hexdigest() for k, h in digests.items()} if verify else None)
     return WriteResult(path, os.path.getsize(path), len(plan.entries), plan.format, verify, plan.to_dict())
 

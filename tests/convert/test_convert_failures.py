@@ -26,22 +26,22 @@ atomic = importlib.import_module("lib_modeldoc.io.atomic")
 
 
 class FaultyFile:
-    """A real output file whose writes fail with ENOSPC past ``limit`` bytes, or are corrupted."""
+    """A real output file whose writes fail with ENOSPC past ``limit`` bytes, or whose byte at
+    offset ``corrupt_at`` is flipped on its way to disk (however the writes are cut)."""
 
-    def __init__(self, f, *, limit: int | None = None, corrupt_after_first: bool = False) -> None:
+    def __init__(self, f, *, limit: int | None = None, corrupt_at: int | None = None) -> None:
         self._f = f
         self._limit = limit
-        self._corrupt = corrupt_after_first
+        self._corrupt_at = corrupt_at
         self._written = 0
-        self._writes = 0
 
     def write(self, data) -> int:
-        data = memoryview(data).cast("B").tobytes()
+        data = bytearray(memoryview(data).cast("B"))
         if self._limit is not None and self._written + len(data) > self._limit:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._writes += 1
-        if self._corrupt and self._writes > 1 and data:
-            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        start = self._f.tell()
+        if self._corrupt_at is not None and start <= self._corrupt_at < start + len(data):
+            data[self._corrupt_at - start] ^= 0xFF
         self._written += len(data)
         return self._f.write(data)
 
@@ -211,8 +211,9 @@ def test_a_target_open_in_another_program_is_one_line_and_no_temp_file(refused, 
 def test_verify_catches_bytes_that_do_not_read_back(cli, src, tmp_path, monkeypatch):
     out = tmp_path / "out.safetensors"
     with open_model(src) as model:
-        first = plan_convert(model, ConvertOptions(keep_junk=True)).entries[0].key
-    faulty_open(monkeypatch, corrupt_after_first=True)
+        plan = plan_convert(model, ConvertOptions(keep_junk=True))
+    first = plan.entries[0].key
+    faulty_open(monkeypatch, corrupt_at=plan.output_size - plan.data_bytes)  # the first tensor's first byte
     rc, stdout, err = cli("convert", src, "-o", out, "--keep-junk", "--verify")
     assert (rc, stdout) == (2, "")
     assert err == f"modeldoc: error: {out}: tensor '{first}' differs after writing; nothing was kept\n"

@@ -142,6 +142,18 @@ def test_nan_stays_nan(tmp_path, cli):
         assert math.isnan(w[0].item()) and w[1:].tolist() == [1.0, limit, -limit], precision
 
 
+@pytest.mark.parametrize("src", [torch.float32, torch.float64, torch.bfloat16])
+def test_a_nan_does_not_hide_an_overflow_in_the_same_chunk(src):
+    """The overflow check takes the chunk's min and max; a NaN makes both NaN and must not let
+    70000 through as inf."""
+    from lib_modeldoc.operations import cast
+
+    value = torch.tensor([float("nan"), 70000.0, -1e6, 1.0]).to(src)
+    code = {torch.float32: "F32", torch.float64: "F64", torch.bfloat16: "BF16"}[src]
+    out = torch.frombuffer(bytearray(cast.cast_bytes(bits(value), code, "F16")), dtype=torch.float16)
+    assert math.isnan(out[0].item()) and out[1:].tolist() == [65504.0, -65504.0, 1.0]
+
+
 def test_float64_is_narrowed_even_when_copied(tmp_path, cli):
     src = tmp_path / "f64.safetensors"
     save_file({"w": torch.tensor([0.1, 1e300, -1e300], dtype=torch.float64)}, str(src))
