@@ -47,7 +47,7 @@ class WriteResult:
                 "format": self.format, "verified": self.verified, **{k: v for k, v in self.plan.items() if k not in ("size_bytes", "keys", "format")}}
 
 
-CHUNK_BYTES = 32 << 20  # two read buffers and two cast buffers of this size: memory stays flat
+CHUNK_BYTES = 16 << 20  # two read buffers and two cast buffers of this size: memory stays flat
 
 
 class _Pipeline:
