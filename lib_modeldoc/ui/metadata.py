@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Cancelled, ModelReadError, OutputError, PlanError
-from ..io.paths import same_file
+from ..io.paths import native_path, same_file
+from ..io.regular import open_regular
 from ..io.sniff import Format, sniff_bytes
 from ..operations.meta import (
     COMMON_FIELDS, EditResult, MetadataEdit, MetadataView, edit_metadata, read_metadata, resolve_merge_inputs,
@@ -53,7 +54,7 @@ class MetadataForm:
 def require_safetensors(path: str) -> None:
     """Refuse a file that is not safetensors (only its header holds metadata) with the tab's remedy."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(native_path(path), path) as f:  # a FIFO or a device is refused, not waited on
             head = f.read(512)
     except OSError as exc:
         raise ModelReadError(f"{path}: cannot be read ({exc.strerror or exc})") from None

@@ -228,3 +228,33 @@ def test_a_file_without_metadata_gets_its_first_keys(driver, folder):
               modeldoc_meta_license="   ")  # blank: no key
     assert read_metadata(str(folder / "Stable-diffusion" / "plain-meta.safetensors")).fields == {
         "title": "First", "trigger_phrase": "tok", "description": "Line one\n  line two\n"}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path):
+    """Opening a FIFO for reading blocks until something writes to it: the tab's job would hang."""
+    import threading
+
+    from lib_modeldoc.errors import ModelReadError
+    from lib_modeldoc.ui.metadata import require_safetensors
+
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+    outcome: list[BaseException | None] = []
+
+    def check() -> None:
+        try:
+            require_safetensors(str(pipe))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=check, daemon=True)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # release the blocked open so the thread can end
+        with open(pipe, "wb"):
+            pass
+        worker.join(5)
+        pytest.fail("require_safetensors waited on the named pipe")
+    assert isinstance(outcome[0], ModelReadError) and "named pipe" in str(outcome[0])
