@@ -32,7 +32,7 @@ class WriteBehind:
     Example:
         >>> with open("out.bin", "wb") as f, WriteBehind(f) as out:
         ...     out.write(header)
-        ...     out.write(chunk)  # returns while the header is written, not before
+        ...     out.write(chunk)  # returns once the header is written, while the chunk is
         # every write has finished (or raised) here
     """
 

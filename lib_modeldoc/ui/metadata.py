@@ -27,7 +27,7 @@ from ..report.messages import Language, text
 from . import actions
 from .host import Host, JobContext
 from .views import e
-from .wording import tab_error, tab_text
+from .wording import tab_error
 
 __all__ = ["MetadataForm", "load_form", "form_metadata", "save_form", "output_for", "recipe_html", "saved_html",
            "NAME_SUFFIX"]
@@ -169,20 +169,20 @@ def recipe_html(view: MetadataView, host: Host) -> str:
     user's file that is that model (by SHA-256), if any. Empty when the file has no recipe."""
     language = actions.host_language(host)
 
-    def tab_text(message_id: str, **params: Any) -> str:  # the host's language
+    def said(message_id: str, **params: Any) -> str:  # in the host's language
         return text(message_id, language, **params)
 
     if view.merge_recipe is None and not view.merge_models:
         if not view.undecodable:
             return ""
-        warning = tab_text("tab.meta.recipe_undecodable", keys=", ".join(view.undecodable))
+        warning = said("tab.meta.recipe_undecodable", keys=", ".join(view.undecodable))
         return f'<div class="modeldoc-msg modeldoc-warning">{e(warning)}</div>'
     by_hash = {m.sha256.lower(): m for m in view.merge_models}
     checkpoints = host.checkpoints()
 
     def yours(model: Any) -> str:
         if not model.found:
-            return tab_text("tab.meta.not_yours")
+            return said("tab.meta.not_yours")
         return actions.label_for(model.found, checkpoints) or model.found
 
     recipe = dict(view.merge_recipe or {})
@@ -198,11 +198,11 @@ def recipe_html(view: MetadataView, host: Host) -> str:
         else:
             shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         rows.append(f"<tr><td>{e(key)}</td><td>{e(shown)}</td></tr>")
-    out = ['<div class="modeldoc-meta-recipe">', f"<p><b>{e(tab_text('tab.meta.recipe'))}</b></p>"]
+    out = ['<div class="modeldoc-meta-recipe">', f"<p><b>{e(said('tab.meta.recipe'))}</b></p>"]
     if rows:
         out.append('<table class="modeldoc-table"><tbody>' + "".join(rows) + "</tbody></table>")
     if view.merge_models:
-        head = "".join(f"<th>{e(tab_text(h))}</th>" for h in ("tab.meta.recorded_name", "tab.meta.autov2",
+        head = "".join(f"<th>{e(said(h))}</th>" for h in ("tab.meta.recorded_name", "tab.meta.autov2",
                                                               "tab.meta.your_model"))
         body = "".join(
             f'<tr data-sha256="{e(m.sha256)}"><td>{e(m.name or "?")}</td><td><code>{e(m.sha256[:10])}</code></td>'

@@ -13,7 +13,7 @@ from ..errors import ModelDocError
 from ..report.advice import Remedy, Repair, remedies_of
 from ..report.messages import Language, templates, text
 
-__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "engine_text", "is_worded", "tab_error", "repair_text", "component_text", "tab_text"]
+__all__ = ["REPAIRS", "REMEDIES", "COMPONENTS", "say", "engine_text", "is_worded", "tab_error", "repair_text", "component_text"]
 
 REPAIRS: dict[Repair, str] = {r: text(f"tab.repair.{r.value}") for r in Repair}
 """In English; :func:`repair_text` words them in any language of the catalogue (``tab.repair.<id>``)."""
@@ -70,9 +70,3 @@ def component_text(component: str, language: Language | str = Language.EN) -> st
     if f"component.{component}" in templates(Language.EN):
         return text(f"component.{component}", language)
     return component_name(component)
-
-
-def tab_text(message_id: str, /, **params: Any) -> str:
-    """One of the tab's own run-time lines (a ``tab.*`` id of the message catalogue,
-    :mod:`lib_modeldoc.report.messages`) with ``params`` filled in."""
-    return text(message_id, **params)
