@@ -19,6 +19,7 @@ from ..arch.families import CHECKPOINT_ARCHITECTURES
 from ..arch.identify import identify_model
 from ..errors import ModelDocError, PlanError
 from ..io.model import open_model
+from ..io.paths import same_file
 from ..report.advice import Note, Remedy
 from ..strenum import StrEnum
 
@@ -93,7 +94,7 @@ def _output_name(source: str, folder: str) -> str:
     the batch's folder itself, when it is one, gives its own name.
     """
     if os.path.isdir(source):
-        if os.path.samefile(source, folder):
+        if same_file(source, folder):
             return os.path.basename(os.path.abspath(folder))
         return os.path.relpath(source, folder)
     return os.path.splitext(os.path.relpath(source, folder))[0]
@@ -116,7 +117,7 @@ def _item(source: str, output: str, outputs: dict[str, str], sources: set[str], 
                              architecture)
         return BatchItem(source, output, BatchAction.SKIP_NOT_CHECKPOINT, f"{architecture}: not a checkpoint", architecture)
     if os.path.exists(output):
-        if any(os.path.exists(s) and os.path.samefile(s, output) for s in sources):
+        if any(same_file(s, output) for s in sources):
             return BatchItem(source, output, BatchAction.FAIL,
                              f"{output}: is a source of this batch; choose another output folder", architecture)
         if not overwrite and _written_from(output, source):

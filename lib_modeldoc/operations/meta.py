@@ -26,7 +26,7 @@ from typing import Any
 from ..analysis.hashing import AUTOV1_LENGTH, AUTOV1_OFFSET, HashRing
 from ..errors import ModelReadError, PlanError
 from ..io.atomic import atomic_output, check_output_path
-from ..io.paths import native_path
+from ..io.paths import native_path, same_file
 from ..io.safetensors_read import MAX_HEADER_SIZE, read_safetensors_header
 from ..io.sniff import Format, sniff_bytes
 from ..progress import Progress
@@ -204,10 +204,7 @@ def edit_metadata(
     src, out = os.fspath(source), os.fspath(output)
     header = _read_header(src)
     metadata = edit.apply(header.metadata)
-    same = os.path.abspath(src) == os.path.abspath(out) or (
-        os.path.exists(out) and os.path.samefile(src, out)
-    )
-    if not (same and in_place):  # the one command that may replace its source, and only when asked
+    if not (same_file(src, out) and in_place):  # the one command that may replace its source, and only when asked
         check_output_path(out, overwrite=overwrite, sources=(src,))
     new_header = _encode_header(header.entries, metadata)
     if len(new_header) - 8 > MAX_HEADER_SIZE:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..errors import OutputError
 from ..io.atomic import atomic_output
 from ..io.output_rule import OutputKind, check_output
+from ..io.paths import same_file
 
 __all__ = ["SIDECAR_SUFFIXES", "Sidecar", "find_sidecars", "carry_sidecars"]
 
@@ -66,7 +67,7 @@ def carry_sidecars(
         suffix = path[len(os.path.splitext(os.fspath(source_model))[0]):]
         target = out_stem + suffix
         if os.path.exists(target):
-            if os.path.samefile(path, target):
+            if same_file(path, target):
                 continue
             if not overwrite:
                 result.append(Sidecar(path, target, False, "kept the existing file"))

@@ -21,6 +21,7 @@ from typing import Any
 import gradio as gr
 
 from ..errors import Cancelled, ModelDocError, PlanError
+from ..io.paths import same_file
 from ..report.messages import text
 from . import actions, metadata, views
 from .compat import hidden_textbox, js_call, js_kwargs
@@ -456,8 +457,7 @@ def _wire_metadata(host: Host, p: dict[str, Any], model: Any, session: Any, task
         fields, (other, name, in_place) = dict(zip(names, values)), values[len(names):]
         try:
             source = _picked(host, value)
-            if not sess.metadata_of or not os.path.exists(sess.metadata_of) or \
-                    not os.path.samefile(sess.metadata_of, source):
+            if not sess.metadata_of or not same_file(sess.metadata_of, source):
                 raise tab_error(PlanError, "tab.meta.load_first")
             result = metadata.save_form(source, fields, other, name, bool(in_place), host, job)
         except Cancelled as exc:
